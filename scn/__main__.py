@@ -1,0 +1,3 @@
+from scn.cli import main
+
+raise SystemExit(main())
