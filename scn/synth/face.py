@@ -131,8 +131,24 @@ class Projection:
         return units * self.unit
 
 
+@dataclass(frozen=True, kw_only=True)
+class Landmarks:
+    """Where the face parts ended up, in face units, with the pen that drew them."""
+
+    pen: "Pen"
+    brows: np.ndarray
+    eyes: np.ndarray
+    nose: np.ndarray
+    mouth: np.ndarray
+    chin: np.ndarray
+
+    def pixels(self, name: str) -> np.ndarray:
+        """Canvas pixel coordinates of one landmark group, shape (N, 2)."""
+        return self.pen.project(getattr(self, name), lift=0.25 if name == "nose" else 0.0)
+
+
 def draw_face(canvas: np.ndarray, identity: Identity, pose: Pose, aus: np.ndarray, *,
-              light: float) -> "Landmarks":
+              light: float) -> Landmarks:
     """Draw the head onto `canvas` (RGB uint8, drawn in place).
 
     `aus` holds action-unit intensities in ACTION_UNITS order; `light` in [-1, 1] says from which
@@ -168,22 +184,6 @@ def draw_face(canvas: np.ndarray, identity: Identity, pose: Pose, aus: np.ndarra
     _hair_front(pen, identity)
     return Landmarks(pen=pen, brows=np.array(brows), eyes=np.array(eyes), nose=np.array(nose),
                      mouth=np.array(mouth), chin=np.array((0.0, identity.chin + jaw_drop)))
-
-
-@dataclass(frozen=True, kw_only=True)
-class Landmarks:
-    """Where the face parts ended up, in face units, with the pen that drew them."""
-
-    pen: "Pen"
-    brows: np.ndarray
-    eyes: np.ndarray
-    nose: np.ndarray
-    mouth: np.ndarray
-    chin: np.ndarray
-
-    def pixels(self, name: str) -> np.ndarray:
-        """Canvas pixel coordinates of one landmark group, shape (N, 2)."""
-        return self.pen.project(getattr(self, name), lift=0.25 if name == "nose" else 0.0)
 
 
 def _soften(image: np.ndarray, *, sigma: float):
