@@ -18,7 +18,7 @@ class SynthConfig:
     blend_weight_max: float = 0.45
     # Spontaneous activity of action units outside the prototype (resting faces differ).
     stray_au_probability: float = 0.25
-    stray_au_max: float = 0.25
+    stray_au_max: float = 0.2
 
     # Pose, in degrees for angles and fractions of the image size for shifts.
     roll_max: float = 20.0
