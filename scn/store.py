@@ -89,14 +89,17 @@ def connect(run_dir, *, create: bool = False) -> sqlite3.Connection:
 class RunWriter:
     """The trainer's handle on its run: the only writer of everything but reviews."""
 
-    def __init__(self, run_dir, *, config: dict):
+    def __init__(self, run_dir):
         self.run_dir = Path(run_dir)
         (self.run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-        (self.run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
         self.conn = connect(self.run_dir, create=True)
         self.conn.executescript(SCHEMA)
-        self.set_meta("config", config)
         self.conn.commit()
+
+    def write_config(self, config: dict) -> None:
+        """config.json for people and other tools, and the same in the database for the app."""
+        (self.run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+        self.set_meta("config", config)
 
     def close(self) -> None:
         self.conn.close()
