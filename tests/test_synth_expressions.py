@@ -99,3 +99,4 @@ def test_neutral_with_no_units_is_unchanged(person):
     a, _ = render(person, size=SIZE)
     b, _ = render(replace(person, aus=np.zeros(len(ACTION_UNITS))), size=SIZE)
     assert np.array_equal(a, b)
+
