@@ -7,17 +7,16 @@ people show, stray activity of other units, and for a fraction of samples a blen
 class. The true class of a blend is the one with the larger weight.
 
 Disgust: EMFACS lists 9+15+16. AU16 (lower lip depressor) is not modelled, because with closed
-lips it is hardly visible at this resolution; we use the common variant 9+10+15+17 instead.
+lips it is hardly visible at this resolution; we use the common variant 9+10+15+17 instead, with a
+little brow lowering (AU4), as disgust in photographs usually shows.
 """
 import numpy as np
 
+# 1 inner brow raiser, 2 outer brow raiser, 4 brow lowerer, 5 upper lid raiser, 6 cheek raiser,
+# 7 lid tightener, 9 nose wrinkler, 10 upper lip raiser, 12 lip corner puller, 15 lip corner
+# depressor, 17 chin raiser, 20 lip stretcher, 23 lip tightener, 24 lip pressor, 25 lips part,
+# 26 jaw drop.
 ACTION_UNITS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 15, 17, 20, 23, 24, 25, 26)
-AU_NAMES = {
-    1: "inner brow raiser", 2: "outer brow raiser", 4: "brow lowerer", 5: "upper lid raiser",
-    6: "cheek raiser", 7: "lid tightener", 9: "nose wrinkler", 10: "upper lip raiser",
-    12: "lip corner puller", 15: "lip corner depressor", 17: "chin raiser", 20: "lip stretcher",
-    23: "lip tightener", 24: "lip pressor", 25: "lips part", 26: "jaw drop",
-}
 AU_INDEX = {au: i for i, au in enumerate(ACTION_UNITS)}
 
 # Weight of each unit at full intensity. The weights keep the pairs that real data confuses close:
@@ -95,7 +94,7 @@ def sample_expression(rng: np.random.Generator, name: str, *, config) -> dict:
         partner = list(partners)[rng.choice(len(partners), p=odds / odds.sum())]
         weight = rng.uniform(0.1, config.blend_weight_max)
         partner_intensity = _intensity(rng, partner, config=config)
-        # The partner adds on top: blends like "happily surprised" show both sets of units.
+        # Both sets of units show, the true class's with the larger weight ("happily surprised").
         aus = aus * (1.0 - weight) + _jittered(rng, partner) * partner_intensity * weight
     stray = rng.random(len(ACTION_UNITS)) < config.stray_au_probability
     aus = aus + stray * rng.uniform(0.0, config.stray_au_max, len(ACTION_UNITS))
