@@ -53,8 +53,10 @@ def default_dataset(*, train: int = DEFAULTS["train"], test: int = DEFAULTS["tes
         # Another process may have finished it while this one waited for the lock.
         if (target / COMPLETE_MARKER).exists():
             return target
-        if target.exists():
-            shutil.rmtree(target)
+        # Holding the lock, any scratch folder of this name is a leftover of a killed process.
+        for stale in [target, *root.glob(f".{name}.*")]:
+            if stale.is_dir():
+                shutil.rmtree(stale)
         scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
         try:
             generate_dataset(scratch, train=train, test=test, size=size, noise=noise, seed=seed,
