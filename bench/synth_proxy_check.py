@@ -89,7 +89,8 @@ def main() -> int:
         print(f"  {CLASS_NAMES[a]} / {CLASS_NAMES[b]}: {pairs[a, b]}")
     print("per-class recall:", {n: round(float(correct[truth == i].mean()), 2) for i, n in enumerate(CLASS_NAMES)})
     subsets = {
-        "subtle (intensity < 0.4, not neutral)": [r["true_class"] != "neutral" and float(r["intensity"]) < 0.4 for r in rows],
+        "subtle (intensity < 0.4, not neutral)": [
+            r["true_class"] != "neutral" and float(r["intensity"]) < 0.4 for r in rows],
         "strong (intensity >= 0.7)": [float(r["intensity"]) >= 0.7 for r in rows],
         "blend": [r["blend_partner"] != "" for r in rows],
         "occluded": [r["occlusion"] != "none" for r in rows],
