@@ -1,0 +1,42 @@
+"""SCN's losses: weighted cross-entropy (cross-entropy on alpha-scaled logits) and rank regularization."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def high_group_size(batch_size: int, *, beta: float) -> int:
+    """M = floor(beta * B) as the official code, clamped to 1..B-1 so both groups are non-empty."""
+    return min(max(math.floor(beta * batch_size), 1), batch_size - 1)
+
+
+def importance_groups(alpha: torch.Tensor, *, beta: float) -> torch.Tensor:
+    """Boolean mask of the high-importance group: the top M alphas of the batch.
+
+    Ties are broken by position (stable sort), so equal alphas split deterministically.
+    A batch of one sample has no low group: its only sample is high.
+    """
+    alpha = alpha.reshape(-1)
+    high = torch.zeros_like(alpha, dtype=torch.bool)
+    if len(alpha) < 2:
+        high[:] = True
+        return high
+    order = torch.sort(alpha, descending=True, stable=True).indices
+    high[order[: high_group_size(len(alpha), beta=beta)]] = True
+    return high
+
+
+def rank_regularization(alpha: torch.Tensor, *, beta: float, margin: float) -> torch.Tensor:
+    """L_RR = max(0, margin - (mean(alpha_high) - mean(alpha_low))); zero for batches under 2."""
+    alpha = alpha.reshape(-1).float()
+    if len(alpha) < 2:
+        return alpha.sum() * 0.0
+    sorted_alpha = torch.sort(alpha, descending=True, stable=True).values
+    m = high_group_size(len(alpha), beta=beta)
+    gap = sorted_alpha[:m].mean() - sorted_alpha[m:].mean()
+    return torch.clamp(margin - gap, min=0.0)
+
+
+def weighted_cross_entropy(scaled_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The paper's L_WCE: plain cross-entropy on the alpha-scaled logits the model returns."""
+    return F.cross_entropy(scaled_logits.float(), labels)

@@ -1,0 +1,37 @@
+"""SCN's relabeling rule.
+
+A sample whose `max(p) - p[given label] > margin` gets label `argmax(p)`, with `p = softmax` of the
+model's (alpha-scaled) logits. `eligible` restricts it to the low-importance group (the paper,
+scope "low") or lets every sample through (the official code, scope "all").
+"""
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class RelabelDecision:
+    """Positions within the batch to change, their new labels, and the probabilities that decided."""
+
+    positions: torch.Tensor
+    new_labels: torch.Tensor
+    p_max: torch.Tensor
+    p_given: torch.Tensor
+
+
+def relabel(probs: torch.Tensor, labels: torch.Tensor, *, margin: float,
+            eligible: torch.Tensor) -> RelabelDecision:
+    """Apply the rule to one batch. All outputs live on the device of `probs`.
+
+    The official code crashes on current PyTorch by indexing CPU label tensors with CUDA
+    indices; everything here is moved to one device first.
+    """
+    probs = probs.detach().float()
+    labels = labels.to(probs.device)
+    eligible = eligible.to(probs.device).reshape(-1).bool()
+    p_max, argmax = probs.max(dim=1)
+    p_given = probs.gather(1, labels.reshape(-1, 1)).squeeze(1)
+    change = eligible & (p_max - p_given > margin) & (argmax != labels)
+    positions = torch.nonzero(change).reshape(-1)
+    return RelabelDecision(positions=positions, new_labels=argmax[positions],
+                           p_max=p_max[positions], p_given=p_given[positions])

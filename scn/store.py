@@ -1,0 +1,377 @@
+"""The run store: one self-contained folder per run, written by its trainer, read by everyone else.
+
+    runs/NAME/
+        config.json        the training configuration
+        run.db             SQLite in WAL mode, so readers never block the writer
+        checkpoints/       last.pt (resume) and best.pt (chosen on a named split)
+        train.log          the trainer's log
+        trainer.lock       held by a live trainer (scn.lock)
+
+Per-epoch attention weights are stored as one row per epoch holding packed arrays: one epoch of
+AffectNet (~287k samples) is a single indexed read instead of 287k rows to materialise.
+Relabel events are ordinary rows, indexed by epoch. Folders move between machines as they are:
+nothing in them names an absolute path that the reader needs.
+"""
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scn import lock
+
+DB_NAME = "run.db"
+CONFIG_NAME = "config.json"
+LOG_NAME = "train.log"
+CHECKPOINT_DIR = "checkpoints"
+HEARTBEAT_STALE_SECONDS = 60.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS status (
+    id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, pid INTEGER, heartbeat REAL,
+    started REAL, finished REAL, epoch INTEGER, total_epochs INTEGER, step INTEGER,
+    steps_per_epoch INTEGER, message TEXT);
+CREATE TABLE IF NOT EXISTS samples (
+    split TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, label INTEGER NOT NULL,
+    PRIMARY KEY (split, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS step_metrics (
+    global_step INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, step INTEGER NOT NULL, time REAL,
+    loss REAL, loss_wce REAL, loss_rr REAL, accuracy REAL, lr REAL, images_per_s REAL);
+CREATE TABLE IF NOT EXISTS epoch_metrics (
+    epoch INTEGER PRIMARY KEY, time REAL, seconds REAL, lr REAL, images_per_s REAL,
+    train_loss REAL, train_loss_wce REAL, train_loss_rr REAL, train_accuracy REAL,
+    val_accuracy REAL, test_accuracy REAL, test_loss REAL,
+    alpha_mean REAL, alpha_std REAL, alpha_gap REAL, relabels INTEGER);
+CREATE TABLE IF NOT EXISTS attention (
+    epoch INTEGER PRIMARY KEY, alpha BLOB NOT NULL, is_high BLOB NOT NULL, label BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS relabels (
+    id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, step INTEGER NOT NULL, idx INTEGER NOT NULL,
+    old INTEGER NOT NULL, new INTEGER NOT NULL, p_max REAL, p_given REAL, alpha REAL, grp TEXT);
+CREATE INDEX IF NOT EXISTS relabels_by_epoch ON relabels (epoch, old, new);
+CREATE TABLE IF NOT EXISTS confusion (
+    epoch INTEGER NOT NULL, split TEXT NOT NULL, matrix TEXT NOT NULL, PRIMARY KEY (epoch, split));
+CREATE TABLE IF NOT EXISTS reviews (
+    event_id INTEGER PRIMARY KEY, idx INTEGER NOT NULL, decision TEXT NOT NULL
+        CHECK (decision IN ('accept', 'revert')), time REAL NOT NULL);
+"""
+
+STEP_COLUMNS = ("global_step", "epoch", "step", "time", "loss", "loss_wce", "loss_rr", "accuracy",
+                "lr", "images_per_s")
+EPOCH_COLUMNS = ("epoch", "time", "seconds", "lr", "images_per_s", "train_loss", "train_loss_wce",
+                 "train_loss_rr", "train_accuracy", "val_accuracy", "test_accuracy", "test_loss",
+                 "alpha_mean", "alpha_std", "alpha_gap", "relabels")
+RELABEL_COLUMNS = ("epoch", "step", "idx", "old", "new", "p_max", "p_given", "alpha", "grp")
+
+
+class RunNotFoundError(FileNotFoundError):
+    """Raised when a run folder (or its database) does not exist."""
+
+
+def runs_root() -> Path:
+    """Where runs live: $SCN_RUNS_DIR, else ./runs."""
+    return Path(os.environ.get("SCN_RUNS_DIR", "runs"))
+
+
+def connect(run_dir, *, create: bool = False) -> sqlite3.Connection:
+    path = Path(run_dir) / DB_NAME
+    if not create and not path.exists():
+        raise RunNotFoundError(f"no run at {run_dir} (missing {DB_NAME})")
+    conn = sqlite3.connect(path, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class RunWriter:
+    """The trainer's handle on its run: the only writer of everything but reviews."""
+
+    def __init__(self, run_dir, *, config: dict):
+        self.run_dir = Path(run_dir)
+        (self.run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+        (self.run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+        self.conn = connect(self.run_dir, create=True)
+        self.conn.executescript(SCHEMA)
+        self.set_meta("config", config)
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def set_meta(self, key: str, value) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        self.conn.commit()
+
+    def set_status(self, state: str, **fields) -> None:
+        """Upsert the single status row; `fields` are columns of the status table."""
+        fields = {"state": state, "heartbeat": time.time(), **fields}
+        self.conn.execute("INSERT OR IGNORE INTO status (id, state) VALUES (1, ?)", (state,))
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        self.conn.execute(f"UPDATE status SET {assignments} WHERE id = 1", tuple(fields.values()))
+        self.conn.commit()
+
+    def add_samples(self, split: str, names, labels) -> None:
+        self.conn.execute("DELETE FROM samples WHERE split = ?", (split,))
+        self.conn.executemany(
+            "INSERT INTO samples VALUES (?, ?, ?, ?)",
+            ((split, i, name, int(label)) for i, (name, label) in enumerate(zip(names, labels))),
+        )
+        self.conn.commit()
+
+    def add_groundtruth(self, table: pd.DataFrame) -> None:
+        """Keep the dataset's ground truth (built-in benchmark) inside the run, so it moves along."""
+        table.to_sql("groundtruth", self.conn, if_exists="replace", index=False)
+        self.conn.commit()
+
+    def log_step(self, row: dict) -> None:
+        self._insert("step_metrics", STEP_COLUMNS, row)
+
+    def log_epoch(self, row: dict) -> None:
+        self._insert("epoch_metrics", EPOCH_COLUMNS, row)
+
+    def log_attention(self, epoch: int, *, alpha, is_high, labels) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO attention VALUES (?, ?, ?, ?)",
+            (epoch, np.asarray(alpha, np.float32).tobytes(), np.asarray(is_high, np.uint8).tobytes(),
+             np.asarray(labels, np.int16).tobytes()),
+        )
+        self.conn.commit()
+
+    def log_relabels(self, events) -> None:
+        """`events`: scn.labels.RelabelEvent objects."""
+        self.conn.executemany(
+            f"INSERT INTO relabels ({', '.join(RELABEL_COLUMNS)}) VALUES ({', '.join('?' * 9)})",
+            ((e.epoch, e.step, e.index, e.old, e.new, e.p_max, e.p_given, e.alpha, e.group)
+             for e in events),
+        )
+        self.conn.commit()
+
+    def log_confusion(self, epoch: int, split: str, matrix) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO confusion VALUES (?, ?, ?)",
+                          (epoch, split, json.dumps(np.asarray(matrix).astype(int).tolist())))
+        self.conn.commit()
+
+    def discard_from(self, *, epoch: int, step: int) -> None:
+        """Drop what a killed trainer wrote after its last checkpoint (epoch, step), before resuming."""
+        self.conn.execute("DELETE FROM step_metrics WHERE epoch > ? OR (epoch = ? AND step >= ?)",
+                          (epoch, epoch, step))
+        self.conn.execute("DELETE FROM relabels WHERE epoch > ? OR (epoch = ? AND step >= ?)",
+                          (epoch, epoch, step))
+        for table in ("epoch_metrics", "attention", "confusion"):
+            self.conn.execute(f"DELETE FROM {table} WHERE epoch >= ?", (epoch,))
+        self.conn.commit()
+
+    def _insert(self, table: str, columns: tuple, row: dict) -> None:
+        unknown = set(row) - set(columns)
+        if unknown:
+            raise KeyError(f"{table} has no column(s) {sorted(unknown)}")
+        names = list(row)
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            tuple(row[n] for n in names),
+        )
+        self.conn.commit()
+
+
+class RunReader:
+    """Read-only queries the app and the CLI make; each opens a short-lived connection."""
+
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+        if not (self.run_dir / DB_NAME).exists():
+            raise RunNotFoundError(f"no run at {self.run_dir} (missing {DB_NAME})")
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    def _query(self, sql: str, params=()) -> list:
+        conn = connect(self.run_dir)
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+        finally:
+            conn.close()
+
+    def _frame(self, sql: str, params=(), *, columns) -> pd.DataFrame:
+        return pd.DataFrame(self._query(sql, params), columns=list(columns))
+
+    def meta(self, key: str, default=None):
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    def config(self) -> dict:
+        return self.meta("config", {})
+
+    def class_names(self) -> list:
+        return self.config().get("class_names", [])
+
+    def status(self) -> dict:
+        """The status row, with `state` corrected by liveness: a run that says "running" but whose
+        trainer holds no lock is reported "interrupted" (killed, crashed, or the machine rebooted)."""
+        rows = self._query(
+            "SELECT state, pid, heartbeat, started, finished, epoch, total_epochs, step, "
+            "steps_per_epoch, message FROM status WHERE id = 1")
+        keys = ("state", "pid", "heartbeat", "started", "finished", "epoch", "total_epochs", "step",
+                "steps_per_epoch", "message")
+        status = dict(zip(keys, rows[0])) if rows else {k: None for k in keys} | {"state": "created"}
+        alive = lock.is_held(self.run_dir)
+        status["alive"] = alive
+        if status["state"] in ("running", "starting") and not alive:
+            status["state"] = "interrupted"
+        status["heartbeat_age"] = time.time() - status["heartbeat"] if status["heartbeat"] else None
+        return status
+
+    def log_tail(self, *, lines: int = 40) -> str:
+        path = self.run_dir / LOG_NAME
+        if not path.exists():
+            return ""
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 200 * lines))
+            text = f.read().decode("utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def step_metrics(self) -> pd.DataFrame:
+        return self._frame(f"SELECT {', '.join(STEP_COLUMNS)} FROM step_metrics ORDER BY global_step",
+                           columns=STEP_COLUMNS)
+
+    def epoch_metrics(self) -> pd.DataFrame:
+        return self._frame(f"SELECT {', '.join(EPOCH_COLUMNS)} FROM epoch_metrics ORDER BY epoch",
+                           columns=EPOCH_COLUMNS)
+
+    def attention_epochs(self) -> list:
+        return [row[0] for row in self._query("SELECT epoch FROM attention ORDER BY epoch")]
+
+    def attention(self, epoch: int | None = None) -> pd.DataFrame:
+        """Every training sample's alpha in `epoch` (default: the latest), with its group and labels.
+
+        Columns: idx, alpha, is_high, label (the label it was trained with that epoch),
+        original_label. Empty when no epoch has been recorded.
+        """
+        if epoch is None:
+            epochs = self.attention_epochs()
+            if not epochs:
+                return pd.DataFrame(columns=["idx", "alpha", "is_high", "label", "original_label"])
+            epoch = epochs[-1]
+        rows = self._query("SELECT alpha, is_high, label FROM attention WHERE epoch = ?", (epoch,))
+        if not rows:
+            return pd.DataFrame(columns=["idx", "alpha", "is_high", "label", "original_label"])
+        alpha, is_high, label = rows[0]
+        alpha = np.frombuffer(alpha, np.float32)
+        return pd.DataFrame({
+            "idx": np.arange(len(alpha)),
+            "alpha": alpha,
+            "is_high": np.frombuffer(is_high, np.uint8).astype(bool),
+            "label": np.frombuffer(label, np.int16).astype(np.int64),
+            "original_label": self.original_labels(),
+        })
+
+    def original_labels(self) -> np.ndarray:
+        rows = self._query("SELECT label FROM samples WHERE split = 'train' ORDER BY idx")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def samples(self, split: str = "train") -> pd.DataFrame:
+        return self._frame("SELECT idx, name, label FROM samples WHERE split = ? ORDER BY idx",
+                           (split,), columns=("idx", "name", "label"))
+
+    def relabels(self, *, epoch: int | None = None, old: int | None = None, new: int | None = None,
+                 min_margin: float | None = None) -> pd.DataFrame:
+        """Relabel events, filtered; `margin` = p_max - p_given is added as a column."""
+        clauses, params = [], []
+        for column, value in (("epoch", epoch), ("old", old), ("new", new)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(int(value))
+        if min_margin is not None:
+            clauses.append("p_max - p_given >= ?")
+            params.append(float(min_margin))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        columns = ("id",) + RELABEL_COLUMNS
+        frame = self._frame(f"SELECT {', '.join(columns)} FROM relabels {where} ORDER BY id",
+                            params, columns=columns)
+        frame["margin"] = frame["p_max"] - frame["p_given"]
+        return frame
+
+    def relabel_counts(self) -> pd.DataFrame:
+        """Events per (epoch, old, new): the cheap aggregate the charts need."""
+        return self._frame("SELECT epoch, old, new, COUNT(*) FROM relabels GROUP BY epoch, old, new",
+                           columns=("epoch", "old", "new", "count"))
+
+    def confusion_epochs(self, split: str = "test") -> list:
+        return [r[0] for r in self._query(
+            "SELECT epoch FROM confusion WHERE split = ? ORDER BY epoch", (split,))]
+
+    def confusion(self, epoch: int, split: str = "test") -> np.ndarray | None:
+        rows = self._query("SELECT matrix FROM confusion WHERE epoch = ? AND split = ?", (epoch, split))
+        return np.array(json.loads(rows[0][0]), dtype=np.int64) if rows else None
+
+    def groundtruth(self) -> pd.DataFrame | None:
+        """The dataset's ground-truth table when the run was trained on the built-in benchmark."""
+        conn = connect(self.run_dir)
+        try:
+            return pd.read_sql("SELECT * FROM groundtruth", conn)
+        except (pd.errors.DatabaseError, sqlite3.OperationalError):
+            return None
+        finally:
+            conn.close()
+
+    def reviews(self) -> pd.DataFrame:
+        return self._frame("SELECT event_id, idx, decision, time FROM reviews ORDER BY event_id",
+                           columns=("event_id", "idx", "decision", "time"))
+
+    def write_review(self, *, event_id: int, decision: str) -> None:
+        """Accept or revert one relabel event; the app's only write, in its own table."""
+        rows = self._query("SELECT idx FROM relabels WHERE id = ?", (event_id,))
+        if not rows:
+            raise KeyError(f"run {self.name} has no relabel event {event_id}")
+        conn = connect(self.run_dir)
+        try:
+            conn.execute("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?)",
+                         (event_id, rows[0][0], decision, time.time()))
+            conn.commit()
+        finally:
+            conn.close()
+
+    def checkpoint_path(self, which: str = "best") -> Path:
+        return self.run_dir / CHECKPOINT_DIR / f"{which}.pt"
+
+    def summary(self) -> dict:
+        config, status = self.config(), self.status()
+        epochs = self.epoch_metrics()
+        best = epochs["test_accuracy"].max() if len(epochs) else None
+        return {
+            "name": self.name,
+            "path": str(self.run_dir),
+            "status": status["state"],
+            "dataset": config.get("dataset_description", config.get("data", "")),
+            "method": config.get("method_label", config.get("method", "")),
+            "epoch": int(epochs["epoch"].max()) if len(epochs) else 0,
+            "total_epochs": config.get("epochs"),
+            "best_test_accuracy": None if best is None or pd.isna(best) else float(best),
+            "last_test_accuracy": float(epochs["test_accuracy"].iloc[-1]) if len(epochs) else None,
+            "started": status["started"],
+        }
+
+
+def list_runs(root=None) -> pd.DataFrame:
+    """One row per run folder under `root` (default runs_root()), newest first."""
+    root = Path(root) if root is not None else runs_root()
+    columns = ["name", "path", "status", "dataset", "method", "epoch", "total_epochs",
+               "best_test_accuracy", "last_test_accuracy", "started"]
+    if not root.is_dir():
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for run_dir in sorted(p for p in root.iterdir() if (p / DB_NAME).exists()):
+        try:
+            rows.append(RunReader(run_dir).summary())
+        except (RunNotFoundError, sqlite3.DatabaseError):
+            continue
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values("started", ascending=False, na_position="last").reset_index(drop=True)
