@@ -45,11 +45,7 @@ def detect_faces(image: Image.Image, *, max_side: int = 800, min_face_fraction: 
     `min_face_fraction` is the smallest face side as a fraction of the detection copy's longest
     side (but at least the cascade's 24 px); `min_neighbors` trades misses for false alarms.
     """
-    scale = min(1.0, max_side / max(image.size))
-    small = image.convert("L")
-    if scale < 1.0:
-        small = small.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BILINEAR, reducing_gap=2.0)
+    small, scale = shrink(image.convert("L"), max_side)
     gray = cv2.equalizeHist(np.asarray(small))
     min_side = max(24, round(max(gray.shape) * min_face_fraction))
     found = []
@@ -76,6 +72,15 @@ def detect_faces(image: Image.Image, *, max_side: int = 800, min_face_fraction: 
     return sorted(boxes, key=lambda box: (box.x, box.y))
 
 
+def shrink(image: Image.Image, max_side: int) -> tuple:
+    """(copy of `image` with its longest side at most `max_side`, the scale factor applied)."""
+    scale = min(1.0, max_side / max(image.size))
+    if scale == 1.0:
+        return image.copy(), 1.0
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), scale
+
+
 def square_box(box: Box, image_size: tuple, *, margin: float = 0.2) -> Box:
     """A square around `box`'s centre, `margin` of its side larger on every side, inside the image.
 
@@ -99,16 +104,21 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     return image.crop((x0, y0, x1, y1))
 
 
-def draw_boxes(image: Image.Image, boxes, *, color=(255, 64, 64)) -> Image.Image:
-    """A copy of `image` with each box outlined and numbered from 1, as the faces are listed."""
-    annotated = image.copy()
+def draw_boxes(image: Image.Image, boxes, *, max_side: int | None = None, color=(255, 64, 64)) -> Image.Image:
+    """A copy of `image` with each box outlined and numbered from 1, as the faces are listed.
+
+    `max_side` shrinks the copy first (boxes are scaled along): showing a 12-megapixel photo
+    in a browser needs no more than a screen's worth of pixels.
+    """
+    annotated, scale = shrink(image, max_side) if max_side else (image.copy(), 1.0)
     draw = ImageDraw.Draw(annotated)
-    line = max(2, round(max(image.size) / 300))
-    font = ImageFont.load_default(size=max(14, round(max(image.size) / 30)))
+    line = max(2, round(max(annotated.size) / 300))
+    font = ImageFont.load_default(size=max(14, round(max(annotated.size) / 30)))
     for number, box in enumerate(boxes, start=1):
-        draw.rectangle((box.x, box.y, box.x + box.w - 1, box.y + box.h - 1), outline=color, width=line)
+        x, y, w, h = (round(v * scale) for v in box.as_tuple())
+        draw.rectangle((x, y, x + w - 1, y + h - 1), outline=color, width=line)
         label = str(number)
-        left, top, right, bottom = draw.textbbox((box.x, box.y), label, font=font)
+        left, top, right, bottom = draw.textbbox((x, y), label, font=font)
         draw.rectangle((left - line, top - line, right + line, bottom + line), fill=color)
-        draw.text((box.x, box.y), label, fill=(255, 255, 255), font=font)
+        draw.text((x, y), label, fill=(255, 255, 255), font=font)
     return annotated

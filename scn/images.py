@@ -70,13 +70,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in SIXTEEN_BIT_MODES:
         # 16-bit grayscale (PNG/TIFF) opens as I;16 or I: keep absolute brightness, 65535 -> 255.
         array = np.asarray(image, dtype=np.float64) / 257.0
-        image = Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8), mode="L")
+        image = Image.fromarray(np.clip(array, 0, 255).round().astype(np.uint8))
     elif image.mode == "F":
         # Floating-point images carry no agreed range: stretch what is there to 0..255.
         array = np.asarray(image, dtype=np.float64)
         low, high = float(array.min()), float(array.max())
         scaled = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
-        image = Image.fromarray(scaled.round().astype(np.uint8), mode="L")
+        image = Image.fromarray(scaled.round().astype(np.uint8))
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):

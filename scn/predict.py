@@ -17,6 +17,7 @@ from PIL import Image
 from scn.cam import grad_cam, overlay
 from scn.checkpoint import load_model
 from scn.faces import Box, crop, detect_faces
+from scn.store import RunReader
 
 # Grad-CAM hooks the model's last block while it runs; two threads (two browser sessions
 # sharing one cached model) would read each other's activations, so inference is serialised.
@@ -91,6 +92,7 @@ def predict_image(model, meta: dict, image: Image.Image, *, cam_class=None, whol
     """
     config = meta["model_config"]
     class_names = tuple(config["class_names"])
+    cam_index = None if cam_class is None else class_index_of(cam_class, class_names)
     if whole_image:
         boxes = [Box(0, 0, image.width, image.height, "whole image")]
     elif box is not None:
@@ -101,7 +103,7 @@ def predict_image(model, meta: dict, image: Image.Image, *, cam_class=None, whol
         return []
     crops = [crop(image, b) for b in boxes]
     batch = preprocess(crops, config)
-    targets = None if cam_class is None else [class_index_of(cam_class, class_names)] * len(boxes)
+    targets = None if cam_index is None else [cam_index] * len(boxes)
     with _INFERENCE_LOCK:
         alphas, logits, cams = grad_cam(model, batch, classes=targets)
     probs = torch.softmax(logits, dim=1).numpy()
@@ -126,3 +128,14 @@ def alpha_percentile(alpha: float, training_alphas) -> float | None:
     if values.size == 0:
         return None
     return float(np.count_nonzero(values <= alpha) / values.size * 100.0)
+
+
+def training_alphas(run_dir) -> np.ndarray:
+    """The training samples' attention weights in the run's last recorded epoch (empty before one)."""
+    return RunReader(run_dir).attention()["alpha"].to_numpy(dtype=np.float64)
+
+
+def trained_on(meta: dict) -> str:
+    """What the checkpoint's model was trained on, in words, for a caution beside its predictions."""
+    dataset = meta.get("dataset") or {}
+    return dataset.get("description") or dataset.get("name") or "an unrecorded dataset"
