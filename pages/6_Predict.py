@@ -56,7 +56,7 @@ def overlay_for_class(path: str, mtime_ns: int, crop: np.ndarray, cam_class: str
 
 def probability_chart(face) -> go.Figure:
     colors = ["#d62728" if name == face.top_class else "#7f7f7f" for name in face.class_names]
-    figure = go.Figure(go.Bar(x=face.probs, y=list(face.class_names), orientation="h", marker_color=colors,
+    figure = go.Figure(go.Bar(x=face.probs.tolist(), y=list(face.class_names), orientation="h", marker_color=colors,
                               text=[f"{p:.1%}" for p in face.probs], textposition="auto"))
     figure.update_layout(height=260, margin=dict(l=0, r=10, t=10, b=10), xaxis=dict(range=[0, 1], title="probability"),
                          yaxis=dict(autorange="reversed"))
