@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import MODEL_CONFIG, TEST_IMAGE_SIZE, make_run
+from tests.fake_runs import MODEL_CONFIG, TEST_IMAGE_SIZE, make_run
 from scn.cli import main
 from scn.faces import Box, crop
 from scn.predict import (alpha_percentile, load_model_cached, predict_image, preprocess, trained_on,

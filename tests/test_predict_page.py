@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import encode, make_run
+from tests.fake_runs import encode, make_run
 from scn.store import CHECKPOINT_DIR
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "6_Predict.py")
