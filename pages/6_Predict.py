@@ -18,7 +18,6 @@ from scn.predict import alpha_percentile, predict_image, trained_on, training_al
 from scn.store import CHECKPOINT_DIR, list_runs, runs_root
 
 PREVIEW_SIDE = 1200
-CROP_WIDTH = 224
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
@@ -93,14 +92,14 @@ def show_faces(key: str, faces, checkpoint: tuple, training: np.ndarray, method:
     for number, face in enumerate(faces, start=1):
         st.markdown(f"**Face {number}**: {face.top_class} ({face.confidence:.0%}), "
                     f"box x={face.box.x} y={face.box.y} {face.box.w}x{face.box.h} px ({face.box.source})")
-        seen, cam, chart = st.columns([1, 1, 2])
-        seen.image(face.crop, caption="aligned crop, as the model sees it", width=CROP_WIDTH)
+        seen, cam, chart = st.columns([1, 1, 1.6])
+        seen.image(face.crop, caption="square face crop, as the model sees it", width="stretch")
         names = list(face.class_names)
         cam_class = cam.selectbox("Grad-CAM for class", names, index=names.index(face.top_class),
                                   key=f"cam-{key}-{number}")
         picture = face.overlay if cam_class == face.cam_class else overlay_for_class(
             *checkpoint, np.asarray(face.crop), cam_class)
-        cam.image(picture, caption=f"Grad-CAM for {cam_class} (last residual block)", width=CROP_WIDTH)
+        cam.image(picture, caption=f"Grad-CAM for {cam_class} (last residual block)", width="stretch")
         chart.plotly_chart(probability_chart(face), key=f"probs-{key}-{number}")
         chart.metric("attention weight alpha", f"{face.alpha:.3f}")
         chart.caption(alpha_caption(face.alpha, training, method))
