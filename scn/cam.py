@@ -26,6 +26,10 @@ class LogitsOnly(nn.Module):
         return logits
 
 
+def _leaf_output(module, args, output):
+    return output.detach().requires_grad_(True)
+
+
 def grad_cam(model: nn.Module, batch: torch.Tensor, *, classes=None) -> tuple:
     """(alpha [B], logits [B, C], cams [B, H, W] in [0, 1]) for `batch` [B, 3, H, W].
 
@@ -35,9 +39,22 @@ def grad_cam(model: nn.Module, batch: torch.Tensor, *, classes=None) -> tuple:
     """
     wrapped = LogitsOnly(model)
     targets = None if classes is None else [ClassifierOutputTarget(int(c)) for c in classes]
-    with GradCAM(model=wrapped, target_layers=[model.last_residual_block]) as cam:
-        maps = cam(input_tensor=batch, targets=targets)
-        logits = cam.outputs.detach()
+    # Grad-CAM needs gradients at the last block's output only. With every parameter frozen and
+    # that output replaced by a fresh leaf, the forward pass records no graph through the trunk
+    # and the backward pass runs through the pooling and heads alone.
+    block = model.last_residual_block
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    handle = block.register_forward_hook(_leaf_output)  # before grad-cam's hooks, which then see the leaf
+    try:
+        with GradCAM(model=wrapped, target_layers=[block]) as cam:
+            maps = cam(input_tensor=batch, targets=targets)
+            logits = cam.outputs.detach()
+    finally:
+        handle.remove()
+        for parameter in frozen:
+            parameter.requires_grad_(True)
     # grad-cam scales each map to [0, 1] already; clip guards the float error of its division.
     return wrapped.last_alpha[:, 0], logits, np.clip(maps, 0.0, 1.0).astype(np.float32)
 

@@ -38,12 +38,14 @@ def _cascade(kind: str) -> cv2.CascadeClassifier:
     return cascade
 
 
-def detect_faces(image: Image.Image, *, max_side: int = 800, min_face_fraction: float = 0.04,
-                 min_neighbors: int = 5, profile: bool = True, iou_threshold: float = 0.3) -> list:
+def detect_faces(image: Image.Image, *, max_side: int = 640, min_face_fraction: float = 0.04,
+                 scale_factor: float = 1.15, min_neighbors: int = 5, profile: bool = True,
+                 iou_threshold: float = 0.3) -> list:
     """Boxes of the faces in `image`, square with a margin, left to right.
 
     `min_face_fraction` is the smallest face side as a fraction of the detection copy's longest
-    side (but at least the cascade's 24 px); `min_neighbors` trades misses for false alarms.
+    side (but at least the cascade's 24 px); `scale_factor` is the step between the cascade's
+    scales (larger is faster and coarser); `min_neighbors` trades misses for false alarms.
     """
     small, scale = shrink(image.convert("L"), max_side)
     gray = cv2.equalizeHist(np.asarray(small))
@@ -52,7 +54,7 @@ def detect_faces(image: Image.Image, *, max_side: int = 800, min_face_fraction: 
     passes = [("frontal", False)] + ([("profile", False), ("profile", True)] if profile else [])
     for kind, mirrored in passes:
         rects, _, weights = _cascade(kind).detectMultiScale3(
-            cv2.flip(gray, 1) if mirrored else gray, scaleFactor=1.1, minNeighbors=min_neighbors,
+            cv2.flip(gray, 1) if mirrored else gray, scaleFactor=scale_factor, minNeighbors=min_neighbors,
             minSize=(min_side, min_side), outputRejectLevels=True,
         )
         for (x, y, w, h), weight in zip(rects, np.ravel(weights)):

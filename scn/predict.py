@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from scn.augment import normalize
 from scn.cam import grad_cam, overlay
 from scn.checkpoint import load_model
 from scn.faces import Box, crop, detect_faces
@@ -61,13 +62,15 @@ def _load(path: str, mtime_ns: int):
 
 
 def preprocess(crops, model_config: dict) -> torch.Tensor:
-    """Batch [B, 3, S, S] of RGB crops, transformed exactly as training transforms its inputs."""
+    """Batch [B, 3, S, S] of RGB crops, transformed as training transforms its images.
+
+    Training decodes with a bilinear PIL resize to image_size (`scn.data.decode_image`) and
+    normalises with `scn.augment.normalize`; this does the same, so scores are comparable.
+    """
     size = int(model_config["image_size"])
-    mean = torch.tensor(model_config["mean"], dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(model_config["std"], dtype=torch.float32).view(1, 3, 1, 1)
-    arrays = [np.asarray(c.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) for c in crops]
-    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 255.0
-    return (batch - mean) / std
+    arrays = [np.asarray(c.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8).transpose(2, 0, 1)
+              for c in crops]
+    return normalize(torch.from_numpy(np.stack(arrays)), mean=model_config["mean"], std=model_config["std"])
 
 
 def class_index_of(cam_class, class_names) -> int:
@@ -101,24 +104,21 @@ def predict_image(model, meta: dict, image: Image.Image, *, cam_class=None, whol
         boxes = detect_faces(image, **(detect_options or {}))
     if not boxes:
         return []
-    crops = [crop(image, b) for b in boxes]
-    batch = preprocess(crops, config)
+    size = int(config["image_size"])
+    seen = [crop(image, b).resize((size, size), Image.Resampling.BILINEAR) for b in boxes]
+    batch = preprocess(seen, config)
     targets = None if cam_index is None else [cam_index] * len(boxes)
     with _INFERENCE_LOCK:
         alphas, logits, cams = grad_cam(model, batch, classes=targets)
     probs = torch.softmax(logits, dim=1).numpy()
     top = logits.argmax(dim=1).tolist()
     targets = targets or top
-    size = int(config["image_size"])
-    predictions = []
-    for i, b in enumerate(boxes):
-        seen = crops[i].resize((size, size), Image.Resampling.BILINEAR)
-        predictions.append(FacePrediction(
-            box=b, crop=seen, probs=probs[i], class_names=class_names, top_class=class_names[top[i]],
-            alpha=float(alphas[i]), cam_class=class_names[targets[i]], cam=cams[i],
-            overlay=overlay(np.asarray(seen), cams[i]),
-        ))
-    return predictions
+    return [
+        FacePrediction(box=b, crop=seen[i], probs=probs[i], class_names=class_names, top_class=class_names[top[i]],
+                       alpha=float(alphas[i]), cam_class=class_names[targets[i]], cam=cams[i],
+                       overlay=overlay(np.asarray(seen[i]), cams[i]))
+        for i, b in enumerate(boxes)
+    ]
 
 
 def alpha_percentile(alpha: float, training_alphas) -> float | None:

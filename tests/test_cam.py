@@ -1,5 +1,7 @@
 import numpy as np
 import torch
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from scn.cam import LogitsOnly, grad_cam, overlay
 from scn.model import SCN
@@ -40,11 +42,22 @@ def test_the_explained_class_changes_the_map():
     assert not np.allclose(default, other, atol=1e-3)
 
 
-def test_grad_cam_leaves_no_hooks_behind():
+def test_short_backward_pass_gives_the_same_maps_as_plain_grad_cam():
+    model, batch = model_and_batch(batch=2)
+    classes = [2, 5]
+    with GradCAM(model=LogitsOnly(model), target_layers=[model.last_residual_block]) as plain:
+        expected = plain(input_tensor=batch, targets=[ClassifierOutputTarget(c) for c in classes])
+    _, _, maps = grad_cam(model, batch, classes=classes)
+    assert np.allclose(maps, expected, atol=1e-4)
+
+
+def test_grad_cam_leaves_the_model_as_it_was():
     model, batch = model_and_batch(batch=1)
+    model.fc.weight.requires_grad_(False)
     grad_cam(model, batch)
     block = model.last_residual_block
     assert not block._forward_hooks and not block._backward_hooks
+    assert [p.requires_grad for p in model.parameters()].count(False) == 1 and not model.fc.weight.requires_grad
 
 
 def test_overlay_blends_heatmap_onto_image():
