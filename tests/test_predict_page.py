@@ -36,6 +36,13 @@ def test_run_without_checkpoint_says_so(tmp_path, monkeypatch):
     assert "has no checkpoint yet" in app.warning[0].value
 
 
+def test_run_still_training_offers_its_last_checkpoint(tmp_path, monkeypatch):
+    make_run(tmp_path / "runs", "live", checkpoints=("last",))
+    app = page(tmp_path / "runs", monkeypatch)
+    assert app.radio[0].options == ["last"]
+    assert app.get("file_uploader")
+
+
 def test_foreign_checkpoint_is_an_error_not_a_traceback(tmp_path, monkeypatch):
     run = make_run(tmp_path / "runs", "odd", checkpoints=())
     torch.save({"weights": torch.zeros(1)}, run / CHECKPOINT_DIR / "best.pt")

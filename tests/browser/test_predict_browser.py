@@ -28,11 +28,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_healthy(url: str, process: subprocess.Popen, *, seconds: float = 90.0) -> None:
+def wait_healthy(url: str, process: subprocess.Popen, *, log: Path, seconds: float = 90.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}: {process.stdout.read()}")
+            raise RuntimeError(f"streamlit exited with {process.returncode}: {log.read_text()}")
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
                 if response.read() == b"ok":
@@ -50,16 +50,19 @@ def predict_url(tmp_path_factory):
     # The multipage app serves this page at /Predict; without app.py the page runs on its own.
     script, path = ("app.py", "/Predict") if (REPO / "app.py").exists() else ("pages/6_Predict.py", "")
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
-         "--server.port", str(port), "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env={**os.environ, "SCN_RUNS_DIR": str(runs)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    log = runs / "streamlit.log"
+    with open(log, "w") as output:
+        # A file, not a pipe: nobody reads the server's output while the test runs, and a full
+        # pipe would block the server.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
+             "--server.port", str(port), "--server.fileWatcherType", "none",
+             "--browser.gatherUsageStats", "false"],
+            cwd=REPO, env={**os.environ, "SCN_RUNS_DIR": str(runs)}, stdout=output, stderr=subprocess.STDOUT,
+        )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process)
+        wait_healthy(url, process, log=log)
         yield url + path
     finally:
         process.terminate()
