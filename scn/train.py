@@ -243,12 +243,12 @@ class Trainer:
                       0 if self.val_split is None else len(self.val_split), len(self.test_split),
                       config.image_size, self.device.type, self.precision)
         for epoch in range(self.start_epoch, config.epochs + 1):
-            if self._train_epoch(epoch) == "stopped":
+            if self.train_epoch(epoch) == "stopped":
                 return "stopped"
-            self._end_epoch(epoch)
+            self.end_epoch(epoch)
         return "finished"
 
-    def _train_epoch(self, epoch: int) -> str:
+    def train_epoch(self, epoch: int) -> str:
         config = self.config
         generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
         torch.manual_seed(_epoch_seed(config.seed, epoch) + 1)
@@ -350,7 +350,7 @@ class Trainer:
         ]
         self.labels.apply(events)
 
-    def _end_epoch(self, epoch: int) -> None:
+    def end_epoch(self, epoch: int) -> None:
         config, record, writer = self.config, self.record, self.writer
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
