@@ -61,17 +61,25 @@ def detect_faces(image: Image.Image, *, max_side: int = 640, min_face_fraction: 
             if mirrored:
                 x = gray.shape[1] - x - w
             found.append((kind, (int(x), int(y), int(w), int(h)), float(weight)))
-    if not found:
-        return []
-    # Frontal detections win ties with profiles of the same face: they are the more reliable.
-    scores = [weight + (1000.0 if kind == "frontal" else 0.0) for kind, _, weight in found]
-    keep = cv2.dnn.NMSBoxes([rect for _, rect, _ in found], scores, 0.0, iou_threshold)
-    boxes = []
-    for i in np.ravel(keep):
-        kind, (x, y, w, h), _ = found[int(i)]
-        detected = Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale), kind)
-        boxes.append(square_box(detected, image.size))
+    # Frontal detections come first: they are the more reliable of two views of one face.
+    found.sort(key=lambda item: (item[0] != "frontal", -item[2]))
+    kept = []
+    for kind, rect, _ in found:
+        if all(not same_face(rect, other, iou_threshold=iou_threshold) for _, other in kept):
+            kept.append((kind, rect))
+    boxes = [square_box(Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale), kind), image.size)
+             for kind, (x, y, w, h) in kept]
     return sorted(boxes, key=lambda box: (box.x, box.y))
+
+
+def same_face(a, b, *, iou_threshold: float, containment: float = 0.5) -> bool:
+    """Whether two detections overlap enough to be one face: plain IoU, or `a` lying mostly inside
+    `b` (the profile cascade fires on half-faces, an eye and a cheek, inside a frontal face)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    inter = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+    union = aw * ah + bw * bh - inter
+    return inter / union > iou_threshold or inter / (aw * ah) > containment
 
 
 def shrink(image: Image.Image, max_side: int) -> tuple:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scn.faces import Box, crop, detect_faces, draw_boxes, shrink, square_box
+from scn.faces import Box, same_face, crop, detect_faces, draw_boxes, shrink, square_box
 
 # Grace Hopper's face in matplotlib's grace_hopper.jpg (512x600): between the eyes, above the mouth.
 FACE_CENTRE = (265, 215)
@@ -77,3 +77,11 @@ def test_shrink_keeps_small_images():
     image = Image.new("RGB", (300, 200))
     assert shrink(image, 800)[0].size == (300, 200) and shrink(image, 800)[1] == 1.0
     assert shrink(image, 150)[0].size == (150, 100)
+
+
+def test_a_half_face_inside_a_face_is_thesame_face():
+    face = (15, 15, 116, 116)
+    assert same_face((70, 32, 65, 65), face, iou_threshold=0.3)  # a profile hit on one cheek
+    assert same_face((20, 20, 110, 110), face, iou_threshold=0.3)
+    assert not same_face((140, 15, 116, 116), face, iou_threshold=0.3)
+    assert not same_face((100, 15, 116, 116), face, iou_threshold=0.3)  # neighbours that touch

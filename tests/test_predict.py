@@ -12,6 +12,8 @@ from scn.faces import Box, crop
 from scn.predict import (alpha_percentile, load_model_cached, predict_image, preprocess, trained_on,
                          training_alphas)
 from scn.store import CHECKPOINT_DIR
+from scn.synth import SynthConfig
+from scn.synth.sample import draw_sample, render, sample_rng
 
 
 @pytest.fixture
@@ -54,6 +56,19 @@ def test_whole_image_and_manual_box(model_meta, grace_hopper):
     manual = predict_image(model, meta, grace_hopper, box=(100, 50, 300, 300))
     assert manual[0].box == Box(100, 50, 300, 300, "manual")
     assert np.allclose(manual[0].probs, direct_forward(model, grace_hopper, manual[0].box)[1], atol=1e-5)
+
+
+def test_faces_of_the_built_in_benchmark(model_meta):
+    """Images as the synthetic generator renders them, tightly framed like RAF-DB's aligned faces."""
+    model, meta = model_meta
+    for index, true_class in enumerate(("happiness", "surprise")):
+        pixels, _ = render(draw_sample(sample_rng(seed=0, split="test", index=index), true_class,
+                                       config=SynthConfig()), size=100)
+        image = Image.fromarray(pixels)
+        face = predict_image(model, meta, image, whole_image=True)[0]
+        alpha, probs = direct_forward(model, image, face.box)
+        assert face.box.as_tuple() == (0, 0, 100, 100)
+        assert face.alpha == pytest.approx(alpha, abs=1e-5) and np.allclose(face.probs, probs, atol=1e-5)
 
 
 def test_no_face_gives_an_empty_list(model_meta):
