@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scn.faces import Box, same_face, crop, detect_faces, draw_boxes, shrink, square_box
+from scn.faces import Box, crop, detect_faces, draw_boxes, same_face, shrink, square_box
 
 # Grace Hopper's face in matplotlib's grace_hopper.jpg (512x600): between the eyes, above the mouth.
 FACE_CENTRE = (265, 215)
