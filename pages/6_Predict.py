@@ -112,9 +112,9 @@ if runs.empty:
     st.info(f"No runs yet in `{root}`. Start a training run first; its checkpoints then appear here.")
     st.stop()
 
-run_name = st.selectbox("Run", runs["name"].tolist(),
-                        format_func=lambda n: f"{n} ({runs.set_index('name').loc[n, 'status']})")
-run_dir = Path(runs.set_index("name").loc[run_name, "path"])
+status = dict(zip(runs["name"], runs["status"]))
+run_name = st.selectbox("Run", list(status), format_func=lambda name: f"{name} ({status[name]})")
+run_dir = Path(dict(zip(runs["name"], runs["path"]))[run_name])
 available = [w for w in ("best", "last") if (run_dir / CHECKPOINT_DIR / f"{w}.pt").is_file()]
 if not available:
     st.warning(f"Run {run_name} has no checkpoint yet: it writes one at the end of its first epoch.")

@@ -73,13 +73,13 @@ def detect_faces(image: Image.Image, *, max_side: int = 640, min_face_fraction: 
 
 
 def same_face(a, b, *, iou_threshold: float, containment: float = 0.5) -> bool:
-    """Whether two detections overlap enough to be one face: plain IoU, or `a` lying mostly inside
-    `b` (the profile cascade fires on half-faces, an eye and a cheek, inside a frontal face)."""
+    """Whether two detections (x, y, w, h) are one face: their IoU is above `iou_threshold`, or
+    one lies mostly inside the other (the profile cascade fires on half-faces inside a face)."""
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
     inter = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
     union = aw * ah + bw * bh - inter
-    return inter / union > iou_threshold or inter / (aw * ah) > containment
+    return inter / union > iou_threshold or inter / min(aw * ah, bw * bh) > containment
 
 
 def shrink(image: Image.Image, max_side: int) -> tuple:

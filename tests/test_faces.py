@@ -82,6 +82,7 @@ def test_shrink_keeps_small_images():
 def test_a_half_face_inside_a_face_is_thesame_face():
     face = (15, 15, 116, 116)
     assert same_face((70, 32, 65, 65), face, iou_threshold=0.3)  # a profile hit on one cheek
+    assert same_face(face, (70, 32, 65, 65), iou_threshold=0.3)  # whichever comes first
     assert same_face((20, 20, 110, 110), face, iou_threshold=0.3)
     assert not same_face((140, 15, 116, 116), face, iou_threshold=0.3)
     assert not same_face((100, 15, 116, 116), face, iou_threshold=0.3)  # neighbours that touch
