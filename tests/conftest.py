@@ -1,7 +1,10 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
+from matplotlib.cbook import get_sample_data
+from PIL import Image
 
 # Two cores shared by the suite: keep torch from oversubscribing them in every test process.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -12,3 +15,21 @@ def tiny_rafdb(tmp_path):
     from tests.helpers import write_rafdb
 
     return write_rafdb(tmp_path / "rafdb", train=48, test=21, size=32)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    from tests.fake_runs import make_run
+
+    return make_run(tmp_path / "runs")
+
+
+@pytest.fixture(scope="session")
+def grace_hopper_path() -> Path:
+    """A real photograph of a face that ships with matplotlib."""
+    return Path(get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+@pytest.fixture(scope="session")
+def grace_hopper(grace_hopper_path) -> Image.Image:
+    return Image.open(grace_hopper_path).convert("RGB")
