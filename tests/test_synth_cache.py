@@ -7,7 +7,7 @@ from scn.synth import cache
 from scn.synth.cache import COMPLETE_MARKER, default_dataset
 
 SMALL = {"train": 14, "test": 7, "size": 48, "noise": 0.2, "seed": 1}
-SMALL_NAME = "synth-v1-train14-test7-size48-noise0.2-seed1-rafdb"
+SMALL_NAME = "synth-v2-train14-test7-size48-noise0.2-seed1-rafdb"
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The built-in benchmark used when no data path is given: generated once, then reused.
 
 The cache folder is `$SCN_STUDIO_CACHE/datasets/` (default `~/.cache/scn-studio/datasets/`), one
-sub-folder per parameter set, e.g. `synth-v1-train3000-test750-size100-noise0-seed0-rafdb`.
+sub-folder per parameter set, e.g. `synth-v2-train3000-test750-size100-noise0-seed0-rafdb`.
 Two processes asking at once (the app and a trainer) are serialised by an exclusive lock on a
 lock file; the data is rendered into a temporary folder and renamed into place only when
 complete, with a marker file, so a reader never sees half a dataset.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from scn.synth.dataset import generate_dataset
 
-GENERATOR_VERSION = 1  # bump when the images change, so old caches are not reused
+GENERATOR_VERSION = 2  # bump when the images change, so old caches are not reused
 COMPLETE_MARKER = ".complete"
 DEFAULTS = {"train": 3000, "test": 750, "size": 100, "noise": 0.0, "seed": 0, "balance": "rafdb"}
 
