@@ -9,11 +9,6 @@ import json
 import sys
 from pathlib import Path
 
-from PIL import Image
-
-from scn.checkpoint import CheckpointError
-from scn.images import ImageLoadError, load_image
-from scn.predict import alpha_percentile, load_model_cached, predict_image, trained_on, training_alphas
 from scn.store import CHECKPOINT_DIR, RunNotFoundError
 
 HELP = "predict expressions, attention weights and Grad-CAM for the faces in photos"
@@ -75,6 +70,13 @@ def _print_text(record: dict) -> None:
 
 
 def run(args) -> int:
+    # Imported here so that `python -m scn --help` does not wait for torch and OpenCV.
+    from PIL import Image
+
+    from scn.checkpoint import CheckpointError
+    from scn.images import ImageLoadError, load_image
+    from scn.predict import alpha_percentile, load_model_cached, predict_image, trained_on, training_alphas
+
     run_dir = Path(args.run)
     checkpoint = run_dir / CHECKPOINT_DIR / f"{args.checkpoint}.pt"
     if not run_dir.is_dir():
