@@ -35,8 +35,7 @@ def _cam_names(paths) -> list:
     return [f"{i}-{stem}" if stems.count(stem) > 1 else stem for i, stem in enumerate(stems, start=1)]
 
 
-def _face_record(number: int, face, training: list) -> dict:
-    percentile = alpha_percentile(face.alpha, training)
+def _face_record(number: int, face, percentile) -> dict:
     return {
         "face": number,
         "box": dict(zip(("x", "y", "w", "h"), face.box.as_tuple())),
@@ -108,7 +107,8 @@ def run(args) -> int:
             failed = True
             continue
         faces = predict_image(model, meta, image, whole_image=args.whole_image)
-        record = {"image": path, "faces": [_face_record(n, f, training) for n, f in enumerate(faces, 1)]}
+        record = {"image": path, "faces": [_face_record(n, f, alpha_percentile(f.alpha, training))
+                                                   for n, f in enumerate(faces, 1)]}
         if args.cam_dir:
             for face_record, face in zip(record["faces"], faces):
                 target = args.cam_dir / f"{stem}-face{face_record['face']}-{face.cam_class}.png"
