@@ -48,6 +48,29 @@ def timed(fn, *, repeats: int) -> float:
     return statistics.median(times) * 1000
 
 
+def measure(*, samples: int = 287_000, epochs: int = 40, relabel_share: float = 0.02, repeats: int = 7) -> dict:
+    """Fill a temporary store at this scale and time the page queries (median milliseconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "affectnet-scale"
+        start = time.perf_counter()
+        fill(run_dir, samples=samples, epochs=epochs, relabel_share=relabel_share)
+        fill_seconds = time.perf_counter() - start
+        reader = RunReader(run_dir)
+        middle = epochs // 2 or 1
+        return {
+            "samples": samples, "epochs": epochs, "relabels_per_epoch": int(relabel_share * samples),
+            "db_megabytes": round((run_dir / "run.db").stat().st_size / 2**20, 1),
+            "fill_seconds": round(fill_seconds, 1),
+            "attention_one_epoch_ms": timed(lambda: reader.attention(middle), repeats=repeats),
+            "relabels_one_epoch_ms": timed(lambda: reader.relabels(epoch=middle), repeats=repeats),
+            "relabels_filtered_ms": timed(lambda: reader.relabels(epoch=middle, old=3, min_margin=0.5),
+                                          repeats=repeats),
+            "relabel_counts_all_epochs_ms": timed(reader.relabel_counts, repeats=repeats),
+            "confusion_one_epoch_ms": timed(lambda: reader.confusion(middle), repeats=repeats),
+            "epoch_metrics_ms": timed(reader.epoch_metrics, repeats=repeats),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=287_000)
@@ -56,26 +79,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp) / "affectnet-scale"
-        start = time.perf_counter()
-        fill(run_dir, samples=args.samples, epochs=args.epochs, relabel_share=args.relabel_share)
-        fill_seconds = time.perf_counter() - start
-        reader = RunReader(run_dir)
-        middle = args.epochs // 2 or 1
-        results = {
-            "samples": args.samples, "epochs": args.epochs,
-            "relabels_per_epoch": int(args.relabel_share * args.samples),
-            "db_megabytes": round((run_dir / "run.db").stat().st_size / 2**20, 1),
-            "fill_seconds": round(fill_seconds, 1),
-            "attention_one_epoch_ms": timed(lambda: reader.attention(middle), repeats=args.repeats),
-            "relabels_one_epoch_ms": timed(lambda: reader.relabels(epoch=middle), repeats=args.repeats),
-            "relabels_filtered_ms": timed(lambda: reader.relabels(epoch=middle, old=3, min_margin=0.5),
-                                          repeats=args.repeats),
-            "relabel_counts_all_epochs_ms": timed(reader.relabel_counts, repeats=args.repeats),
-            "confusion_one_epoch_ms": timed(lambda: reader.confusion(middle), repeats=args.repeats),
-            "epoch_metrics_ms": timed(reader.epoch_metrics, repeats=args.repeats),
-        }
+    results = measure(samples=args.samples, epochs=args.epochs, relabel_share=args.relabel_share,
+                      repeats=args.repeats)
     for key, value in results.items():
         print(f"{key:>30}: {value:.1f}" if isinstance(value, float) else f"{key:>30}: {value}")
     if args.json:

@@ -140,22 +140,14 @@ def _quiet_log():
     return log
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[112, 224])
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=6, help="steps per timed epoch")
-    parser.add_argument("--rounds", type=int, default=3, help="timed round-robin rounds")
-    parser.add_argument("--json", help="also write the results here")
-    args = parser.parse_args()
-    batch = args.batch_size
+def measure(*, sizes=(112, 224), batch: int = 64, steps: int = 6, rounds: int = 3) -> dict:
+    """Images/s of every variant at each size, measured in interleaved rounds."""
     precision = "bf16" if cpu_has_native_bf16() else "fp32"
     results = {"machine": machine(), "batch_size": batch, "precision": precision, "sizes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for size in args.sizes:
-            data = write_dataset(tmp / f"data{size}", count=batch * args.steps, size=size)
-            steps = args.steps
+        for size in sizes:
+            data = write_dataset(tmp / f"data{size}", count=batch * steps, size=size)
             variants = {
                 "ceiling_fp32": ceiling(size, batch=batch, steps=steps, precision="fp32", channels_last=False),
                 "ceiling_bf16": ceiling(size, batch=batch, steps=steps, precision="bf16", channels_last=False),
@@ -168,7 +160,7 @@ def main() -> None:
             # Round-robin rounds: a neighbour's load then slows every variant alike, so the ratios
             # below stay meaningful on a busy machine. The first round warms kernels and is dropped.
             times = {name: [] for name in variants}
-            for round_ in range(args.rounds + 1):
+            for round_ in range(rounds + 1):
                 for name, run in variants.items():
                     start = time.perf_counter()
                     run()
@@ -180,11 +172,23 @@ def main() -> None:
             row["reference_vs_ceiling"] = row["reference_loop"] / best
             row["scn_step_overhead_vs_baseline"] = row["trainer_baseline"] / row["trainer_scn"] - 1
             results["sizes"][size] = row
-            print(f"{size} px, batch {batch}:")
-            for key, value in row.items():
-                unit = "" if "vs" in key or "overhead" in key else " img/s"
-                shown = f"{value:.1%}" if not unit else f"{value:.1f}{unit}"
-                print(f"  {key:>30}: {shown}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[112, 224])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=6, help="steps per timed epoch")
+    parser.add_argument("--rounds", type=int, default=3, help="timed round-robin rounds")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    results = measure(sizes=args.sizes, batch=args.batch_size, steps=args.steps, rounds=args.rounds)
+    for size, row in results["sizes"].items():
+        print(f"{size} px, batch {args.batch_size}:")
+        for key, value in row.items():
+            shown = f"{value:.1%}" if "vs" in key or "overhead" in key else f"{value:.1f} img/s"
+            print(f"  {key:>30}: {shown}")
     print(json.dumps(results["machine"]))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
