@@ -1,0 +1,28 @@
+import pytest
+
+from tests.fake_run import write_fake_run
+
+
+@pytest.fixture
+def empty_root(tmp_path, monkeypatch):
+    """SCN_RUNS_DIR pointing at an empty folder: the app's fresh-start state."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv("SCN_RUNS_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def finished_runs(empty_root, tmp_path):
+    """Two finished runs on the same fake benchmark: SCN (with relabels, ground truth and tiny
+    RAF-DB JPEGs for thumbnails) and the baseline."""
+    data = tmp_path / "rafdb"
+    scn = write_fake_run(empty_root / "20260101-120000-scn", data_dir=data)
+    write_fake_run(empty_root / "20260101-110000-baseline", method="baseline", data_dir=data)
+    return {"root": empty_root, "data": data, "scn": scn,
+            "scn_dir": empty_root / "20260101-120000-scn",
+            "baseline_dir": empty_root / "20260101-110000-baseline"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives the app in Chromium with Playwright")
