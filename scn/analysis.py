@@ -97,17 +97,13 @@ def match_groundtruth(samples: pd.DataFrame, groundtruth: pd.DataFrame | None, *
     noisy_col = _first(columns, NOISY_COLUMNS)
     is_noisy = (_applied(joined[noisy_col]) if noisy_col is not None
                 else joined["label"].to_numpy() != true.to_numpy())
-    applied = {c: _applied(joined[c]) for c in columns if c.lower() in DEGRADATION_COLUMNS}
-    degradation = pd.Series("none", index=joined.index)
-    if applied:
-        flags = pd.DataFrame(applied)
-        kinds = flags.apply(lambda row: "+".join(c for c, on in row.items() if on), axis=1)
-        degradation = kinds.where(kinds != "", "none")
+    parts = [np.where(_applied(joined[c]), c, "") for c in columns if c.lower() in DEGRADATION_COLUMNS]
+    degradation = ["+".join(filter(None, kinds)) or "none" for kinds in zip(*parts)] if parts else "none"
     result = pd.DataFrame({
         "idx": joined["idx"].to_numpy(),
         "true_label": true.to_numpy(),
         "is_noisy": np.asarray(is_noisy, dtype=bool),
-        "degradation": degradation.to_numpy(),
+        "degradation": degradation,
     })
     if "intensity" in columns:
         result["intensity"] = joined["intensity"].to_numpy()
@@ -251,3 +247,19 @@ def rafdb_label_file(names, labels, *, class_names) -> str:
         return name if "/" in name else name.replace("_aligned.", ".")
 
     return "".join(f"{listed(str(n))} {order[int(label)]}\n" for n, label in zip(names, labels))
+
+
+def progress(steps: pd.DataFrame, *, total_epochs: int | None, steps_per_epoch: int | None) -> tuple:
+    """(fraction of training done, seconds left or None) from the logged steps. The rate comes from
+    the latest 50 steps only, so slow first steps and old pauses (stop, resume) fade out of it."""
+    if not len(steps) or not total_epochs:
+        return 0.0, None
+    per_epoch = steps_per_epoch or int(steps.loc[steps["epoch"] == steps["epoch"].min(), "step"].max()) + 1
+    position = (steps["epoch"] - 1 + (steps["step"] + 1) / per_epoch) / total_epochs
+    recent = steps.assign(position=position).tail(50)
+    done = float(min(1.0, recent["position"].iloc[-1]))
+    span = recent["position"].iloc[-1] - recent["position"].iloc[0]
+    seconds = recent["time"].iloc[-1] - recent["time"].iloc[0]
+    if span <= 0 or not seconds > 0:
+        return done, None
+    return done, float((1.0 - done) * seconds / span)

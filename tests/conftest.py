@@ -17,8 +17,8 @@ def finished_runs(empty_root, tmp_path):
     """Two finished runs on the same fake benchmark: SCN (with relabels, ground truth and tiny
     RAF-DB JPEGs for thumbnails) and the baseline."""
     data = tmp_path / "rafdb"
-    scn = write_fake_run(empty_root / "20260101-120000-scn", data_dir=data)
     write_fake_run(empty_root / "20260101-110000-baseline", method="baseline", data_dir=data)
+    scn = write_fake_run(empty_root / "20260101-120000-scn", data_dir=data)  # newest: picked first
     return {"root": empty_root, "data": data, "scn": scn,
             "scn_dir": empty_root / "20260101-120000-scn",
             "baseline_dir": empty_root / "20260101-110000-baseline"}

@@ -135,3 +135,13 @@ def test_rafdb_label_file_is_one_based_by_name():
     text = analysis.rafdb_label_file(["train_00001_aligned.jpg", "train_00002.jpg", "happy/x.png"],
                                      [0, 3, 1], class_names=["surprise", "neutral", "happiness", "anger"])
     assert text == "train_00001.jpg 1\ntrain_00002.jpg 6\nhappy/x.png 7\n"
+
+
+def test_progress_and_eta_from_recent_steps():
+    steps = pd.DataFrame({"epoch": [1, 1, 2, 2], "step": [0, 1, 0, 1],
+                          "time": [0.0, 10.0, 1000.0, 1010.0]})
+    done, left = analysis.progress(steps.iloc[:2], total_epochs=4, steps_per_epoch=4)
+    assert done == pytest.approx(2 / 16) and left == pytest.approx(14 * 10.0)
+    done, _ = analysis.progress(steps, total_epochs=2, steps_per_epoch=2)
+    assert done == 1.0
+    assert analysis.progress(steps.iloc[:0], total_epochs=2, steps_per_epoch=2) == (0.0, None)
