@@ -90,7 +90,8 @@ def write_fake_run(run_dir, *, n_train: int = 60, n_test: int = 21, epochs: int 
                                            old=int(labels[index]), new=new, p_max=0.7, p_given=0.3 - 0.01 * i,
                                            alpha=float(alpha[index]), group="low"))
                 labels[index] = new
-        writer.log_attention(epoch, alpha=alpha, is_high=is_high, labels=labels)
+        if method == "scn":
+            writer.log_attention(epoch, alpha=alpha, is_high=is_high, labels=labels)
         writer.log_relabels(events)
         confusion = np.diag(np.full(classes, 2 + epoch)) + rng.integers(0, 2, (classes, classes))
         writer.log_confusion(epoch, "test", confusion)
