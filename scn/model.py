@@ -60,12 +60,16 @@ class SCN(nn.Module):
         self.alpha = nn.Sequential(nn.Linear(512, 1), nn.Sigmoid()) if method == "scn" else None
         self.load_report = load_pretrained(self, pretrained) if pretrained else None
 
-    def forward(self, x):
+    def heads(self, x):
+        """`(alpha, logits)` with the logits not yet scaled; alpha is 1 for the baseline."""
         features = self.dropout(torch.flatten(self.features(x), 1))
         logits = self.fc(features)
         if self.alpha is None:
             return torch.ones(len(x), 1, device=x.device, dtype=logits.dtype), logits
-        alpha = self.alpha(features)
+        return self.alpha(features), logits
+
+    def forward(self, x):
+        alpha, logits = self.heads(x)
         return alpha, alpha * logits
 
     @property

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS status (
 CREATE TABLE IF NOT EXISTS samples (
     split TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, label INTEGER NOT NULL,
     PRIMARY KEY (split, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS arrays (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS step_metrics (
     global_step INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, step INTEGER NOT NULL, time REAL,
     loss REAL, loss_wce REAL, loss_rr REAL, accuracy REAL, lr REAL, images_per_s REAL);
@@ -89,14 +90,17 @@ def connect(run_dir, *, create: bool = False) -> sqlite3.Connection:
 class RunWriter:
     """The trainer's handle on its run: the only writer of everything but reviews."""
 
-    def __init__(self, run_dir, *, config: dict):
+    def __init__(self, run_dir):
         self.run_dir = Path(run_dir)
         (self.run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-        (self.run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
         self.conn = connect(self.run_dir, create=True)
         self.conn.executescript(SCHEMA)
-        self.set_meta("config", config)
         self.conn.commit()
+
+    def write_config(self, config: dict) -> None:
+        """config.json for people and other tools, and the same in the database for the app."""
+        (self.run_dir / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
+        self.set_meta("config", config)
 
     def close(self) -> None:
         self.conn.close()
@@ -114,11 +118,14 @@ class RunWriter:
         self.conn.commit()
 
     def add_samples(self, split: str, names, labels) -> None:
+        labels = np.asarray(labels, dtype=np.int16)
         self.conn.execute("DELETE FROM samples WHERE split = ?", (split,))
         self.conn.executemany(
             "INSERT INTO samples VALUES (?, ?, ?, ?)",
             ((split, i, name, int(label)) for i, (name, label) in enumerate(zip(names, labels))),
         )
+        # Packed copy for the per-epoch attention query, which needs every original label at once.
+        self.conn.execute("INSERT OR REPLACE INTO arrays VALUES (?, ?)", (f"{split}_labels", labels.tobytes()))
         self.conn.commit()
 
     def add_groundtruth(self, table: pd.DataFrame) -> None:
@@ -284,8 +291,8 @@ class RunReader:
                 np.stack([np.frombuffer(r[2], np.uint8).astype(bool) for r in rows]))
 
     def original_labels(self) -> np.ndarray:
-        rows = self._query("SELECT label FROM samples WHERE split = 'train' ORDER BY idx")
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        rows = self._query("SELECT data FROM arrays WHERE name = 'train_labels'")
+        return np.frombuffer(rows[0][0], np.int16).astype(np.int64) if rows else np.zeros(0, np.int64)
 
     def samples(self, split: str = "train") -> pd.DataFrame:
         return self._frame("SELECT idx, name, label FROM samples WHERE split = ? ORDER BY idx",

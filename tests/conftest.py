@@ -1,6 +1,23 @@
+import os
+
 import pytest
+import torch
 
 from tests.fake_run import write_fake_run
+
+# Two cores shared by the suite: keep torch from oversubscribing them in every test process.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives the app in Chromium with Playwright")
+
+
+@pytest.fixture
+def tiny_rafdb(tmp_path):
+    from tests.helpers import write_rafdb
+
+    return write_rafdb(tmp_path / "rafdb", train=48, test=21, size=32)
 
 
 @pytest.fixture
@@ -22,7 +39,3 @@ def finished_runs(empty_root, tmp_path):
     return {"root": empty_root, "data": data, "scn": scn,
             "scn_dir": empty_root / "20260101-120000-scn",
             "baseline_dir": empty_root / "20260101-110000-baseline"}
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "browser: drives the app in Chromium with Playwright")

@@ -1,31 +1,17 @@
 """A finished run written through RunWriter with made-up but coherent records: SCN-like alpha that is
 lower for noisy labels, relabels from the relabel epoch on (some right, some wrong), confusion
-matrices, ground truth, and optionally tiny JPEGs in RAF-DB layout. Used by the test fixtures and by
+matrices, ground truth, and optionally the tiny RAF-DB folder its names point into. Used by the test fixtures and by
 bench/app_speed.py (at RAF-DB size)."""
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from scn.classes import CLASS_NAMES
 from scn.labels import RelabelEvent
 from scn.store import RunWriter
-
-
-def write_rafdb_images(data_dir, names, labels, *, size: int = 24) -> None:
-    """Tiny solid-colour faces at Image/aligned/<stem>_aligned.jpg plus the RAF-DB label list."""
-    aligned = Path(data_dir) / "Image" / "aligned"
-    aligned.mkdir(parents=True, exist_ok=True)
-    (Path(data_dir) / "EmoLabel").mkdir(exist_ok=True)
-    lines = []
-    for name, label in zip(names, labels):
-        shade = 40 + 30 * int(label)
-        Image.new("RGB", (size, size), (shade, 255 - shade, 128)).save(
-            aligned / f"{Path(name).stem}_aligned.jpg", quality=70)
-        lines.append(f"{name} {int(label) + 1}\n")
-    (Path(data_dir) / "EmoLabel" / "list_patition_label.txt").write_text("".join(lines))
+from tests.helpers import write_rafdb
 
 
 def write_fake_run(run_dir, *, n_train: int = 60, n_test: int = 21, epochs: int = 4,
@@ -48,7 +34,8 @@ def write_fake_run(run_dir, *, n_train: int = 60, n_test: int = 21, epochs: int 
         "margin_2": 0.2, "relabel_epoch": relabel_epoch, "class_names": list(CLASS_NAMES),
         "val_fraction": 0.1, "synth_train": n_train, "synth_test": n_test, "synth_noise": 0.3,
     }
-    writer = RunWriter(run_dir, config=config)
+    writer = RunWriter(run_dir)
+    writer.write_config(config)
     started = time.time() - 600
     writer.set_status("running", pid=None, started=started, epoch=0, total_epochs=epochs,
                       steps_per_epoch=steps_per_epoch)
@@ -66,8 +53,8 @@ def write_fake_run(run_dir, *, n_train: int = 60, n_test: int = 21, epochs: int 
         "blur": rng.random(n_train + n_test) < 0.2,
         "intensity": rng.random(n_train + n_test),
     }))
-    if data_dir is not None:
-        write_rafdb_images(data_dir, names, given)
+    if data_dir is not None and not Path(data_dir).exists():
+        write_rafdb(data_dir, train=n_train, test=n_test, size=24)
     labels = given.copy()
     global_step = 0
     for epoch in range(1, epochs + 1):

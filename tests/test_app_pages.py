@@ -108,7 +108,9 @@ def test_attention_page_says_when_images_are_unreachable(finished_runs):
 
 
 def test_attention_page_of_a_run_without_epochs(empty_root):
-    RunWriter(empty_root / "new", config={"method": "scn"}).close()
+    writer = RunWriter(empty_root / "new")
+    writer.write_config({"method": "scn"})
+    writer.close()
     at = render("pages/2_Attention.py")
     assert "No epoch has finished yet" in texts(at.info)
 
@@ -161,14 +163,16 @@ def test_compare_page_overlays_runs(finished_runs):
 
 
 def test_interrupted_and_failed_runs_explain_themselves(empty_root):
-    writer = RunWriter(empty_root / "killed", config={"epochs": 3})
+    writer = RunWriter(empty_root / "killed")
+    writer.write_config({"epochs": 3})
     writer.set_status("running", pid=999999, started=1.0)
     writer.close()
     (empty_root / "killed" / "train.log").write_text("epoch 1 step 3\nKilled\n")
     at = render("pages/1_Training.py")
     assert "died" in texts(at.warning)
     assert "Killed" in texts(at.code)
-    writer = RunWriter(empty_root / "crashed", config={"epochs": 3})
+    writer = RunWriter(empty_root / "crashed")
+    writer.write_config({"epochs": 3})
     writer.set_status("failed", started=2.0, message="Traceback ...\nValueError: bad image")
     writer.close()
     at = render("pages/1_Training.py", session={"run_picker_choice": "crashed"})

@@ -14,6 +14,6 @@ def test_attention_matrix_stacks_every_epoch(finished_runs):
 
 def test_attention_matrix_of_a_run_without_epochs(tmp_path):
     from scn.store import RunWriter
-    RunWriter(tmp_path / "r", config={}).close()
+    RunWriter(tmp_path / "r").close()
     epochs, alpha, _ = RunReader(tmp_path / "r").attention_matrix()
     assert epochs == [] and alpha.shape == (0, 0)

@@ -1,0 +1,51 @@
+"""Evaluate a run's checkpoints on its test split: the last epoch and the best-on-validation
+checkpoint are reported separately, since choosing a model on the test set overstates accuracy."""
+import sys
+
+import numpy as np
+
+from scn.checkpoint import CheckpointError, load_model
+from scn.config import TrainConfig
+from scn.data import DatasetError
+from scn.device import resolve_precision
+from scn.store import RunNotFoundError, RunReader
+
+HELP = "evaluate a run's last and best checkpoints on its test split"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--run", required=True, help="run folder, e.g. runs/scn-noise30")
+    parser.add_argument("--checkpoint", choices=("last", "best", "both"), default="both")
+
+
+def per_class_table(confusion: np.ndarray, class_names) -> str:
+    totals = confusion.sum(axis=1)
+    rows = [f"  {name:<10} {confusion[i, i] / max(totals[i], 1):7.2%}  ({totals[i]} images)"
+            for i, name in enumerate(class_names)]
+    return "\n".join(rows)
+
+
+def run(args) -> int:
+    import torch
+
+    from scn.train import evaluate, prepare_data
+
+    try:
+        reader = RunReader(args.run)
+        which = ("last", "best") if args.checkpoint == "both" else (args.checkpoint,)
+        loaded = {w: load_model(reader.checkpoint_path(w)) for w in which}
+        config = TrainConfig.from_dict(next(iter(loaded.values()))[1]["run_config"])
+        config, _, _, test, _ = prepare_data(config)
+    except (RunNotFoundError, CheckpointError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    device = torch.device("cpu")
+    precision = resolve_precision("auto", device)
+    for name, (model, meta) in loaded.items():
+        result = evaluate(model, test, config=config, device=device, precision=precision)
+        chosen = meta["best"]
+        origin = (f"epoch {meta['epoch']}" if name == "last" else
+                  f"epoch {chosen['epoch']}, chosen on the {chosen['split']} split")
+        print(f"{name} ({origin}): test accuracy {result['accuracy']:.4f} on {len(test)} images")
+        print(per_class_table(result["confusion"].numpy(), config.class_names))
+    return 0

@@ -1,0 +1,234 @@
+"""Datasets on disk → decoded once into uint8 tensors in memory.
+
+Formats: RAF-DB basic (`EmoLabel/list_patition_label.txt` + `Image/aligned/*_aligned.jpg`) and a
+class-per-folder ImageFolder (`train/<class>/…` and `test/<class>/…`, or class folders alone, split
+80/20 by a seeded draw). Class folders map to the canonical classes by name, never by position.
+
+Decoding JPEGs every epoch would cost more than a small ResNet step on a CPU, so each image is
+decoded and resized exactly once; augmentation then works on batches of tensors (scn.augment).
+"""
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from scn.classes import CLASS_NAMES, CLASS_NAMES_WITH_CONTEMPT, RAFDB_LABELS, class_index
+
+RAFDB_LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
+RAFDB_IMAGE_DIR = Path("Image") / "aligned"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class DatasetError(ValueError):
+    """A dataset folder or label file that cannot be used as it is; the message says why and where."""
+
+
+@dataclass
+class Split:
+    """One split of a dataset: file names (relative to the dataset root), labels and pixels."""
+
+    names: list
+    labels: torch.Tensor
+    images: torch.Tensor | None = None
+    bad: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def subset(self, positions) -> "Split":
+        positions = torch.as_tensor(positions, dtype=torch.long)
+        return Split(names=[self.names[i] for i in positions.tolist()], labels=self.labels[positions],
+                     images=None if self.images is None else self.images[positions])
+
+
+@dataclass
+class Dataset:
+    root: Path
+    format: str
+    class_names: tuple
+    train: Split
+    test: Split
+
+
+class CachedImages(torch.utils.data.Dataset):
+    """Decoded images with a live label tensor; yields `(image, label, index)` like the official code.
+
+    `labels` is shared, not copied: relabels written into it reach the batches drawn after them.
+    `__getitems__` lets a DataLoader fetch a whole batch with one tensor index.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index], int(self.labels[index]), index
+
+    def __getitems__(self, indices):
+        positions = torch.as_tensor(indices, dtype=torch.long)
+        return self.images[positions], self.labels[positions], positions
+
+
+def rafdb_image_path(root: Path, name: str) -> Path:
+    """`train_00001.jpg` → `Image/aligned/train_00001_aligned.jpg` (RAF-DB's aligned naming)."""
+    stem, suffix = Path(name).stem, Path(name).suffix or ".jpg"
+    return Path(root) / RAFDB_IMAGE_DIR / f"{stem}_aligned{suffix}"
+
+
+def read_label_file(path: Path, *, valid=RAFDB_LABELS) -> dict:
+    """Parse `name label` lines (RAF-DB and the official noise files) into {name: 0-based label}."""
+    if not path.is_file():
+        raise DatasetError(f"label file not found: {path}")
+    labels = {}
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise DatasetError(f"{path}, line {number}: expected 'NAME LABEL', found {line.strip()!r}")
+        label = int(parts[1])
+        if label not in valid:
+            raise DatasetError(
+                f"{path}, line {number}: label {label} is outside {min(valid)}–{max(valid)} "
+                f"(RAF-DB labels are 1-based: {', '.join(f'{k} {v}' for k, v in valid.items())})"
+            )
+        labels[parts[0]] = label - 1
+    if not labels:
+        raise DatasetError(f"label file {path} holds no labels")
+    return labels
+
+
+def _rafdb_splits(root: Path, *, noise_file=None) -> tuple:
+    labels = read_label_file(root / RAFDB_LABEL_FILE)
+    if noise_file is not None:
+        noisy = read_label_file(Path(noise_file))
+        unknown = sorted(set(noisy) - set(labels))
+        if unknown:
+            raise DatasetError(f"noise file {noise_file} names images absent from the label file: "
+                               f"{', '.join(unknown[:5])}")
+        labels |= noisy
+    splits = {}
+    for split in ("train", "test"):
+        names = sorted(n for n in labels if n.startswith(split))
+        if not names:
+            raise DatasetError(f"{root / RAFDB_LABEL_FILE} lists no {split} images (names start with '{split}_')")
+        paths = [rafdb_image_path(root, n) for n in names]
+        splits[split] = (names, [labels[n] for n in names], paths)
+    return splits, CLASS_NAMES
+
+
+def _class_folders(folder: Path) -> dict:
+    return {d.name: d for d in sorted(folder.iterdir()) if d.is_dir()}
+
+
+def _imagefolder_splits(root: Path, *, seed: int) -> tuple:
+    top = _class_folders(root)
+    split_roots = {s: top[s] for s in ("train", "test") if s in top}
+    if len(split_roots) == 1:
+        raise DatasetError(f"{root} has a '{next(iter(split_roots))}' folder but not both train/ and test/")
+    groups = {s: _class_folders(d) for s, d in split_roots.items()} if split_roots else {"all": top}
+    present = {name for folders in groups.values() for name in folders}
+    if not present:
+        raise DatasetError(f"{root} holds no class folders (expected e.g. happy/, sad/, … or train/ and test/)")
+    class_names = CLASS_NAMES_WITH_CONTEMPT if any(
+        name.lower().startswith("contempt") for name in present) else CLASS_NAMES
+    try:
+        index = {name: class_index(name, class_names=class_names) for name in present}
+    except ValueError as exc:
+        raise DatasetError(f"{root}: {exc}") from None
+    collected = {}
+    for split, folders in groups.items():
+        items = [(str(p.relative_to(root)), index[name], p) for name, folder in folders.items()
+                 for p in sorted(folder.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not items:
+            raise DatasetError(f"{split_roots.get(split, root)} holds no images")
+        collected[split] = items
+    if "all" in collected:
+        items = collected.pop("all")
+        order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).tolist()
+        cut = max(1, len(items) // 5)
+        collected = {"test": [items[i] for i in sorted(order[:cut])],
+                     "train": [items[i] for i in sorted(order[cut:])]}
+    splits = {s: ([n for n, _, _ in it], [l for _, l, _ in it], [p for _, _, p in it])
+              for s, it in collected.items()}
+    return splits, class_names
+
+
+def decode_image(path: Path, *, size: int) -> np.ndarray:
+    """RGB uint8 array of shape (3, size, size)."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if image.size != (size, size):
+            image = image.resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
+
+
+def _decode_all(paths: list, *, size: int, workers: int) -> tuple:
+    def decode(path):
+        try:
+            return decode_image(path, size=size), None
+        except FileNotFoundError:
+            return None, f"{path}: missing"
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            return None, f"{path}: unreadable ({exc.__class__.__name__}: {exc})"
+
+    # PIL releases the GIL while decoding, so threads use every core without pickling pixels.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(decode, paths))
+    return [r[0] for r in results], [r[1] for r in results]
+
+
+def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=None,
+                 skip_bad: bool = False, seed: int = 0, workers: int = 2) -> Dataset:
+    """Read a dataset and decode every image once at `image_size`.
+
+    Missing or corrupt images raise DatasetError naming them, unless `skip_bad`, which drops them
+    and lists them in `Split.bad` for the run log.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder not found: {root}")
+    if format == "rafdb":
+        splits, class_names = _rafdb_splits(root, noise_file=noise_file)
+    elif format == "imagefolder":
+        if noise_file is not None:
+            raise DatasetError("noise files apply to the RAF-DB format only")
+        splits, class_names = _imagefolder_splits(root, seed=seed)
+    else:
+        raise DatasetError(f"unknown dataset format {format!r}; use rafdb or imagefolder")
+    decoded = {}
+    for split, (names, labels, paths) in splits.items():
+        arrays, errors = _decode_all(paths, size=image_size, workers=workers)
+        bad = [e for e in errors if e is not None]
+        if bad and not skip_bad:
+            shown = "\n  ".join(bad[:10])
+            more = f"\n  … and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise DatasetError(
+                f"{len(bad)} of {len(paths)} {split} images could not be read "
+                f"(use --skip-bad to train without them):\n  {shown}{more}"
+            )
+        keep = [i for i, a in enumerate(arrays) if a is not None]
+        if not keep:
+            raise DatasetError(f"none of the {len(paths)} {split} images in {root} could be read")
+        decoded[split] = Split(
+            names=[names[i] for i in keep],
+            labels=torch.tensor([labels[i] for i in keep], dtype=torch.long),
+            images=torch.from_numpy(np.stack([arrays[i] for i in keep])),
+            bad=bad,
+        )
+    return Dataset(root=root, format=format, class_names=class_names,
+                   train=decoded["train"], test=decoded["test"])
+
+
+def split_validation(train: Split, *, fraction: float, seed: int) -> tuple:
+    """Hold out a seeded `fraction` of the training split for model selection (never the test set)."""
+    if fraction <= 0:
+        return train, None
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 7919))
+    cut = max(1, int(round(fraction * len(train))))
+    return train.subset(order[cut:].sort().values), train.subset(order[:cut].sort().values)

@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from scn.losses import high_group_size, importance_groups, rank_regularization, weighted_cross_entropy
+
+
+def test_high_group_size_is_floor_of_beta_b_clamped():
+    assert high_group_size(10, beta=0.7) == 7
+    assert high_group_size(64, beta=0.7) == 44
+    assert high_group_size(2, beta=0.7) == 1
+    assert high_group_size(2, beta=0.1) == 1  # floor gives 0, clamped to 1
+    assert high_group_size(3, beta=0.99) == 2  # floor gives 2 = B-1
+
+
+def test_rank_regularization_hand_worked():
+    # B=4, beta=0.5: high = {0.9, 0.8} mean 0.85, low = {0.3, 0.1} mean 0.2, gap 0.65
+    alpha = torch.tensor([0.1, 0.9, 0.3, 0.8])
+    assert rank_regularization(alpha, beta=0.5, margin=0.15).item() == pytest.approx(0.0)
+    assert rank_regularization(alpha, beta=0.5, margin=0.7).item() == pytest.approx(0.05)
+
+
+def test_rank_regularization_exactly_at_margin_is_zero():
+    alpha = torch.tensor([0.75, 0.25], dtype=torch.float64)
+    assert rank_regularization(alpha, beta=0.7, margin=0.5).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_rank_regularization_ties_give_full_margin():
+    alpha = torch.full((5,), 0.6)
+    assert rank_regularization(alpha, beta=0.7, margin=0.15).item() == pytest.approx(0.15)
+
+
+def test_rank_regularization_batch_of_one_and_two():
+    assert rank_regularization(torch.tensor([0.4]), beta=0.7, margin=0.15).item() == 0.0
+    # B=2: M=1, gap = 0.5 - 0.45 = 0.05 → loss 0.10
+    loss = rank_regularization(torch.tensor([0.45, 0.5]), beta=0.7, margin=0.15)
+    assert loss.item() == pytest.approx(0.10)
+
+
+def test_rank_regularization_has_gradient_toward_separating_groups():
+    alpha = torch.tensor([0.5, 0.6, 0.4], requires_grad=True)
+    rank_regularization(alpha, beta=0.7, margin=0.5).backward()
+    # High group (0.6, 0.5) is pushed up, the low one (0.4) down.
+    assert alpha.grad[1] < 0 and alpha.grad[0] < 0 and alpha.grad[2] > 0
+
+
+def test_importance_groups_marks_top_m_with_stable_ties():
+    groups = importance_groups(torch.tensor([0.2, 0.9, 0.5, 0.5, 0.1]), beta=0.4)
+    assert groups.tolist() == [False, True, True, False, False]
+    assert importance_groups(torch.tensor([0.3]), beta=0.7).tolist() == [True]
+
+
+def test_weighted_cross_entropy_is_ce_on_scaled_logits():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    alpha = torch.tensor([[0.5], [1.0]])
+    labels = torch.tensor([0, 1])
+    expected = torch.nn.functional.cross_entropy(alpha * logits, labels)
+    assert weighted_cross_entropy(alpha * logits, labels).item() == pytest.approx(expected.item())

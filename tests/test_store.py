@@ -1,0 +1,97 @@
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scn import lock
+from scn.labels import RelabelEvent
+from scn.store import RunNotFoundError, RunReader, RunWriter, list_runs
+
+
+def make_run(run_dir, *, epochs=3, n=10):
+    writer = RunWriter(run_dir)
+    writer.write_config({"epochs": epochs, "method": "scn", "method_label": "SCN", "class_names": ["a", "b"],
+                         "dataset_description": "toy"})
+    writer.set_status("running", pid=os.getpid(), started=100.0, total_epochs=epochs)
+    writer.add_samples("train", [f"train_{i:05d}.jpg" for i in range(n)], [i % 2 for i in range(n)])
+    for epoch in range(1, epochs + 1):
+        for step in range(2):
+            writer.log_step({"global_step": (epoch - 1) * 2 + step, "epoch": epoch, "step": step, "loss": 1.0})
+        writer.log_attention(epoch, alpha=np.linspace(0, 1, n) * epoch / epochs, is_high=np.arange(n) >= 3,
+                             labels=[i % 2 for i in range(n)])
+        writer.log_relabels([RelabelEvent(epoch, 1, epoch, epoch % 2, 1 - epoch % 2, 0.8, 0.1 * epoch, 0.2, "low")])
+        writer.log_confusion(epoch, "test", [[3, 1], [epoch, 2]])
+        writer.log_epoch({"epoch": epoch, "test_accuracy": 0.5 + epoch / 10})
+    return writer
+
+
+def test_reads_back_what_was_written(tmp_path):
+    make_run(tmp_path / "r").set_status("finished")
+    reader = RunReader(tmp_path / "r")
+    attention = reader.attention(2)
+    assert len(attention) == 10 and attention["alpha"].iloc[-1] == pytest.approx(2 / 3)
+    assert attention["is_high"].sum() == 7 and attention["original_label"].tolist()[:3] == [0, 1, 0]
+    assert reader.attention_epochs() == [1, 2, 3]
+    assert reader.attention()["alpha"].iloc[-1] == pytest.approx(1.0)  # default: latest epoch
+    assert reader.confusion(3).tolist() == [[3, 1], [3, 2]] and reader.confusion(9) is None
+    assert reader.summary()["best_test_accuracy"] == pytest.approx(0.8)
+    assert reader.summary()["epoch"] == 3
+
+
+def test_relabel_filters(tmp_path):
+    make_run(tmp_path / "r")
+    reader = RunReader(tmp_path / "r")
+    assert len(reader.relabels()) == 3
+    assert reader.relabels(epoch=2)["idx"].tolist() == [2]
+    assert reader.relabels(old=1)["epoch"].tolist() == [1, 3]
+    assert reader.relabels(min_margin=0.55)["epoch"].tolist() == [1, 2]  # margins 0.7, 0.6, 0.5
+    assert reader.relabel_counts()["count"].sum() == 3
+
+
+def test_status_is_interrupted_when_no_trainer_holds_the_lock(tmp_path):
+    make_run(tmp_path / "r")
+    reader = RunReader(tmp_path / "r")
+    assert reader.status()["state"] == "interrupted"
+    fd = lock.acquire(tmp_path / "r")
+    try:
+        assert reader.status()["state"] == "running" and reader.status()["alive"]
+    finally:
+        os.close(fd)
+
+
+def test_discard_from_drops_a_partial_epoch(tmp_path):
+    writer = make_run(tmp_path / "r")
+    writer.discard_from(epoch=3, step=1)
+    reader = RunReader(tmp_path / "r")
+    assert reader.step_metrics()["global_step"].tolist() == [0, 1, 2, 3, 4]
+    assert reader.attention_epochs() == [1, 2] and reader.epoch_metrics()["epoch"].max() == 2
+    assert reader.relabels()["epoch"].max() == 2  # epoch 3's event came at step 1, after the checkpoint
+    assert reader.confusion_epochs() == [1, 2]
+
+
+def test_reviews_are_stored_and_validated(tmp_path):
+    make_run(tmp_path / "r")
+    reader = RunReader(tmp_path / "r")
+    reader.write_review(event_id=2, decision="revert")
+    reader.write_review(event_id=2, decision="accept")
+    reviews = reader.reviews()
+    assert reviews[["event_id", "idx", "decision"]].values.tolist() == [[2, 2, "accept"]]
+    with pytest.raises(KeyError, match="no relabel event 99"):
+        reader.write_review(event_id=99, decision="accept")
+
+
+def test_groundtruth_is_kept_inside_the_run(tmp_path):
+    writer = make_run(tmp_path / "r")
+    assert RunReader(tmp_path / "r").groundtruth() is None
+    writer.add_groundtruth(pd.DataFrame({"image": ["train_00001.jpg"], "is_noisy": [True]}))
+    assert RunReader(tmp_path / "r").groundtruth()["is_noisy"].tolist() == [1]
+
+
+def test_missing_runs_and_empty_roots(tmp_path):
+    with pytest.raises(RunNotFoundError):
+        RunReader(tmp_path / "absent")
+    assert list_runs(tmp_path / "absent").empty
+    make_run(tmp_path / "runs" / "one")
+    (tmp_path / "runs" / "not-a-run").mkdir()
+    assert list_runs(tmp_path / "runs")["name"].tolist() == ["one"]

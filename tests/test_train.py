@@ -1,0 +1,169 @@
+import numpy as np
+import pytest
+import torch
+
+from scn import lock
+from scn.checkpoint import load_checkpoint
+from scn.cli import main
+from scn.config import make_config
+from scn.store import RunReader
+from scn.train import Trainer, train
+
+
+def tiny_config(data, **overrides):
+    values = dict(data=str(data), epochs=2, batch_size=16, image_size=32, relabel_epoch=2,
+                  relabel_scope="all", margin_2=0.05, val_fraction=0.125, log_every=1, seed=5)
+    return make_config(**(values | overrides))
+
+
+def test_two_epoch_run_fills_the_store(tiny_rafdb, tmp_path):
+    run_dir = tmp_path / "run"
+    assert train(tiny_config(tiny_rafdb), run_dir=run_dir, progress=False) == "finished"
+    reader = RunReader(run_dir)
+    status = reader.status()
+    assert status["state"] == "finished" and not status["alive"]
+    epochs = reader.epoch_metrics()
+    assert epochs["epoch"].tolist() == [1, 2]
+    assert epochs[["test_accuracy", "val_accuracy", "alpha_mean", "train_loss_rr"]].notna().all().all()
+    steps = reader.step_metrics()
+    assert len(steps) == 2 * 3 and steps["images_per_s"].gt(0).all()  # 42 train images / 16 = 3 steps
+    attention = reader.attention(2)
+    assert len(attention) == 42 and attention["alpha"].between(0, 1).all()
+    assert attention["is_high"].mean() == pytest.approx(0.7, abs=0.1)
+    relabels = reader.relabels()
+    assert set(relabels["epoch"]) <= {2}  # relabeling starts at epoch 2
+    assert epochs["relabels"].tolist() == [0, len(relabels)]
+    confusion = reader.confusion(2)
+    assert confusion.shape == (7, 7) and confusion.sum() == 21
+    assert reader.samples("test").shape[0] == 21 and reader.samples("val").shape[0] == 6
+    assert reader.config()["class_names"][0] == "surprise"
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    assert best["best"]["split"] == "val"
+    assert (run_dir / "train.log").read_text().count("epoch ") >= 2
+
+
+def final_state(run_dir):
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    return checkpoint["model"], checkpoint["labels"]
+
+
+def assert_same_run(a, b):
+    model_a, labels_a = final_state(a)
+    model_b, labels_b = final_state(b)
+    for key in model_a:
+        assert torch.equal(model_a[key], model_b[key]), key
+    assert torch.equal(labels_a["current"], labels_b["current"])
+    assert labels_a["history"] == labels_b["history"]
+
+
+@pytest.fixture
+def uninterrupted(tiny_rafdb, tmp_path):
+    run_dir = tmp_path / "straight"
+    train(tiny_config(tiny_rafdb, epochs=3), run_dir=run_dir, progress=False)
+    assert len(final_state(run_dir)[1]["history"]) > 0, "the test needs relabels to compare"
+    return run_dir
+
+
+def interrupt_after(monkeypatch, calls, action):
+    original = Trainer._train_step
+    count = {"n": 0}
+
+    def step(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        count["n"] += 1
+        if count["n"] == calls:
+            action(self)
+        return result
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+
+
+def test_stop_mid_epoch_then_resume_matches_uninterrupted(tiny_rafdb, tmp_path, uninterrupted, monkeypatch):
+    run_dir = tmp_path / "stopped"
+    interrupt_after(monkeypatch, 5, lambda trainer: setattr(trainer.stop, "requested", True))
+    assert train(tiny_config(tiny_rafdb, epochs=3), run_dir=run_dir, progress=False) == "stopped"
+    assert RunReader(run_dir).status()["state"] == "stopped"
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step_in_epoch"] == 2
+    monkeypatch.undo()
+    assert train(tiny_config(tiny_rafdb), run_dir=run_dir, resume=True, progress=False) == "finished"
+    assert_same_run(uninterrupted, run_dir)
+    reader = RunReader(run_dir)
+    assert reader.epoch_metrics()["epoch"].tolist() == [1, 2, 3]
+    assert reader.step_metrics()["global_step"].is_unique
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs, the last checkpoint is what survives."""
+
+
+def test_killed_mid_epoch_resumes_from_last_epoch_without_duplicates(tiny_rafdb, tmp_path, uninterrupted,
+                                                                      monkeypatch):
+    run_dir = tmp_path / "killed"
+
+    def kill(trainer):
+        raise Killed
+
+    interrupt_after(monkeypatch, 8, kill)
+    with pytest.raises(Killed):
+        train(tiny_config(tiny_rafdb, epochs=3), run_dir=run_dir, progress=False)
+    assert RunReader(run_dir).step_metrics()["epoch"].max() == 3
+    monkeypatch.undo()
+    train(tiny_config(tiny_rafdb), run_dir=run_dir, resume=True, progress=False)
+    assert_same_run(uninterrupted, run_dir)
+    reader = RunReader(run_dir)
+    steps = reader.step_metrics()
+    assert len(steps) == 9 and steps["global_step"].tolist() == list(range(9))
+    relabels = reader.relabels()
+    assert len(relabels) == len(final_state(run_dir)[1]["history"])
+
+
+def test_second_trainer_on_same_run_is_refused(tiny_rafdb, tmp_path, capsys):
+    run_dir = tmp_path / "locked"
+    run_dir.mkdir()
+    fd = lock.acquire(run_dir)
+    try:
+        code = main(["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1"])
+    finally:
+        import os
+
+        os.close(fd)
+    assert code == 3
+    assert "already running" in capsys.readouterr().err
+
+
+def test_baseline_has_constant_alpha_and_no_relabels(tiny_rafdb, tmp_path):
+    run_dir = tmp_path / "baseline"
+    train(tiny_config(tiny_rafdb, method="baseline", epochs=1, relabel_epoch=1), run_dir=run_dir,
+          progress=False)
+    reader = RunReader(run_dir)
+    assert np.allclose(reader.attention(1)["alpha"], 1.0)
+    assert reader.relabels().empty
+    assert reader.config()["method_label"] == "Baseline"
+    assert reader.step_metrics()["loss_rr"].eq(0).all()
+
+
+def test_ablation_switches_are_recorded_and_respected(tiny_rafdb, tmp_path):
+    run_dir = tmp_path / "ablation"
+    train(tiny_config(tiny_rafdb, epochs=1, relabel_epoch=1, relabel=False, rank_reg=False), run_dir=run_dir,
+          progress=False)
+    reader = RunReader(run_dir)
+    assert reader.relabels().empty and reader.step_metrics()["loss_rr"].eq(0).all()
+    assert reader.config()["method_label"] == "SCN w/o rank reg, relabel"
+
+
+def test_cli_reports_bad_data_without_traceback(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: dataset folder not found")
+    assert RunReader(tmp_path / "r").status()["state"] == "failed"
+
+
+def test_cli_train_then_eval_and_runs(tiny_rafdb, tmp_path, capsys):
+    run_dir = tmp_path / "runs" / "cli"
+    assert main(["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1",
+                 "--image-size", "32", "--batch-size", "16", "--no-progress"]) == 0
+    assert main(["eval", "--run", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "last (epoch 1): test accuracy" in out and "chosen on the val split" in out
+    assert main(["runs", "--root", str(tmp_path / "runs")]) == 0
+    assert "cli" in capsys.readouterr().out
