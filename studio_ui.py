@@ -154,8 +154,8 @@ def ground_truth(reader: RunReader) -> pd.DataFrame | None:
 
 def images_root(reader: RunReader) -> Path | None:
     """The run's dataset folder when its images can be read here; otherwise says why not, plainly."""
-    config = reader.config()
-    data = config.get("data")
+    # The built-in benchmark lives in a cache the trainer records; a user's dataset is config['data'].
+    data = reader.config().get("data") or (reader.meta("dataset") or {}).get("path")
     if not data:
         st.info("This run does not record where its images are, so no thumbnails can be shown.")
         return None

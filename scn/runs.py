@@ -32,9 +32,11 @@ FLAGS = {
     "margin_2": "--margin2", "pretrained": "--pretrained", "device": "--device",
     "threads": "--threads", "seed": "--seed", "val_fraction": "--val-fraction",
     "noise_file": "--noise-file", "synth_train": "--synth-train", "synth_test": "--synth-test",
-    "synth_noise": "--synth-noise",
+    "synth_noise": "--synth-noise", "precision": "--precision", "drop_rate": "--drop-rate",
+    "log_every": "--log-every",
 }
-SWITCHES = {"attention": "--no-attention", "rank_reg": "--no-rank-reg", "relabel": "--no-relabel"}
+SWITCHES = {"attention": "--no-attention", "rank_reg": "--no-rank-reg", "relabel": "--no-relabel",
+            "channels_last": "--no-channels-last"}
 
 # The one-click demo: SCN and the baseline side by side on the built-in benchmark with 30% label
 # noise, sized so both finish in about 10 minutes sharing a 2-core laptop CPU (one thread each).
@@ -93,10 +95,10 @@ def start_run(*, run_dir, options: dict, wait_s: float = 60.0) -> int:
                   wait_s=wait_s)
 
 
-def resume_run(run_dir, *, options: dict | None = None, wait_s: float = 60.0) -> int:
-    """Restart a stopped or interrupted run from checkpoints/last.pt (labels and relabel history
-    are restored by the trainer); `options` may override runtime settings such as threads."""
-    argv = train_command(run_dir=run_dir, options=options or {}, resume=True)
+def resume_run(run_dir, *, wait_s: float = 60.0) -> int:
+    """Restart a stopped or interrupted run from checkpoints/last.pt; the trainer restores the
+    run's configuration, labels and relabel history from that checkpoint."""
+    argv = train_command(run_dir=run_dir, options={}, resume=True)
     return _spawn(run_dir=run_dir, argv=argv, wait_s=wait_s)
 
 
