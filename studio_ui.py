@@ -146,10 +146,42 @@ def started_label(timestamp) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
+class _NotYetWritten(LookupError):
+    """Raised inside a cached loader so that an absent table is not cached (it comes later)."""
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _fixed_table(run_dir: str, started, table: str) -> pd.DataFrame | None:
+    """Tables a trainer writes once when it starts (samples, ground truth), cached per run start:
+    re-reading and re-joining them on every 2-second refresh would cost more than the charts."""
+    reader = RunReader(run_dir)
+    samples = reader.samples("train")
+    if not len(samples):
+        raise _NotYetWritten(table)
+    if table == "names":
+        return samples["name"]
+    truth = reader.groundtruth()
+    if truth is None:
+        raise _NotYetWritten(table)
+    return analysis.match_groundtruth(samples, truth, class_names=reader.class_names() or CLASS_NAMES)
+
+
+def _fixed(reader: RunReader, table: str):
+    try:
+        return _fixed_table(str(reader.run_dir), reader.status()["started"], table)
+    except _NotYetWritten:
+        return None
+
+
+def sample_names(reader: RunReader) -> pd.Series:
+    """Training sample names by idx (empty until the trainer has recorded them)."""
+    names = _fixed(reader, "names")
+    return pd.Series(dtype=object) if names is None else names
+
+
 def ground_truth(reader: RunReader) -> pd.DataFrame | None:
     """The benchmark's truth for the training samples (idx -> true_label, is_noisy, degradation)."""
-    return analysis.match_groundtruth(reader.samples("train"), reader.groundtruth(),
-                                      class_names=reader.class_names() or CLASS_NAMES)
+    return _fixed(reader, "truth")
 
 
 def images_root(reader: RunReader) -> Path | None:

@@ -67,7 +67,7 @@ def across_epochs(epochs: list, alpha: np.ndarray, is_high: np.ndarray, margin_1
 
 
 def galleries(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list) -> None:
-    names = reader.samples("train")["name"]
+    names = ui.sample_names(reader)
     ordered = frame.sort_values("alpha")
     for title, part in (("Lowest alpha", ordered.head(GALLERY_SIZE)),
                         ("Highest alpha", ordered.tail(GALLERY_SIZE)[::-1])):

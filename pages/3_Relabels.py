@@ -6,6 +6,7 @@ import streamlit as st
 
 import studio_ui as ui
 from scn import analysis, charts, images
+from scn.review import corrected_label_file
 
 TABLE_ROWS = 200
 
@@ -49,7 +50,7 @@ def overview(class_names: list, truth: pd.DataFrame | None) -> None:
             "noisy_fixed": "noisy labels fixed", "clean_broken": "clean labels broken"})
 
 
-def review(event_ids: list, decision: str) -> None:
+def record_review(event_ids: list, decision: str) -> None:
     for event_id in event_ids:
         reader.write_review(event_id=int(event_id), decision=decision)
     ui.flash(f"Marked {len(event_ids)} relabel(s) as {decision}ed.")
@@ -107,7 +108,7 @@ def events_view(class_names: list, truth: pd.DataFrame | None) -> None:
                 events = events[events["right"] == (verdict == "right")]
         st.caption(f"{len(events)} of {len(all_events)} events match"
                    + (f"; the first {TABLE_ROWS} are shown" if len(events) > TABLE_ROWS else ""))
-        names = reader.samples("train")["name"]
+        names = ui.sample_names(reader)
         table = event_table(events, class_names, truth, names)
         st.dataframe(table, hide_index=True, width="stretch", row_height=56, column_config={
             "image": st.column_config.ImageColumn("image", width="small"),
@@ -119,21 +120,15 @@ def events_view(class_names: list, truth: pd.DataFrame | None) -> None:
         chosen = st.multiselect("Relabels to review", list(labels), key="relabel_review_ids",
                                 format_func=lambda i: f"#{i} {labels[i]}")
         left, right, _ = st.columns([1, 1, 4])
-        left.button("Accept", on_click=review, args=(chosen, "accept"), disabled=not chosen)
-        right.button("Revert", on_click=review, args=(chosen, "revert"), disabled=not chosen)
-        export(class_names)
+        left.button("Accept", on_click=record_review, args=(chosen, "accept"), disabled=not chosen)
+        right.button("Revert", on_click=record_review, args=(chosen, "revert"), disabled=not chosen)
+        export()
 
 
-def export(class_names: list) -> None:
-    reviews = reader.reviews()
-    train, test = reader.samples("train"), reader.samples("test")
-    labels = analysis.reviewed_labels(original=reader.original_labels(), events=reader.relabels(),
-                                      reviews=reviews)
-    text = analysis.rafdb_label_file(pd.concat([train["name"], test["name"]]),
-                                     np.concatenate([labels, test["label"].to_numpy()]),
-                                     class_names=class_names)
-    reverted = int((reviews["decision"] == "revert").sum())
-    st.download_button("Download corrected labels (RAF-DB format)", text,
+def export() -> None:
+    reverted = int((reader.reviews()["decision"] == "revert").sum())
+    st.download_button("Download corrected labels (RAF-DB format)",
+                       lambda: corrected_label_file(reader),
                        file_name=f"{reader.name}_list_patition_label.txt", mime="text/plain",
                        help=f"Relabelled training labels, with the {reverted} reverted relabel(s) "
                             "back at their original label; test labels unchanged.")

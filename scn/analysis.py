@@ -42,8 +42,8 @@ def _class_indices(values: pd.Series, *, class_names, reference=None) -> pd.Seri
     if values.dtype == object or pd.api.types.is_string_dtype(values):
         strings = values.astype(str)
         if not strings.str.fullmatch(r"-?\d+").all():
-            names = list(class_names)
-            return strings.map(lambda v: names.index(canonical_name(v))).astype(np.int64)
+            lookup = {v: list(class_names).index(canonical_name(v)) for v in strings.unique()}
+            return strings.map(lookup).astype(np.int64)
         values = strings.astype(np.int64)
     values = values.astype(np.int64)
     if reference is not None and len(reference):

@@ -16,7 +16,8 @@ from tests.helpers import write_rafdb
 
 def write_fake_run(run_dir, *, n_train: int = 60, n_test: int = 21, epochs: int = 4,
                    relabel_epoch: int = 2, method: str = "scn", data_dir=None, seed: int = 0,
-                   state: str = "finished", steps_per_epoch: int = 5) -> dict:
+                   state: str = "finished", steps_per_epoch: int = 5,
+                   relabels_per_epoch: int = 8) -> dict:
     """Fill `run_dir` and return what it wrote that tests check against (truth, noisy mask...)."""
     rng = np.random.default_rng(seed)
     classes = len(CLASS_NAMES)
@@ -68,7 +69,8 @@ def write_fake_run(run_dir, *, n_train: int = 60, n_test: int = 21, epochs: int 
         is_high = alpha >= np.quantile(alpha, 0.3)
         events = []
         if method == "scn" and epoch >= relabel_epoch:
-            candidates = np.flatnonzero((labels != true) | (rng.random(n_train) < 0.05))[:8]
+            wrong_now = (labels != true) | (rng.random(n_train) < 0.05)
+            candidates = rng.permutation(np.flatnonzero(wrong_now))[:relabels_per_epoch]
             for i, index in enumerate(candidates):
                 new = int(true[index]) if i % 4 else int((labels[index] + 1) % classes)
                 if new == labels[index]:
