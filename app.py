@@ -57,7 +57,7 @@ def start_from_form() -> None:
 def runs_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "run": table["name"],
-        "status": [f"{ui.STATE_ICONS.get(s, '')} {s}" for s in table["status"]],
+        "status": table["status"],
         "dataset": table["dataset"],
         "method": table["method"],
         "epoch": [f"{e} of {t}" if t else str(e) for e, t in zip(table["epoch"], table["total_epochs"])],
@@ -85,7 +85,7 @@ def runs_overview() -> None:
     if reader is not None:
         with ui.run_guard(reader):
             ui.status_panel(reader, key="home")
-            st.page_link("pages/1_Training.py", label="Watch it train", icon="📈")
+            st.page_link("pages/1_Training.py", label="Watch it train", icon=":material/monitoring:")
 
 
 st.subheader("Runs")

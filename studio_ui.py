@@ -16,12 +16,13 @@ from scn.store import RunNotFoundError, RunReader, list_runs, runs_root
 
 # Live views rerun this often: a newly written epoch shows within REFRESH_SECONDS plus a query.
 REFRESH_SECONDS = 2
-STATE_ICONS = {"created": "⚪", "starting": "🟡", "running": "🟢", "finished": "🔵",
-               "stopped": "⏸️", "failed": "🔴", "interrupted": "🟠"}
+# Colours of a run's state in markdown (no emoji: headless servers often lack an emoji font).
+STATE_COLORS = {"created": "gray", "starting": "orange", "running": "green", "finished": "blue",
+                "stopped": "gray", "failed": "red", "interrupted": "orange"}
 
 
 def page(title: str) -> None:
-    st.set_page_config(page_title=f"{title} · SCN Studio", page_icon="🧠", layout="wide")
+    st.set_page_config(page_title=f"{title} · SCN Studio", page_icon=":material/psychology:", layout="wide")
     st.title(title)
 
 
@@ -32,7 +33,7 @@ def plotly(figure, *, key: str | None = None) -> None:
 def no_runs_message() -> None:
     st.info("No runs yet. Start one from the home page: the one-click demo trains SCN and the "
             "baseline on the built-in benchmark.")
-    st.page_link("app.py", label="Go to the home page", icon="🏠")
+    st.page_link("app.py", label="Go to the home page", icon=":material/home:")
 
 
 def pick_run(*, label: str = "Run", key: str = "run_picker", exclude: str | None = None) -> RunReader | None:
@@ -46,11 +47,9 @@ def pick_run(*, label: str = "Run", key: str = "run_picker", exclude: str | None
         else:
             st.info("No other run to compare with.")
         return None
-    states = dict(zip(table["name"], table["status"]))
     remembered = st.session_state.get(f"{key}_choice") or st.query_params.get("run")
     index = names.index(remembered) if remembered in names else 0
-    name = st.selectbox(label, names, index=index, key=key,
-                        format_func=lambda n: f"{STATE_ICONS.get(states[n], '')} {n} ({states[n]})")
+    name = st.selectbox(label, names, index=index, key=key)
     st.session_state[f"{key}_choice"] = name
     if key == "run_picker":
         st.query_params["run"] = name
@@ -121,7 +120,7 @@ def status_panel(reader: RunReader, *, key: str) -> dict:
     else:
         pid = f"pid {status['pid']}" if status["pid"] else "no pid"
         detail = f"{pid} · heartbeat {age(status['heartbeat_age'])}"
-    st.markdown(f"**{STATE_ICONS.get(state, '')} {state}** · {detail}")
+    st.markdown(f":{STATE_COLORS.get(state, 'gray')}[**{state}**] · {detail}")
     run_dir = str(reader.run_dir)
     columns = st.columns([1, 1, 4])
     if status["alive"]:

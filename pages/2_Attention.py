@@ -46,8 +46,10 @@ def by_epoch(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list)
                                          title=f"alpha of clean vs noisy labels (AUROC {score:.2f})",
                                          colors=charts.CLEAN_NOISY_COLORS))
     with right:
-        ui.plotly(charts.alpha_box(alpha, known["degradation"].reset_index(drop=True),
-                                   title="alpha by degradation"))
+        kinds = pd.DataFrame({"alpha": alpha.to_numpy(),
+                              "kind": known["degradation"].str.split("+").to_numpy()}).explode("kind")
+        ui.plotly(charts.alpha_box(kinds["alpha"], kinds["kind"],
+                                   title="alpha by degradation (a sample counts under each it has)"))
 
 
 def across_epochs(epochs: list, alpha: np.ndarray, is_high: np.ndarray, margin_1,

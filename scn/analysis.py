@@ -19,10 +19,16 @@ TRUE_COLUMNS = ("true_label", "true_class", "label_true", "true", "clean_label",
 GIVEN_COLUMNS = ("given_label", "noisy_label", "observed_label", "label", "given_class", "given")
 NOISY_COLUMNS = ("is_noisy", "noisy", "label_noise", "flipped")
 SPLIT_COLUMNS = ("split",)
-# Degradations: a column counts as applied to a sample when its value is truthy and not "none".
-DEGRADATION_COLUMNS = ("occlusion", "occlusion_kind", "blur", "low_res", "lowres", "low_resolution",
-                       "downscale", "jpeg", "jpeg_artifacts", "jpeg_artefacts", "blend")
-
+# Degradations, as the generator records them: (columns tried, kind, test that it was applied).
+# A kind of None names the degradation by the column's value (the occlusion: glasses, hand...).
+DEGRADATIONS = (
+    (("occlusion", "occlusion_kind"), None, None),
+    (("blur_sigma", "blur"), "blur", lambda v: v > 0),
+    (("resolution_scale", "low_res"), "low-res", lambda v: v < 1),
+    (("noise_sigma",), "noise", lambda v: v > 0),
+    (("jpeg_quality",), "jpeg", lambda v: v < 60),
+)
+NOT_APPLIED = ("", "none", "no", "false", "0", "nan")
 
 def sample_key(name: str) -> str:
     """The join key of an image name across layouts: 'Image/aligned/train_00001_aligned.jpg',
@@ -54,13 +60,22 @@ def _class_indices(values: pd.Series, *, class_names, reference=None) -> pd.Seri
     return values
 
 
-def _applied(column: pd.Series) -> pd.Series:
-    if column.dtype == bool:
-        return column
-    if pd.api.types.is_numeric_dtype(column):
-        return column.fillna(0) != 0
-    text = column.fillna("").astype(str).str.strip().str.lower()
-    return ~text.isin(("", "none", "no", "false", "0", "0.0", "nan"))
+def degradation_kinds(table: pd.DataFrame) -> list:
+    """Per row, the degradations applied, joined by '+' ('none' when there are none)."""
+    parts = []
+    for candidates, kind, applied in DEGRADATIONS:
+        column = _first(table.columns, candidates)
+        if column is None:
+            continue
+        values = table[column]
+        if kind is None:
+            text = values.fillna("").astype(str).str.strip().str.lower()
+            parts.append(np.where(text.isin(NOT_APPLIED), "", text))
+        else:
+            parts.append(np.where(applied(pd.to_numeric(values, errors="coerce").fillna(0)), kind, ""))
+    if not parts:
+        return ["none"] * len(table)
+    return ["+".join(filter(None, kinds)) or "none" for kinds in zip(*parts)]
 
 
 def match_groundtruth(samples: pd.DataFrame, groundtruth: pd.DataFrame | None, *,
@@ -68,7 +83,7 @@ def match_groundtruth(samples: pd.DataFrame, groundtruth: pd.DataFrame | None, *
     """Join the benchmark's ground truth to a run's training samples by image name.
 
     `samples`: RunReader.samples('train') (idx, name, label). Returns a frame indexed by idx with
-    true_label (0-based), is_noisy, degradation (e.g. 'none', 'blur', 'occlusion+blur'), and
+    true_label (0-based), is_noisy, degradation (e.g. 'none', 'blur', 'hand+blur'), and
     intensity when the table has it; None when there is no usable ground truth.
     """
     if groundtruth is None or not len(groundtruth) or not len(samples):
@@ -95,15 +110,16 @@ def match_groundtruth(samples: pd.DataFrame, groundtruth: pd.DataFrame | None, *
     true = _class_indices(joined[true_col], class_names=class_names,
                           reference=given if given is not None else joined["label"])
     noisy_col = _first(columns, NOISY_COLUMNS)
-    is_noisy = (_applied(joined[noisy_col]) if noisy_col is not None
-                else joined["label"].to_numpy() != true.to_numpy())
-    parts = [np.where(_applied(joined[c]), c, "") for c in columns if c.lower() in DEGRADATION_COLUMNS]
-    degradation = ["+".join(filter(None, kinds)) or "none" for kinds in zip(*parts)] if parts else "none"
+    if noisy_col is None:
+        is_noisy = joined["label"].to_numpy() != true.to_numpy()
+    else:
+        flags = joined[noisy_col].astype(str).str.strip().str.lower()
+        is_noisy = ~flags.isin(NOT_APPLIED + ("0.0",))
     result = pd.DataFrame({
         "idx": joined["idx"].to_numpy(),
         "true_label": true.to_numpy(),
         "is_noisy": np.asarray(is_noisy, dtype=bool),
-        "degradation": degradation,
+        "degradation": degradation_kinds(joined),
     })
     if "intensity" in columns:
         result["intensity"] = joined["intensity"].to_numpy()

@@ -165,4 +165,4 @@ def compare_figure(curves: dict, *, column: str, title: str, percent: bool = Fal
             figure.add_scatter(x=epochs["epoch"], y=epochs[column], name=name, mode="lines+markers")
     if percent:
         figure.update_yaxes(tickformat=".0%")
-    return _layout(figure, title=title, x="epoch", y=column)
+    return _layout(figure, title=title, x="epoch", y=title.split()[-1])

@@ -64,7 +64,7 @@ def test_match_groundtruth_by_name_with_class_names_and_degradations():
     assert matched.index.tolist() == [0, 1, 2]
     assert matched["true_label"].tolist() == [3, 4, 6]
     assert matched["is_noisy"].tolist() == [False, True, False]
-    assert matched["degradation"].tolist() == ["none", "occlusion", "occlusion+blur"]
+    assert matched["degradation"].tolist() == ["none", "glasses", "hand+blur"]
 
 
 def test_match_groundtruth_detects_one_based_integers_and_derives_noise():
@@ -74,6 +74,24 @@ def test_match_groundtruth_detects_one_based_integers_and_derives_noise():
     matched = analysis.match_groundtruth(samples, truth, class_names=CLASS_NAMES)
     assert matched["true_label"].tolist() == [0, 1, 5]
     assert matched["is_noisy"].tolist() == [False, True, False]
+
+
+def test_match_groundtruth_reads_the_benchmark_generators_table():
+    samples = _samples([3, 5, 6])
+    truth = pd.DataFrame({
+        "image": ["train_00001.jpg", "train_00002.jpg", "train_00003.jpg", "test_00001.jpg"],
+        "split": ["train", "train", "train", "test"],
+        "true_class": ["happiness", "fear", "neutral", "fear"], "true_label": [4, 2, 7, 2],
+        "given_label": [4, 6, 7, 2], "given_class": ["happiness", "anger", "neutral", "fear"],
+        "is_noisy": [0, 1, 0, 0], "intensity": [0.5, 0.9, 0.1, 0.3],
+        "occlusion": ["none", "sunglasses", "none", "hand"], "blur_sigma": [0.0, 0.0, 1.2, 0.0],
+        "resolution_scale": [1.0, 0.5, 1.0, 1.0], "noise_sigma": [0.0, 0.0, 3.0, 0.0],
+        "jpeg_quality": [90, 80, 30, 95]})
+    matched = analysis.match_groundtruth(samples, truth, class_names=CLASS_NAMES)
+    assert matched["true_label"].tolist() == [3, 1, 6]
+    assert matched["is_noisy"].tolist() == [False, True, False]
+    assert matched["degradation"].tolist() == ["none", "sunglasses+low-res", "blur+noise+jpeg"]
+    assert matched["intensity"].tolist() == [0.5, 0.9, 0.1]
 
 
 def test_match_groundtruth_without_usable_table():

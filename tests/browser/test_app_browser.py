@@ -95,6 +95,8 @@ def choose(page, label: str, option: str) -> None:
 
 
 def test_start_watch_and_review_a_run(app_url, browser, tmp_path):
+    from playwright.sync_api import expect
+
     url, runs_dir = app_url
     data = write_rafdb(tmp_path / "rafdb", train=160, test=42, size=32)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -122,10 +124,10 @@ def test_start_watch_and_review_a_run(app_url, browser, tmp_path):
     attention.goto(f"{url}/Attention")
     training.get_by_text(f"1 of {EPOCHS} epochs done").wait_for(timeout=120_000)
     attention.get_by_role("heading", name="Epoch 1", exact=True).wait_for(timeout=60_000)
-    assert training.locator(".js-plotly-plot").count() == 4
+    expect(training.locator(".js-plotly-plot")).to_have_count(4)  # retried: reruns swap elements
     training.get_by_text(f"{EPOCHS} of {EPOCHS} epochs done (100%)").wait_for(timeout=180_000)
     attention.get_by_role("heading", name=f"Epoch {EPOCHS}", exact=True).wait_for(timeout=60_000)
-    assert attention.locator(".js-plotly-plot").count() == 4  # no ground truth for this folder
+    expect(attention.locator(".js-plotly-plot")).to_have_count(4)  # no ground truth for this folder
     shot(training, "training")
     shot(attention, "attention")
 
