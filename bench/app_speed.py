@@ -4,12 +4,16 @@
    40 epochs, 192 steps per epoch, a few hundred relabels per epoch, ground truth and the RAF-DB
    image folder for thumbnails) through RunWriter, then times streamlit AppTest runs of every page:
    the first (cold) run and the median of warm reruns, as a browser session sees them.
-2. Demo start-up (--demo): calls scn.runs.start_run with the one-click demo's SCN options and times
-   the first step row and the first epoch row (what the Training page charts). Without the built-in
-   benchmark generator (scn.synth) it trains the same options on a RAF-DB folder of the demo's size
-   written here, and says so.
+2. Demo start-up (--demo): starts the one-click demo's runs (SCN and the baseline, together, with a
+   cold dataset cache) through scn.runs.start_run and times each run's first step row and first
+   epoch row (what the Training page charts), then estimates the whole demo from the first epoch.
+   Without the built-in benchmark generator (scn.synth) it trains the same options on a RAF-DB
+   folder of the demo's size written here, and says so.
+3. Live latency (--live N): this process plays a trainer (holds the run lock, writes N epoch rows
+   through RunWriter) while Chromium shows the Training page; times each row until it is on screen.
 
     python -m bench.app_speed                       # pages at RAF-DB size
+    python -m bench.app_speed --live 5              # plus epoch-row-to-chart latency in Chromium
     python -m bench.app_speed --demo                # plus the demo's time to first chart
     python -m bench.app_speed --samples 2000 --epochs 5 --repeats 2   # quick check
 """
@@ -24,8 +28,11 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from scn import runs
-from scn.store import RunReader
+from scn import lock, runs
+from scn.classes import CLASS_NAMES
+from scn.store import RunReader, RunWriter
+from studio_ui import REFRESH_SECONDS
+from tests.app_server import chromium, serve_app
 from tests.fake_run import write_fake_run
 from tests.helpers import write_rafdb
 
@@ -70,37 +77,79 @@ def bench_pages(root: Path, data: Path, *, samples: int, epochs: int, repeats: i
 
 
 def bench_demo(root: Path, data: Path) -> dict:
-    options = dict(runs.DEMO_RUNS["scn"])
-    source = "built-in benchmark (scn.synth)"
+    """Start the demo's runs together, as its button does; time each run's first step and epoch
+    rows, then stop them and estimate the whole demo from the first epoch's duration."""
+    demo = {label: dict(options) for label, options in runs.DEMO_RUNS.items()}
+    source = "built-in benchmark (scn.synth), cold cache"
     if importlib.util.find_spec("scn.synth") is None:
-        write_rafdb(data, train=options.pop("synth_train"), test=options.pop("synth_test"), size=100)
-        options.pop("synth_noise")
-        options["data"] = str(data)
+        first = next(iter(demo.values()))
+        write_rafdb(data, train=first["synth_train"], test=first["synth_test"], size=100)
+        for options in demo.values():
+            for key in ("synth_train", "synth_test", "synth_noise"):
+                options.pop(key)
+            options["data"] = str(data)
         source = f"RAF-DB folder of the demo's size at {data} (scn.synth is not on this branch)"
-    run_dir = root / "demo-scn"
+    os.environ["SCN_STUDIO_CACHE"] = str(root / "cache")  # the first demo ever generates its data
     start = time.perf_counter()
-    pid = runs.start_run(run_dir=run_dir, options=options)
-    spawned = time.perf_counter() - start
-    first_step = first_epoch = None
+    for label, options in demo.items():
+        runs.start_run(run_dir=root / label, options=options)
+    seen = {label: {} for label in demo}
     try:
-        while first_epoch is None:
+        while not all("first_epoch_row_s" in s for s in seen.values()):
             time.sleep(0.2)
-            reader = RunReader(run_dir) if (run_dir / "run.db").exists() else None
-            if reader is None:
-                continue
-            if first_step is None and len(reader.step_metrics()):
-                first_step = time.perf_counter() - start
-            if len(reader.epoch_metrics()):
-                first_epoch = time.perf_counter() - start
-            if reader.status()["state"] in ("failed", "interrupted"):
-                raise RuntimeError(f"the demo run failed:\n{reader.log_tail()}")
+            for label, marks in seen.items():
+                if not (root / label / "run.db").exists():
+                    continue
+                reader = RunReader(root / label)
+                if reader.status()["state"] in ("failed", "interrupted"):
+                    raise RuntimeError(f"the demo run {label} failed:\n{reader.log_tail()}")
+                elapsed = round(time.perf_counter() - start, 1)
+                if "first_step_row_s" not in marks and len(reader.step_metrics()):
+                    marks["first_step_row_s"] = elapsed
+                epochs = reader.epoch_metrics()
+                if "first_epoch_row_s" not in marks and len(epochs):
+                    marks["first_epoch_row_s"] = elapsed
+                    marks["epoch_seconds"] = round(float(epochs["seconds"].iloc[0]), 1)
+                    marks["estimated_total_min"] = round(
+                        (elapsed + (demo[label]["epochs"] - 1) * marks["epoch_seconds"]) / 60, 1)
     finally:
-        runs.stop_run(run_dir)
-    result = {"source": source, "pid": pid, "start_run_returned_s": round(spawned, 1),
-              "first_step_row_s": round(first_step, 1), "first_epoch_row_s": round(first_epoch, 1)}
-    print(f"demo ({source}): start_run returned after {spawned:.1f} s, first step row after "
-          f"{first_step:.1f} s, first epoch row after {first_epoch:.1f} s")
-    return result
+        for label in demo:
+            runs.stop_run(root / label)
+    for label, marks in seen.items():
+        print(f"demo {label} ({source}): " + ", ".join(f"{k} {v}" for k, v in marks.items()))
+    return {"source": source, **seen}
+
+
+def bench_live(root: Path, *, epochs: int) -> dict:
+    """Seconds from an epoch row committed to the store until the Training page in Chromium shows
+    it. This process plays the trainer: it holds the run lock and writes through RunWriter."""
+    run_dir = root / "live"
+    run_dir.mkdir(parents=True)
+    held = lock.acquire(run_dir)
+    writer = RunWriter(run_dir)
+    writer.write_config({"method": "scn", "epochs": epochs, "class_names": list(CLASS_NAMES)})
+    writer.set_status("running", pid=os.getpid(), started=time.time(), total_epochs=epochs,
+                      steps_per_epoch=1)
+    latencies = []
+    try:
+        with serve_app(root) as url, chromium() as browser:
+            page = browser.new_page()
+            page.goto(f"{url}/Training")
+            page.get_by_text("No training steps logged yet").wait_for(timeout=60_000)
+            for epoch in range(1, epochs + 1):
+                row = {"epoch": epoch, "time": time.time(), "lr": 1e-3, "images_per_s": 100.0}
+                writer.log_step({"global_step": epoch, "step": 0, "loss": 1.0, "loss_wce": 1.0,
+                                 "loss_rr": 0.0, "accuracy": 0.5, **row})
+                writer.log_epoch({"seconds": 1.0, "train_accuracy": 0.5, "test_accuracy": 0.5, **row})
+                written = time.perf_counter()
+                page.get_by_text(f"{epoch} of {epochs} epochs done").wait_for(timeout=30_000)
+                latencies.append(round(time.perf_counter() - written, 2))
+    finally:
+        writer.close()
+        os.close(held)
+    print(f"live: epoch row -> Training page shows it: {latencies} s "
+          f"(max {max(latencies)} s; the page refreshes every {REFRESH_SECONDS} s)")
+    return {"latencies_s": latencies, "max_s": max(latencies)}
 
 
 def main() -> None:
@@ -109,12 +158,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--demo", action="store_true", help="also time the demo's first chart")
+    parser.add_argument("--live", type=int, metavar="EPOCHS", default=0,
+                        help="also time EPOCHS epoch rows reaching the Training page in Chromium")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         results = {"pages": bench_pages(tmp / "runs", tmp / "rafdb", samples=args.samples,
                                         epochs=args.epochs, repeats=args.repeats)}
+        if args.live:
+            results["live"] = bench_live(tmp / "live-runs", epochs=args.live)
         if args.demo:
             results["demo"] = bench_demo(tmp / "demo-runs", tmp / "demo-data")
     if args.json:

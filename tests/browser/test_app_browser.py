@@ -4,20 +4,15 @@
 Screenshots of every page go to $SCN_SCREENSHOT_DIR when it is set (for looking at the pages)."""
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from scn import runs
 from scn.store import RunReader
+from tests.app_server import CHROMIUM, chromium, serve_app
 from tests.helpers import write_rafdb
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 5
 
 pytestmark = [
@@ -26,51 +21,20 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def app_url(tmp_path):
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir()
-    port = free_port()
-    env = dict(os.environ, SCN_RUNS_DIR=str(runs_dir))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("streamlit did not come up")
-            time.sleep(0.3)
-    yield url, runs_dir
-    for run_dir in runs_dir.iterdir():
-        from scn import runs
-        runs.stop_run(run_dir)
-    server.terminate()
-    server.wait(timeout=30)
+    with serve_app(runs_dir) as url:
+        yield url, runs_dir
+        for run_dir in runs_dir.iterdir():
+            runs.stop_run(run_dir)
 
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def shot(page, name: str) -> None:
