@@ -34,7 +34,7 @@ def by_epoch(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list)
                                          colors=charts.HIGH_LOW_COLORS))
     with right:
         classes = frame["label"].map(dict(enumerate(class_names)))
-        ui.plotly(charts.alpha_box(alpha, classes, title="alpha by (current) class"))
+        ui.plotly(charts.alpha_box(alpha, classes, title="alpha by (current) class", order=class_names))
     if truth is None:
         return
     known = truth.reindex(frame["idx"])

@@ -53,21 +53,31 @@ def step_series_figure(steps: pd.DataFrame, *, column: str, title: str, y: str) 
     return _layout(figure, title=title, x="epoch", y=y, height=260)
 
 
-def alpha_histogram(values: pd.Series, groups: pd.Series, *, title: str, colors=None) -> go.Figure:
-    """Overlaid, normalised histograms of alpha, one per group (class, high/low, clean/noisy...)."""
+def _groups(groups: pd.Series, order) -> list:
+    present = set(groups.dropna().unique())
+    return [g for g in order if g in present] if order else sorted(present, key=str)
+
+
+def alpha_histogram(values: pd.Series, groups: pd.Series, *, title: str, colors=None,
+                    bins: int = 40) -> go.Figure:
+    """Overlaid, normalised histograms of alpha, one per group (high/low, clean/noisy...), on
+    shared bins so the groups compare bar for bar."""
     figure = go.Figure()
-    for group in sorted(groups.dropna().unique(), key=str):
+    lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    edges = dict(start=lo, end=hi + 1e-9, size=max(hi - lo, 1e-3) / bins)
+    for group in _groups(groups, None):
         figure.add_histogram(x=values[groups == group], name=str(group), opacity=0.6,
-                             histnorm="probability", nbinsx=40,
+                             histnorm="probability", xbins=edges, autobinx=False,
                              marker_color=(colors or {}).get(group))
     figure.update_layout(barmode="overlay")
     return _layout(figure, title=title, x="alpha (attention weight)", y="share of samples")
 
 
-def alpha_box(values: pd.Series, groups: pd.Series, *, title: str) -> go.Figure:
-    """Alpha per group as box plots: readable with many groups (classes, degradation kinds)."""
+def alpha_box(values: pd.Series, groups: pd.Series, *, title: str, order=None) -> go.Figure:
+    """Alpha per group as box plots: readable with many groups (classes, degradation kinds);
+    `order` fixes the order of the groups (e.g. the class order), else they are sorted."""
     figure = go.Figure()
-    for group in sorted(groups.dropna().unique(), key=str):
+    for group in _groups(groups, order):
         figure.add_box(y=values[groups == group], name=str(group), boxpoints=False)
     figure.update_layout(showlegend=False)
     return _layout(figure, title=title, x="", y="alpha")
@@ -140,7 +150,8 @@ def relabel_quality_figure(quality: pd.DataFrame) -> go.Figure:
     figure.add_bar(x=quality["epoch"], y=quality["clean_broken"], name="clean labels broken",
                    opacity=0.35, marker_color="#d62728", secondary_y=True)
     figure.update_yaxes(range=[0, 1], tickformat=".0%", secondary_y=False)
-    figure.update_yaxes(title_text="clean labels broken", secondary_y=True)
+    figure.update_yaxes(title_text="clean labels broken", rangemode="tozero", tickformat=",d",
+                        secondary_y=True)
     return _layout(figure, title="Relabels against ground truth", x="epoch", y="share")
 
 

@@ -142,6 +142,10 @@ def test_relabels_page_of_the_baseline_and_before_the_relabel_epoch(finished_run
     write_fake_run(finished_runs["root"] / "20260102-early", epochs=1, relabel_epoch=3)
     at = render("pages/3_Relabels.py", session={"run_picker_choice": "20260102-early"})
     assert "Relabelling starts at epoch 3; 1 epoch(s) done so far." in texts(at.info)
+    write_fake_run(finished_runs["root"] / "20260103-quiet", relabels_per_epoch=0)
+    at = render("pages/3_Relabels.py", session={"run_picker_choice": "20260103-quiet"})
+    assert "No relabels so far" in texts(at.info) and "margin_2 = 0.2" in texts(at.info)
+    assert elements(at)["plotly_chart"] == 0
 
 
 def test_confusion_page_epoch_change_and_side_by_side(finished_runs):

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from scn import analysis, charts
 from scn.classes import CLASS_NAMES
@@ -31,6 +32,9 @@ def test_attention_figures():
     hist = charts.alpha_histogram(values, groups, title="t", colors=charts.HIGH_LOW_COLORS)
     assert [t.name for t in hist.data] == ["high", "low"]
     assert list(hist.data[1].x) == [0.1, 0.2]
+    assert hist.data[0].xbins.size == hist.data[1].xbins.size == pytest.approx(0.8 / 40)
+    box = charts.alpha_box(values, pd.Series(["b", "a", "c", "a"]), title="t", order=["c", "b", "a", "z"])
+    assert [t.name for t in box.data] == ["c", "b", "a"]
     counts, edges = analysis.histograms(np.array([[0.1, 0.9], [0.5, 0.6]]), bins=5)
     heat = charts.alpha_heatmap([1, 2], counts, edges)
     assert np.allclose(np.asarray(heat.data[0].z).sum(axis=1), 1.0)
