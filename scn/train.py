@@ -166,7 +166,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, run_dir: Path, writer: RunWriter, log, stop: StopSignal,
                  checkpoint: dict | None, progress: bool):
-        self.run_dir, self.writer, self.log, self.stop, self.progress = run_dir, writer, log, stop, progress
+        self.run_dir, self.writer, self.log, self.stop = run_dir, writer, log, stop
         if config.threads > 0:
             torch.set_num_threads(config.threads)
         self.config, self.train_split, self.val_split, self.test_split, root = prepare_data(config, log=log)
@@ -195,6 +195,11 @@ class Trainer:
         if checkpoint is not None:
             self._restore(checkpoint)
         self.train_images = CachedImages(self.train_split.images, self.labels.current)
+        self.steps_per_epoch = len(_batches(torch.arange(len(self.train_split)), config.batch_size))
+        # One bar for the whole run, so its ETA is the run's, not the epoch's.
+        self.bar = tqdm(total=config.epochs * self.steps_per_epoch, unit="step", dynamic_ncols=True,
+                        initial=(self.start_epoch - 1) * self.steps_per_epoch + self.start_step,
+                        disable=not progress)
 
     def _restore(self, checkpoint: dict) -> None:
         labels = LabelState.from_state_dict(checkpoint["labels"])
@@ -235,20 +240,22 @@ class Trainer:
     def run(self) -> str:
         config = self.config
         n = len(self.train_split)
-        steps_per_epoch = len(_batches(torch.arange(n), config.batch_size))
-        self.writer.set_status("running", total_epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+        self.writer.set_status("running", total_epochs=config.epochs, steps_per_epoch=self.steps_per_epoch,
                                epoch=self.start_epoch - 1, step=self.start_step)
         self.log.info("training %s on %s: %d train, %d val, %d test images at %d px, %s/%s",
                       config.method_label, config.dataset_description, n,
                       0 if self.val_split is None else len(self.val_split), len(self.test_split),
                       config.image_size, self.device.type, self.precision)
-        for epoch in range(self.start_epoch, config.epochs + 1):
-            if self._train_epoch(epoch) == "stopped":
-                return "stopped"
-            self._end_epoch(epoch)
+        try:
+            for epoch in range(self.start_epoch, config.epochs + 1):
+                if self.train_epoch(epoch) == "stopped":
+                    return "stopped"
+                self.end_epoch(epoch)
+        finally:
+            self.bar.close()
         return "finished"
 
-    def _train_epoch(self, epoch: int) -> str:
+    def train_epoch(self, epoch: int) -> str:
         config = self.config
         generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
         torch.manual_seed(_epoch_seed(config.seed, epoch) + 1)
@@ -261,8 +268,8 @@ class Trainer:
             first_step = self.start_step
         self.partial = None
         self.record = record
-        bar = tqdm(total=len(batches), initial=first_step, desc=f"epoch {epoch}/{config.epochs}",
-                   unit="step", disable=not self.progress, dynamic_ncols=True)
+        bar = self.bar
+        bar.set_description(f"epoch {epoch}/{config.epochs}")
         window_start, window_images = time.perf_counter(), 0
         for step in range(first_step, len(batches)):
             started = time.perf_counter()
@@ -282,14 +289,12 @@ class Trainer:
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}", img_s=f"{images_per_s:.0f}")
             bar.update(1)
             if self.stop.requested and not last:
-                bar.close()
                 partial = {"generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                            "record": record.state_dict()}
                 save_checkpoint(self.run_dir / CHECKPOINT_DIR / "last.pt",
                                 self.checkpoint(epoch=epoch - 1, step_in_epoch=step + 1, partial=partial))
                 self.log.info("stopped at epoch %d step %d; checkpoint written", epoch, step + 1)
                 return "stopped"
-        bar.close()
         return "completed"
 
     def _train_step(self, epoch: int, step: int, positions: torch.Tensor, generator) -> dict:
@@ -350,7 +355,7 @@ class Trainer:
         ]
         self.labels.apply(events)
 
-    def _end_epoch(self, epoch: int) -> None:
+    def end_epoch(self, epoch: int) -> None:
         config, record, writer = self.config, self.record, self.writer
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()

@@ -1,0 +1,197 @@
+"""Does SCN beat the baseline under label noise? The grid of DESIGN §2 / issue "reproduction report".
+
+Trains the baseline and SCN at each noise level (SCN's flip protocol on the built-in benchmark with
+RAF-DB's class balance), and at the highest level each ablation (without attention weighting,
+rank regularization or relabeling), for several seeds, each run in its own `python -m scn train`
+process. Finished runs are kept in --runs-dir and skipped on a rerun, so an interrupted grid
+continues where it stopped.
+
+    python -m bench.noise_robustness                    # the README's grid, about 90 min on 2 cores
+    python -m bench.noise_robustness --train 60 --test 21 --image-size 32 --epochs 1 \\
+        --seeds 0 --noise 0.3 --runs-dir /tmp/grid --json /tmp/grid.json   # smoke scale
+
+Writes the per-run results and the mean ± std table to --json, and a plot to --plot.
+"""
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from scn.metrics import run_scores
+from scn.store import RunNotFoundError, RunReader
+
+VARIANTS = {
+    "baseline": ["--method", "baseline"],
+    "scn": [],
+    "scn_no_attention": ["--no-attention"],
+    "scn_no_rank_reg": ["--no-rank-reg"],
+    "scn_no_relabel": ["--no-relabel"],
+}
+ABLATIONS = ("scn_no_attention", "scn_no_rank_reg", "scn_no_relabel")
+
+
+def jobs(args) -> list:
+    top = max(args.noise)
+    grid = []
+    for noise in args.noise:
+        variants = ["baseline", "scn"] + (list(ABLATIONS) if noise == top else [])
+        for variant in variants:
+            for seed in args.seeds:
+                grid.append({"noise": noise, "variant": variant, "seed": seed,
+                             "name": f"noise{noise:g}-{variant}-seed{seed}"})
+    return grid
+
+
+def dataset_for(noise: float, args) -> Path:
+    from scn.synth import default_dataset
+
+    return default_dataset(train=args.train, test=args.test, noise=noise, seed=args.data_seed, progress=False)
+
+
+def train_command(job: dict, data: Path, run_dir: Path, args) -> list:
+    return [sys.executable, "-m", "scn", "train", "--data", str(data), "--run-dir", str(run_dir),
+            "--epochs", str(args.epochs), "--image-size", str(args.image_size),
+            "--batch-size", str(args.batch_size), "--relabel-epoch", str(args.relabel_epoch),
+            "--margin1", str(args.margin1), "--margin2", str(args.margin2), "--seed", str(job["seed"]),
+            "--threads", str(args.threads), "--no-progress", *VARIANTS[job["variant"]]]
+
+
+def run_job(job: dict, data: Path, args) -> dict:
+    run_dir = Path(args.runs_dir) / job["name"]
+    try:
+        state = RunReader(run_dir).status()["state"]
+    except RunNotFoundError:
+        state = None
+    if state != "finished":
+        command = train_command(job, data, run_dir, args)
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            command.append("--resume")
+        elif run_dir.exists():
+            shutil.rmtree(run_dir)
+        started = time.time()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        print(f"{job['name']}: trained in {time.time() - started:.0f} s", flush=True)
+    return job | summarize(RunReader(run_dir))
+
+
+def summarize(reader: RunReader) -> dict:
+    """Last-epoch and best-on-validation test accuracy, plus the ground-truth scores of the last epoch."""
+    epochs = reader.epoch_metrics()
+    best_row = epochs.loc[epochs["val_accuracy"].idxmax()]
+    result = {"last_test_accuracy": float(epochs["test_accuracy"].iloc[-1]),
+              "best_val_epoch": int(best_row["epoch"]),
+              "best_val_test_accuracy": float(best_row["test_accuracy"]),
+              "alpha_std_last": float(epochs["alpha_std"].iloc[-1]),
+              "seconds": float(epochs["seconds"].sum())}
+    scores = run_scores(reader)
+    if scores is not None and len(scores):
+        last = scores.iloc[-1]
+        result |= {"relabel_precision_epoch_last": _float(last["precision"]),
+                   "relabel_recall": _float(last["recall"]), "clean_broken": int(last["clean_broken"]),
+                   "relabels_total": int(scores["relabels"].sum()),
+                   "alpha_auroc_by_epoch": [_float(v) for v in scores["alpha_auroc"]]}
+    return result
+
+
+def _float(value) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def aggregate(results: list) -> list:
+    table = {}
+    for r in results:
+        table.setdefault((r["noise"], r["variant"]), []).append(r)
+    rows = []
+    for (noise, variant), runs in sorted(table.items()):
+        last = np.array([r["last_test_accuracy"] for r in runs]) * 100
+        best = np.array([r["best_val_test_accuracy"] for r in runs]) * 100
+        rows.append({"noise": noise, "variant": variant, "seeds": len(runs),
+                     "last_mean": float(last.mean()), "last_std": float(last.std(ddof=1)) if len(runs) > 1 else 0.0,
+                     "best_val_mean": float(best.mean()),
+                     "best_val_std": float(best.std(ddof=1)) if len(runs) > 1 else 0.0})
+    return rows
+
+
+def markdown(rows: list) -> str:
+    lines = ["| noise | method | seeds | test acc, last epoch (%) | test acc, best-on-val (%) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['noise']:.0%} | {r['variant']} | {r['seeds']} | {r['last_mean']:.1f} ± {r['last_std']:.1f} "
+                     f"| {r['best_val_mean']:.1f} ± {r['best_val_std']:.1f} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for variant in ("baseline", "scn"):
+        points = [r for r in rows if r["variant"] == variant]
+        ax.errorbar([r["noise"] * 100 for r in points], [r["last_mean"] for r in points],
+                    yerr=[r["last_std"] for r in points], marker="o", capsize=3, label=variant)
+    top = max(r["noise"] for r in rows)
+    for offset, variant in zip((-0.8, 0.8, 1.6), ABLATIONS):
+        for r in rows:
+            if r["variant"] == variant and r["noise"] == top:
+                ax.errorbar([top * 100 + offset], [r["last_mean"]], yerr=[r["last_std"]], marker="x",
+                            capsize=3, linestyle="none", label=variant)
+    ax.set_xlabel("training label noise (%)")
+    ax.set_ylabel("test accuracy, last epoch (%)")
+    ax.set_title("Built-in benchmark: baseline vs SCN")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def add_scale_arguments(parser) -> None:
+    """The data and training scale, shared with bench.relabel_quality so both score the same runs."""
+    parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--test", type=int, default=700)
+    parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--relabel-epoch", type=int, default=5)
+    parser.add_argument("--margin1", type=float, default=0.07)
+    parser.add_argument("--margin2", type=float, default=0.2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
+    parser.add_argument("--runs-dir", default="bench/out/noise_robustness")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_scale_arguments(parser)
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3])
+    parser.add_argument("--workers", type=int, default=2, help="runs trained at once")
+    parser.add_argument("--json", default="bench/results/noise_robustness.json")
+    parser.add_argument("--plot", default="bench/results/noise_robustness.png")
+    args = parser.parse_args(argv)
+    grid = jobs(args)
+    datasets = {noise: dataset_for(noise, args) for noise in sorted(set(args.noise))}
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        results = list(pool.map(lambda job: run_job(job, datasets[job["noise"]], args), grid))
+    rows = aggregate(results)
+    report = {"scale": {k: getattr(args, k) for k in ("train", "test", "image_size", "epochs", "batch_size",
+                                                      "relabel_epoch", "margin1", "margin2", "seeds", "noise")},
+              "wall_seconds": time.time() - started, "runs": results, "table": rows}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    if args.plot:
+        plot(rows, Path(args.plot))
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""How good are SCN's relabels? Scored against the built-in benchmark's ground truth, beside
+cleanlab's `find_label_issues` on out-of-fold predicted probabilities of the baseline.
+
+SCN: the relabel events of the noise grid's SCN runs at the highest noise level (trained by
+bench.noise_robustness if they are not in --runs-dir yet).
+cleanlab: the baseline trained k times, each time without one fold of the training images; the
+held-out fold's predicted probabilities feed `cleanlab.filter.find_label_issues`, and each flagged
+label is "relabeled" to the predicted class, so both methods are scored alike:
+
+  precision  share of changed labels whose new label is the true class
+  recall     share of noisy labels that end up with their true class
+  damage     clean labels that end up wrong
+  detection  flagged/relabeled samples versus truly noisy ones (precision, recall)
+
+    python -m bench.relabel_quality                      # the README's table (after the grid)
+    python -m bench.relabel_quality --train 60 --test 21 --image-size 32 --epochs 1 --folds 2 \\
+        --seeds 0 --runs-dir /tmp/grid --json /tmp/relabel.json            # smoke scale
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench import noise_robustness as grid
+from scn.augment import normalize
+from scn.checkpoint import load_model
+from scn.data import RAFDB_LABEL_FILE, decode_image, rafdb_image_path, read_label_file
+from scn.metrics import auroc, relabel_quality, truth_table
+from scn.store import RunReader
+
+
+def write_fold(data: Path, fold_dir: Path, *, keep: set) -> Path:
+    """A RAF-DB folder that shares `data`'s images but lists only the kept training images."""
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    if not (fold_dir / "Image").exists():
+        (fold_dir / "Image").symlink_to((data / "Image").resolve())
+    lines = [line for line in (data / RAFDB_LABEL_FILE).read_text().splitlines()
+             if line.split()[0] in keep or line.startswith("test")]
+    (fold_dir / RAFDB_LABEL_FILE).parent.mkdir(exist_ok=True)
+    (fold_dir / RAFDB_LABEL_FILE).write_text("\n".join(lines) + "\n")
+    return fold_dir
+
+
+@torch.no_grad()
+def predict_probs(checkpoint: Path, data: Path, names: list) -> np.ndarray:
+    model, meta = load_model(checkpoint)
+    config = meta["model_config"]
+    images = torch.from_numpy(np.stack([decode_image(rafdb_image_path(data, n), size=config["image_size"])
+                                        for n in names]))
+    probs = [torch.softmax(model(normalize(images[i:i + 256], mean=config["mean"], std=config["std"]))[1], 1)
+             for i in range(0, len(images), 256)]
+    return torch.cat(probs).numpy()
+
+
+def out_of_fold_probs(data: Path, names: list, args) -> np.ndarray:
+    order = np.random.default_rng(args.fold_seed).permutation(len(names))
+    folds = np.array_split(order, args.folds)
+    probs = np.zeros((len(names), 7))
+    for k, held_out in enumerate(folds):
+        held = {names[i] for i in held_out}
+        fold_data = write_fold(data, Path(args.runs_dir) / f"cleanlab-fold{k}-data",
+                               keep={n for n in names if n not in held})
+        job = {"noise": args.top_noise, "variant": "baseline", "seed": 0,
+               "name": f"cleanlab-noise{args.top_noise:g}-fold{k}of{args.folds}"}
+        grid.run_job(job, fold_data, args)
+        probs[held_out] = predict_probs(Path(args.runs_dir) / job["name"] / "checkpoints" / "last.pt", data,
+                                        [names[i] for i in held_out])
+    return probs
+
+
+def scores(*, given, true, changed_to) -> dict:
+    """Score a final labelling `changed_to` (-1 = unchanged) against the truth."""
+    given, true, changed_to = map(np.asarray, (given, true, changed_to))
+    changed = changed_to >= 0
+    final = np.where(changed, changed_to, given)
+    noisy = given != true
+    return {
+        "changed": int(changed.sum()),
+        "precision": float((final[changed] == true[changed]).mean()) if changed.any() else None,
+        "recall": float((final[noisy] == true[noisy]).mean()),
+        "damage": int(((final != true) & ~noisy).sum()),
+        "detection_precision": float(noisy[changed].mean()) if changed.any() else None,
+        "detection_recall": float(changed[noisy].mean()),
+    }
+
+
+def scn_side(args, data: Path) -> list:
+    rows = []
+    for seed in args.seeds:
+        job = {"noise": args.top_noise, "variant": "scn", "seed": seed,
+               "name": f"noise{args.top_noise:g}-scn-seed{seed}"}
+        grid.run_job(job, data, args)
+        reader = RunReader(Path(args.runs_dir) / job["name"])
+        truth = truth_table(reader.samples("train"), reader.groundtruth())
+        events = reader.relabels()
+        final = np.full(len(truth), -1)
+        for idx, new in zip(events["idx"], events["new"]):
+            final[idx] = new
+        final[final == truth["label"].to_numpy()] = -1  # relabeled back to where it started
+        per_epoch = relabel_quality(original=truth["label"], true=truth["true_label"], events=events,
+                                    epochs=reader.attention_epochs())
+        rows.append({"seed": seed, **scores(given=truth["label"], true=truth["true_label"], changed_to=final),
+                     "events": int(len(events)),
+                     "event_precision": float((events["new"].to_numpy() == truth["true_label"].to_numpy()[
+                         events["idx"].to_numpy()]).mean()) if len(events) else None,
+                     "per_epoch": per_epoch.to_dict(orient="records"),
+                     "alpha_auroc_by_epoch": [
+                         auroc(-reader.attention(e)["alpha"].to_numpy(), truth["is_noisy"].to_numpy())
+                         for e in reader.attention_epochs()]})
+    return rows
+
+
+def cleanlab_side(args, data: Path) -> dict:
+    from cleanlab.filter import find_label_issues
+
+    labels = read_label_file(data / RAFDB_LABEL_FILE)
+    names = sorted(n for n in labels if n.startswith("train"))
+    given = np.array([labels[n] for n in names])
+    truth = truth_table(pd.DataFrame({"idx": range(len(names)), "name": names, "label": given}),
+                        pd.read_csv(data / "groundtruth.csv"))
+    probs = out_of_fold_probs(data, names, args)
+    issues = find_label_issues(labels=given, pred_probs=probs)
+    changed_to = np.where(issues, probs.argmax(1), -1)
+    changed_to[changed_to == given] = -1
+    return {"folds": args.folds, "flagged": int(issues.sum()),
+            **scores(given=given, true=truth["true_label"], changed_to=changed_to)}
+
+
+def mean(rows: list, key: str):
+    values = [r[key] for r in rows if r[key] is not None]
+    return float(np.mean(values)) if values else None
+
+
+def markdown(scn_rows: list, cleanlab: dict) -> str:
+    def pct(v):
+        return "–" if v is None else f"{v:.1%}"
+
+    lines = ["| method | labels changed | precision | recall (noisy fixed) | damage (clean broken) "
+             "| detection precision | detection recall |", "|---|---|---|---|---|---|---|"]
+    lines.append(f"| SCN relabeling (mean of {len(scn_rows)} seeds) | {mean(scn_rows, 'changed'):.0f} "
+                 f"| {pct(mean(scn_rows, 'precision'))} | {pct(mean(scn_rows, 'recall'))} "
+                 f"| {mean(scn_rows, 'damage'):.0f} | {pct(mean(scn_rows, 'detection_precision'))} "
+                 f"| {pct(mean(scn_rows, 'detection_recall'))} |")
+    lines.append(f"| cleanlab find_label_issues ({cleanlab['folds']}-fold baseline) | {cleanlab['changed']} "
+                 f"| {pct(cleanlab['precision'])} | {pct(cleanlab['recall'])} | {cleanlab['damage']} "
+                 f"| {pct(cleanlab['detection_precision'])} | {pct(cleanlab['detection_recall'])} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    grid.add_scale_arguments(parser)
+    parser.add_argument("--top-noise", type=float, default=0.3)
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--fold-seed", type=int, default=0)
+    parser.add_argument("--json", default="bench/results/relabel_quality.json")
+    args = parser.parse_args(argv)
+    data = grid.dataset_for(args.top_noise, args)
+    scn_rows = scn_side(args, data)
+    cleanlab = cleanlab_side(args, data)
+    report = {"noise": args.top_noise, "scn": scn_rows, "cleanlab": cleanlab,
+              "alpha_auroc_by_epoch_mean": np.nanmean(
+                  np.array([r["alpha_auroc_by_epoch"] for r in scn_rows], dtype=float), axis=0).tolist()}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    print(markdown(scn_rows, cleanlab))
+    print("attention AUROC (low alpha flags a noisy label) by epoch:",
+          ", ".join(f"{v:.3f}" for v in report["alpha_auroc_by_epoch_mean"]))
+
+
+if __name__ == "__main__":
+    main()
