@@ -10,7 +10,6 @@ import pandas as pd
 import streamlit as st
 
 from scn import analysis, images, runs
-from scn.classes import CLASS_NAMES
 from scn.lock import RunLockedError
 from scn.store import RunNotFoundError, RunReader, list_runs, runs_root
 
@@ -150,7 +149,7 @@ class _NotYetWritten(LookupError):
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _fixed_table(run_dir: str, started, table: str) -> pd.DataFrame | None:
+def _fixed_table(run_dir: str, started, table: str) -> pd.Series | pd.DataFrame | None:
     """Tables a trainer writes once when it starts (samples, ground truth), cached per run start:
     re-reading and re-joining them on every 2-second refresh would cost more than the charts."""
     reader = RunReader(run_dir)
@@ -162,7 +161,10 @@ def _fixed_table(run_dir: str, started, table: str) -> pd.DataFrame | None:
     truth = reader.groundtruth()
     if truth is None:
         raise _NotYetWritten(table)
-    return analysis.match_groundtruth(samples, truth, class_names=reader.class_names() or CLASS_NAMES)
+    try:
+        return analysis.match_groundtruth(samples, truth)
+    except ValueError:
+        return None  # ground truth of another dataset (or of other images): nothing to score
 
 
 def _fixed(reader: RunReader, table: str):

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import studio_ui as ui
-from scn import analysis, charts
+from scn import analysis, charts, metrics
 
 GALLERY_SIZE = 12
 
@@ -41,7 +41,7 @@ def by_epoch(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list)
     noisy = known["is_noisy"].map({True: "noisy", False: "clean"})
     left, right = st.columns(2)
     with left:
-        score = analysis.auroc(-alpha.to_numpy(), known["is_noisy"].fillna(False).to_numpy(bool))
+        score = metrics.auroc(-alpha.to_numpy(), known["is_noisy"].fillna(False).to_numpy(bool))
         ui.plotly(charts.alpha_histogram(alpha, noisy.reset_index(drop=True),
                                          title=f"alpha of clean vs noisy labels (AUROC {score:.2f})",
                                          colors=charts.CLEAN_NOISY_COLORS))

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import studio_ui as ui
-from scn import analysis, charts, images
+from scn import analysis, charts, images, metrics
 from scn.review import corrected_label_file
 
 TABLE_ROWS = 200
@@ -41,13 +41,17 @@ def overview(class_names: list, truth: pd.DataFrame | None) -> None:
             st.info("No ground truth for this dataset: whether relabels were right cannot be scored.")
             return
         epochs = reader.epoch_metrics()["epoch"].tolist() or sorted(counts["epoch"].unique())
-        quality = analysis.relabel_quality(reader.relabels(), original=reader.original_labels(),
-                                           truth=truth, epochs=epochs)
+        original = reader.original_labels()
+        quality = metrics.relabel_quality(
+            original=original, true=truth["true_label"].reindex(range(len(original))).to_numpy(),
+            events=reader.relabels(), epochs=epochs)
         ui.plotly(charts.relabel_quality_figure(quality))
         st.dataframe(quality, hide_index=True, width="stretch", column_config={
             "precision": st.column_config.NumberColumn(format="percent"),
             "recall": st.column_config.NumberColumn(format="percent"),
-            "noisy_fixed": "noisy labels fixed", "clean_broken": "clean labels broken"})
+            "damage": st.column_config.NumberColumn(format="percent"),
+            "noisy_fixed": "noisy labels fixed", "noisy_total": "noisy labels",
+            "clean_broken": "clean labels broken"})
 
 
 def record_review(event_ids: list, decision: str) -> None:

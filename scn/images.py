@@ -10,47 +10,31 @@ from pathlib import Path
 
 from PIL import Image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-RAFDB_LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
-RAFDB_ALIGNED = Path("Image") / "aligned"
+from scn.data import DatasetError, list_splits, rafdb_image_path
 
 
-def check_dataset(path, *, format: str) -> str | None:
-    """None when `path` looks trainable in `format` ('rafdb' or 'imagefolder'), else a sentence
-    saying what is wrong, for the new-run form to show before anything is spawned."""
-    root = Path(str(path)).expanduser()
+def check_dataset(path, *, format: str, noise_file=None) -> str | None:
+    """None when `path` lists as a dataset in `format` (as the trainer will read it) and its first
+    images exist, else a sentence saying what is wrong, for the new-run form to show before
+    anything is spawned."""
     if not str(path).strip():
         return "Enter the dataset folder."
-    if not root.is_dir():
-        return f"The folder {root} does not exist."
-    if format == "rafdb":
-        if not (root / RAFDB_LABEL_FILE).is_file():
-            return f"{root} has no {RAFDB_LABEL_FILE} (RAF-DB layout expected)."
-        if not _has_images(root / RAFDB_ALIGNED):
-            return f"{root / RAFDB_ALIGNED} holds no images."
-        return None
-    if format == "imagefolder":
-        folders = [d for d in root.iterdir() if d.is_dir() and _has_images(d)]
-        if not folders:
-            return f"{root} has no class folders with images (one sub-folder per class expected)."
-        return None
-    return f"Unknown dataset format {format!r}."
-
-
-def _has_images(folder: Path) -> bool:
-    return folder.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+    try:
+        splits, _ = list_splits(Path(str(path)).expanduser(), format=format, noise_file=noise_file)
+    except DatasetError as exc:
+        return str(exc)
+    for split, (_, _, paths) in splits.items():
+        missing = [p for p in paths[:20] if not p.is_file()]
+        if missing:
+            return f"{len(missing)} of the first {min(20, len(paths))} {split} images are missing, e.g. {missing[0]}."
+    return None
 
 
 def image_path(*, data, format: str, name: str) -> Path:
     """The file of training sample `name` in the dataset at `data`: RAF-DB keeps aligned faces as
     Image/aligned/<name without .jpg>_aligned.jpg; ImageFolder names are relative paths."""
     root = Path(str(data)).expanduser()
-    if format == "rafdb":
-        stem = Path(name).stem
-        if not stem.endswith("_aligned"):
-            stem += "_aligned"
-        return root / RAFDB_ALIGNED / f"{stem}.jpg"
-    return root / name
+    return rafdb_image_path(root, name) if format == "rafdb" else root / name
 
 
 def thumbnail(path, *, size: int = 96) -> bytes | None:

@@ -45,13 +45,13 @@ def write_fake_run(run_dir, *, n_train: int = 60, n_test: int = 21, epochs: int 
     test_labels = np.arange(n_test) % classes
     writer.add_samples("test", test_names, test_labels)
     writer.add_groundtruth(pd.DataFrame({
-        "image": [f"{Path(n).stem}_aligned.jpg" for n in names] + test_names,
+        "image": names + test_names,
         "split": ["train"] * n_train + ["test"] * n_test,
-        "true_label": [CLASS_NAMES[t] for t in true] + [CLASS_NAMES[t] for t in test_labels],
-        "given_label": [CLASS_NAMES[g] for g in given] + [CLASS_NAMES[t] for t in test_labels],
-        "is_noisy": list(noisy) + [False] * n_test,
+        "true_label": np.concatenate([true, test_labels]) + 1,  # 1-based, as the generator
+        "given_label": np.concatenate([given, test_labels]) + 1,
+        "is_noisy": np.concatenate([noisy, np.zeros(n_test, bool)]).astype(int),
         "occlusion": rng.choice(["none", "glasses", "hand"], n_train + n_test),
-        "blur": rng.random(n_train + n_test) < 0.2,
+        "blur_sigma": np.where(rng.random(n_train + n_test) < 0.2, 1.2, 0.0),
         "intensity": rng.random(n_train + n_test),
     }))
     if data_dir is not None and not Path(data_dir).exists():

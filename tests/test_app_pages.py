@@ -62,7 +62,7 @@ def test_home_form_refuses_a_missing_dataset_folder(empty_root, tmp_path):
     at = render()
     at.radio(key="dataset").set_value("Dataset folder").run()
     at.text_input(key="data_path").input(str(tmp_path / "nowhere")).run()
-    assert "does not exist" in texts(at.error)
+    assert "dataset folder not found" in texts(at.error)
     at.button(key="start_run").click().run()
     assert "Not started" in texts(at.error)
     assert list(empty_root.iterdir()) == []
