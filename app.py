@@ -123,18 +123,19 @@ with left:
     st.text_input("Run name (optional)", key="run_label", placeholder="e.g. scn-noise30")
 with right:
     st.selectbox("Preset", ("official", "paper"), key="preset",
-                 help="official: batch 64, Adam 1e-3, input 224; paper: batch 1024")
+                 help="official: batch 64, Adam 1e-3, margin_1 0.07, margin_2 0.2; paper: batch 1024, "
+                      "margin_1 0.15. Fields left empty take the preset's value.")
     a, b = st.columns(2)
     a.number_input("Epochs", 1, 200, 12, key="epochs")
     b.number_input("Relabel from epoch", 1, 200, 4, key="relabel_epoch")
     a.number_input("Image size", 32, 256, 112, step=16, key="image_size")
-    b.number_input("Threads", 1, 64, 1, key="threads")
+    b.number_input("Threads", 1, 64, value=None, key="threads", placeholder="all cores")
     a.number_input("Batch size", 2, 4096, value=None, key="batch_size", placeholder="preset")
     b.number_input("Learning rate", 1e-6, 1.0, value=None, format="%g", key="lr", placeholder="preset")
-    a.number_input("beta (high-group share)", 0.05, 0.95, value=None, key="beta", placeholder="0.7")
+    a.number_input("beta (high-group share)", 0.05, 0.95, value=None, key="beta", placeholder="preset")
     b.number_input("margin_1 (rank regularisation)", 0.0, 1.0, value=None, key="margin_1",
-                   placeholder="0.15")
-    a.number_input("margin_2 (relabel)", 0.0, 1.0, value=None, key="margin_2", placeholder="0.2")
+                   placeholder="preset")
+    a.number_input("margin_2 (relabel)", 0.0, 1.0, value=None, key="margin_2", placeholder="preset")
     b.selectbox("Relabel scope", ("low", "all"), key="relabel_scope",
                 format_func={"low": "low-importance group (paper)", "all": "all samples (official code)"}.get)
     a.number_input("Seed", 0, 2**31 - 1, 0, key="seed")

@@ -9,10 +9,6 @@ from tests.fake_run import write_fake_run
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "browser: drives the app in Chromium with Playwright")
-
-
 @pytest.fixture
 def tiny_rafdb(tmp_path):
     from tests.helpers import write_rafdb
