@@ -66,7 +66,7 @@ def event_table(events: pd.DataFrame, class_names: list, truth, names: pd.Series
     shots = ui.thumbnails(reader, names.iloc[shown["idx"]].tolist(), size=64)
     table = pd.DataFrame({
         "id": shown["id"],
-        "image": [images.data_uri(s) for s in shots] if shots else None,
+        "image": [images.data_uri(s) for s in shots] if shots is not None else None,
         "name": names.iloc[shown["idx"]].to_numpy(),
         "epoch": shown["epoch"],
         "old": shown["old"].map(dict(enumerate(class_names))),
