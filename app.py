@@ -31,6 +31,12 @@ def start(*, label: str, options: dict) -> None:
 
 
 def start_demo() -> None:
+    # A second click or tab would start a second pair on the same two cores: refuse while one trains.
+    table = list_runs()
+    training = table[table["name"].str.contains("-demo-") & table["status"].isin(("starting", "running"))]
+    if len(training):
+        ui.flash(f"The demo is already training ({', '.join(training['name'])}).", kind="warning")
+        return
     for label, options in runs.DEMO_RUNS.items():
         start(label=f"demo-{label}", options=options)
 
@@ -95,7 +101,7 @@ runs_overview()
 st.subheader("One-click demo")
 st.markdown("SCN and the baseline, side by side, on the built-in benchmark (3,000 synthetic faces, "
             "30% of labels flipped); about 10 minutes on a 2-core CPU.")
-st.button("Start the demo", type="primary", on_click=start_demo)
+st.button("Start the demo", type="primary", on_click=start_demo, key="start_demo")
 
 st.subheader("New run")
 left, right = st.columns(2)

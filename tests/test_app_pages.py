@@ -1,12 +1,15 @@
 """Every page through streamlit's AppTest: the fresh-start state, a finished run pair (SCN with
 ground truth and thumbnails, the baseline), and the edge states that must read as plain messages."""
+import os
 import shutil
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from scn import lock
 from scn.store import RunReader, RunWriter
 from tests.fake_run import write_fake_run
 
@@ -24,6 +27,16 @@ def render(page: str = "app.py", *, session: dict | None = None) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+@contextmanager
+def lock_held(run_dir):
+    """This process plays a live trainer of `run_dir`."""
+    fd = lock.acquire(run_dir)
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def elements(at: AppTest) -> Counter:
@@ -56,6 +69,15 @@ def test_home_lists_runs_with_status_and_progress(finished_runs):
     assert set(table["method"]) == {"SCN", "baseline"}
     assert "finished" in texts(at.markdown)
     assert [b.label for b in at.button] == ["Start the demo", "Start"]
+
+
+def test_demo_is_not_started_twice(empty_root):
+    write_fake_run(empty_root / "20260101-120000-demo-scn", state="running")
+    with lock_held(empty_root / "20260101-120000-demo-scn"):
+        at = render()
+        at.button(key="start_demo").click().run()
+    assert "already training (20260101-120000-demo-scn)" in texts(at.warning)
+    assert [p.name for p in empty_root.iterdir()] == ["20260101-120000-demo-scn"]
 
 
 def test_home_form_refuses_a_missing_dataset_folder(empty_root, tmp_path):
