@@ -9,12 +9,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from scn import analysis, images, runs
+from scn import analysis, images, lock, runs
 from scn.lock import RunLockedError
 from scn.store import RunNotFoundError, RunReader, list_runs, runs_root
 
-# Live views rerun this often: a newly written epoch shows within REFRESH_SECONDS plus a query.
+# Live views of a run with a live trainer rerun this often: a newly written epoch shows within
+# REFRESH_SECONDS plus a render. Views of runs without one (finished, stopped) change only when
+# someone resumes them, so they look again less often and spare a CPU that may be training.
 REFRESH_SECONDS = 2
+IDLE_REFRESH_SECONDS = 10
 # Colours of a run's state in markdown (no emoji: headless servers often lack an emoji font).
 STATE_COLORS = {"created": "gray", "starting": "orange", "running": "green", "finished": "blue",
                 "stopped": "gray", "failed": "red", "interrupted": "orange"}
@@ -61,6 +64,24 @@ def open_run(name: str) -> RunReader | None:
     except RunNotFoundError:
         st.warning(f"The run folder {runs_root() / name} no longer exists.")
         return None
+
+
+def live(body, *args, readers: list) -> None:
+    """Show `body(*args)` as a fragment that reruns every REFRESH_SECONDS while a trainer of one of
+    `readers` is alive, else every IDLE_REFRESH_SECONDS; when that changes (a run stops, or is
+    resumed from elsewhere) the whole page reruns to change pace."""
+    def training() -> bool:
+        return any(lock.is_held(r.run_dir) for r in readers)
+
+    alive = training()
+
+    def paced() -> None:
+        if training() != alive:
+            st.rerun(scope="app")
+        body(*args)
+
+    st.fragment(paced, run_every=REFRESH_SECONDS if alive else IDLE_REFRESH_SECONDS,
+                key=body.__name__)()
 
 
 @contextmanager

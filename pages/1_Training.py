@@ -10,7 +10,6 @@ ui.page("Training")
 reader = ui.pick_run()
 
 
-@st.fragment(run_every=ui.REFRESH_SECONDS)
 def live() -> None:
     with ui.run_guard(reader):
         status = ui.status_panel(reader, key="training")
@@ -48,4 +47,4 @@ def live() -> None:
 
 
 if reader is not None:
-    live()
+    ui.live(live, readers=[reader])

@@ -83,7 +83,6 @@ def galleries(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list
         ui.gallery(reader, names.iloc[part["idx"]].tolist(), captions)
 
 
-@st.fragment(run_every=ui.REFRESH_SECONDS)
 def live() -> None:
     with ui.run_guard(reader):
         config = reader.config()
@@ -108,4 +107,4 @@ def live() -> None:
 
 
 if reader is not None:
-    live()
+    ui.live(live, readers=[reader])

@@ -24,7 +24,6 @@ def no_events_message(config: dict) -> None:
                 f"than margin_2 = {margin_2}.")
 
 
-@st.fragment(run_every=ui.REFRESH_SECONDS)
 def overview(class_names: list, truth: pd.DataFrame | None) -> None:
     with ui.run_guard(reader):
         counts = reader.relabel_counts()
@@ -146,5 +145,5 @@ if reader is not None:
         with ui.run_guard(reader):
             class_names = reader.class_names()
             truth = ui.ground_truth(reader)
-            overview(class_names, truth)
+            ui.live(overview, class_names, truth, readers=[reader])
             events_view(class_names, truth)

@@ -21,7 +21,6 @@ def matrix_view(reader, epoch: int, *, title: str, key: str) -> None:
         name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "f1")})
 
 
-@st.fragment(run_every=ui.REFRESH_SECONDS)
 def live() -> None:
     with ui.run_guard(reader):
         epochs = reader.confusion_epochs()
@@ -45,7 +44,6 @@ def live() -> None:
                 st.info(f"Epoch {epoch} is the first recorded epoch: no change to show.")
 
 
-@st.fragment(run_every=ui.REFRESH_SECONDS)
 def side_by_side() -> None:
     other = ui.pick_run(label="Compare with", key="confusion_other", exclude=reader.name)
     if other is None:
@@ -66,6 +64,6 @@ def side_by_side() -> None:
 
 
 if reader is not None:
-    live()
+    ui.live(live, readers=[reader])
     st.subheader("Side by side")
-    side_by_side()
+    ui.live(side_by_side, readers=[reader])

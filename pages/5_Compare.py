@@ -27,16 +27,13 @@ def final_metrics(name: str, epochs: pd.DataFrame, summary: pd.Series) -> dict:
     return row
 
 
-@st.fragment(run_every=ui.REFRESH_SECONDS)
-def compare(chosen: list, table: pd.DataFrame) -> None:
+def compare(readers: list, table: pd.DataFrame) -> None:
     curves, rows = {}, []
-    for name in chosen:
-        reader = ui.open_run(name)
-        if reader is None:
-            continue
+    for reader in readers:
         with ui.run_guard(reader):
-            curves[name] = reader.epoch_metrics()
-            rows.append(final_metrics(name, curves[name], table.set_index("name").loc[name]))
+            curves[reader.name] = reader.epoch_metrics()
+            rows.append(final_metrics(reader.name, curves[reader.name],
+                                      table.set_index("name").loc[reader.name]))
     if not curves:
         return
     percent = {column: "percent" for column in ("last test acc.", "best test acc.", "best val acc.",
@@ -56,6 +53,7 @@ else:
     names = table["name"].tolist()
     chosen = st.multiselect("Runs", names, default=names[: min(4, len(names))], key="compare_runs")
     if chosen:
-        compare(chosen, table)
+        readers = [r for r in map(ui.open_run, chosen) if r is not None]
+        ui.live(compare, readers, table, readers=readers)
     else:
         st.info(f"Choose runs to compare ({len(names)} in {runs_root()}).")
