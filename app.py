@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 import studio_ui as ui
-from scn import images, runs
+from scn import runs
+from scn.data import check_dataset
 from scn.lock import RunLockedError
 from scn.store import list_runs, runs_root
 
@@ -48,7 +49,7 @@ def start_from_form() -> None:
         options |= {"synth_train": state.synth_train, "synth_test": state.synth_test,
                     "synth_noise": state.synth_noise}
     else:
-        problem = images.check_dataset(state.data_path, format=state.data_format,
+        problem = check_dataset(state.data_path, format=state.data_format,
                                        noise_file=state.noise_file.strip() or None)
         if problem:
             ui.flash(f"Not started: {problem}", kind="error")
@@ -119,7 +120,7 @@ with left:
         st.text_input("Label-noise file (optional, RAF-DB)", key="noise_file",
                       placeholder="0.1noise_train.txt")
         if path:
-            problem = images.check_dataset(path, format=st.session_state.data_format,
+            problem = check_dataset(path, format=st.session_state.data_format,
                                            noise_file=st.session_state.noise_file.strip() or None)
             if problem:
                 st.error(problem)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from scn import analysis, images, lock, runs
+from scn import analysis, lock, runs, thumbnails
 from scn.lock import RunLockedError
 from scn.store import RunNotFoundError, RunReader, list_runs, runs_root
 
@@ -227,7 +227,7 @@ def thumbnails(reader: RunReader, names, *, size: int = 96) -> list | None:
     if root is None:
         return None
     fmt = reader.config().get("format", "rafdb")
-    return [images.thumbnail(images.image_path(data=root, format=fmt, name=n), size=size)
+    return [thumbnails.thumbnail(thumbnails.image_path(data=root, format=fmt, name=n), size=size)
             for n in names]
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import studio_ui as ui
-from scn import analysis, charts, images, metrics
+from scn import analysis, charts, metrics, thumbnails
 from scn.review import corrected_label_file
 
 TABLE_ROWS = 200
@@ -65,7 +65,7 @@ def event_table(events: pd.DataFrame, class_names: list, truth, names: pd.Series
     shots = ui.thumbnails(reader, names.iloc[shown["idx"]].tolist(), size=64)
     table = pd.DataFrame({
         "id": shown["id"],
-        "image": [images.data_uri(s) for s in shots] if shots is not None else None,
+        "image": [thumbnails.data_uri(s) for s in shots] if shots is not None else None,
         "name": names.iloc[shown["idx"]].to_numpy(),
         "epoch": shown["epoch"],
         "old": shown["old"].map(dict(enumerate(class_names))),

@@ -198,6 +198,23 @@ def list_splits(root, *, format: str = "rafdb", noise_file=None, seed: int = 0) 
     raise DatasetError(f"unknown dataset format {format!r}; use rafdb or imagefolder")
 
 
+def check_dataset(path, *, format: str, noise_file=None) -> str | None:
+    """None when `path` lists as a dataset in `format` (as the trainer will read it) and its first
+    images exist, else a sentence saying what is wrong, for the new-run form to show before
+    anything is spawned."""
+    if not str(path).strip():
+        return "Enter the dataset folder."
+    try:
+        splits, _ = list_splits(Path(str(path)).expanduser(), format=format, noise_file=noise_file)
+    except DatasetError as exc:
+        return str(exc)
+    for split, (_, _, paths) in splits.items():
+        missing = [p for p in paths[:20] if not p.is_file()]
+        if missing:
+            return f"{len(missing)} of the first {min(20, len(paths))} {split} images are missing, e.g. {missing[0]}."
+    return None
+
+
 def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=None,
                  skip_bad: bool = False, seed: int = 0, workers: int = 2) -> Dataset:
     """Read a dataset and decode every image once at `image_size`.

@@ -1,5 +1,4 @@
-"""Where a run's training images are on disk: checking a dataset folder before training, and
-finding (and shrinking) a sample's image for galleries and tables.
+"""A run's training images for galleries and tables: found on disk and shrunk.
 
 A run stores sample names, not absolute paths, so a moved run folder still opens; its images are
 found through config['data'] and the dataset's layout, and may simply be unreachable.
@@ -10,24 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from scn.data import DatasetError, list_splits, rafdb_image_path
-
-
-def check_dataset(path, *, format: str, noise_file=None) -> str | None:
-    """None when `path` lists as a dataset in `format` (as the trainer will read it) and its first
-    images exist, else a sentence saying what is wrong, for the new-run form to show before
-    anything is spawned."""
-    if not str(path).strip():
-        return "Enter the dataset folder."
-    try:
-        splits, _ = list_splits(Path(str(path)).expanduser(), format=format, noise_file=noise_file)
-    except DatasetError as exc:
-        return str(exc)
-    for split, (_, _, paths) in splits.items():
-        missing = [p for p in paths[:20] if not p.is_file()]
-        if missing:
-            return f"{len(missing)} of the first {min(20, len(paths))} {split} images are missing, e.g. {missing[0]}."
-    return None
+from scn.data import rafdb_image_path
 
 
 def image_path(*, data, format: str, name: str) -> Path:
