@@ -220,7 +220,7 @@ def images_root(reader: RunReader) -> Path | None:
     return Path(data).expanduser()
 
 
-def thumbnails(reader: RunReader, names, *, size: int = 96) -> list | None:
+def sample_thumbnails(reader: RunReader, names, *, size: int = 96) -> list | None:
     """JPEG bytes (None where unreadable) of training samples `names`; None, with a message, when
     the run's images are not reachable at all."""
     root = images_root(reader)
@@ -232,7 +232,7 @@ def thumbnails(reader: RunReader, names, *, size: int = 96) -> list | None:
 
 
 def gallery(reader: RunReader, names, captions, *, size: int = 96) -> None:
-    shots = thumbnails(reader, names, size=size)
+    shots = sample_thumbnails(reader, names, size=size)
     if shots is None:
         return
     found = [(shot, caption) for shot, caption in zip(shots, captions) if shot is not None]

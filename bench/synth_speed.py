@@ -1,6 +1,6 @@
 """How fast the built-in benchmark renders: RAF-DB size (12,271 train + 3,068 test at 100x100).
 
-    python bench/synth_speed.py [--train 12271] [--test 3068] [--size 100] [--workers N]
+    python -m bench.synth_speed [--train 12271] [--test 3068] [--size 100] [--workers N]
 
 Prints images/s and seconds for the whole generation (rendering, JPEG encoding, writing files and
 labels), into a temporary folder that is deleted afterwards. It also prints the CPU seconds of this
@@ -10,14 +10,11 @@ seconds / workers is what the same run takes on otherwise idle cores.
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from scn.synth import generate_dataset  # noqa: E402
+from scn.synth import generate_dataset
 
 
 def main() -> int:

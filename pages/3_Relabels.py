@@ -62,7 +62,7 @@ def record_review(event_ids: list, decision: str) -> None:
 def event_table(events: pd.DataFrame, class_names: list, truth, names: pd.Series) -> pd.DataFrame:
     decisions = reader.reviews().set_index("event_id")["decision"]
     shown = events.head(TABLE_ROWS)
-    shots = ui.thumbnails(reader, names.iloc[shown["idx"]].tolist(), size=64)
+    shots = ui.sample_thumbnails(reader, names.iloc[shown["idx"]].tolist(), size=64)
     table = pd.DataFrame({
         "id": shown["id"],
         "image": [thumbnails.data_uri(s) for s in shots] if shots is not None else None,

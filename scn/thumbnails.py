@@ -7,9 +7,8 @@ import base64
 import io
 from pathlib import Path
 
-from PIL import Image
-
 from scn.data import rafdb_image_path
+from scn.images import ImageLoadError, load_image
 
 
 def image_path(*, data, format: str, name: str) -> Path:
@@ -20,16 +19,16 @@ def image_path(*, data, format: str, name: str) -> Path:
 
 
 def thumbnail(path, *, size: int = 96) -> bytes | None:
-    """A JPEG of the image at `path` at most `size` pixels on a side; None when it is unreadable."""
+    """A JPEG of the image at `path` at most `size` pixels on a side; None when it is missing or
+    cannot be decoded (scn.images turns every odd format into upright RGB or refuses it)."""
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((size, size))
-            out = io.BytesIO()
-            image.save(out, format="JPEG", quality=85)
-            return out.getvalue()
-    except (OSError, ValueError):
+        image = load_image(path)
+    except ImageLoadError:
         return None
+    image.thumbnail((size, size))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
 
 
 def data_uri(jpeg: bytes | None) -> str | None:

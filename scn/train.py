@@ -32,9 +32,13 @@ from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, rank_regularization, weighted_cross_entropy
 from scn.model import SCN
 from scn.relabel import relabel
-from scn.store import CHECKPOINT_DIR, LOG_NAME, RunWriter
+from scn.store import CHECKPOINT_DIR, DB_NAME, LOG_NAME, RunWriter
 
 EVAL_BATCH = 256
+
+
+class RunExistsError(FileExistsError):
+    """Raised when a new run is pointed at a folder that already holds one."""
 
 
 class StopSignal:
@@ -403,6 +407,8 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
     """Train one run into `run_dir`; returns "finished" or "stopped". Raises on failure, after
     recording the traceback in the run's status."""
     run_dir = Path(run_dir)
+    if not resume and (run_dir / DB_NAME).exists():
+        raise RunExistsError(f"{run_dir} already holds a run; resume it with --resume or choose another run folder")
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_fd = lock.acquire(run_dir)
     log = _logger(run_dir)

@@ -1,7 +1,10 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
+from matplotlib.cbook import get_sample_data
+from PIL import Image
 
 from tests.fake_run import write_fake_run
 
@@ -35,3 +38,21 @@ def finished_runs(empty_root, tmp_path):
     return {"root": empty_root, "data": data, "scn": scn,
             "scn_dir": empty_root / "20260101-120000-scn",
             "baseline_dir": empty_root / "20260101-110000-baseline"}
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    from tests.fake_runs import make_run
+
+    return make_run(tmp_path / "runs")
+
+
+@pytest.fixture(scope="session")
+def grace_hopper_path() -> Path:
+    """A real photograph of a face that ships with matplotlib."""
+    return Path(get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+@pytest.fixture(scope="session")
+def grace_hopper(grace_hopper_path) -> Image.Image:
+    return Image.open(grace_hopper_path).convert("RGB")

@@ -7,7 +7,7 @@ from scn.synth import cache
 from scn.synth.cache import COMPLETE_MARKER, default_dataset
 
 SMALL = {"train": 14, "test": 7, "size": 48, "noise": 0.2, "seed": 1}
-SMALL_NAME = "synth-v1-train14-test7-size48-noise0.2-seed1-rafdb"
+SMALL_NAME = "synth-v2-train14-test7-size48-noise0.2-seed1-rafdb"
 
 
 @pytest.fixture
@@ -36,12 +36,15 @@ def test_other_parameters_get_their_own_folder(cache_dir):
     assert a != b and b.name.endswith("noise0-seed1-rafdb")
 
 
-def test_incomplete_folder_is_regenerated(cache_dir):
+def test_incomplete_folder_and_leftover_scratch_are_replaced(cache_dir):
     path = default_dataset(**SMALL, progress=False)
     (path / COMPLETE_MARKER).unlink()
     (path / "groundtruth.csv").unlink()
+    leftover = cache_dir / f".{SMALL_NAME}.killed"
+    leftover.mkdir()
     assert default_dataset(**SMALL, progress=False) == path
     assert (path / "groundtruth.csv").exists() and (path / COMPLETE_MARKER).exists()
+    assert not leftover.exists()
 
 
 def _ask(queue):

@@ -125,3 +125,18 @@ def test_unwritable_or_occupied_output_is_refused(tmp_path):
     generate_dataset(tmp_path / "busy", train=7, test=0, overwrite=True, progress=False)
     assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
     assert len(list((tmp_path / "busy" / "Image/aligned").iterdir())) == 7
+
+
+def test_the_rafdb_loader_reads_the_benchmark_with_its_noise_file(noisy_set):
+    from scn.data import load_dataset
+
+    truth = read_truth(noisy_set)
+    given = {row["image"]: int(row["given_label"]) - 1 for row in truth}
+    data = load_dataset(noisy_set, image_size=32)
+    assert data.class_names == CLASS_NAMES
+    assert len(data.train) == 140 and len(data.test) == 35
+    assert tuple(data.train.images.shape[1:]) in ((32, 32, 3), (3, 32, 32))
+    for split in (data.train, data.test):
+        assert split.labels.tolist() == [given[name] for name in split.names]
+    with_noise_file = load_dataset(noisy_set, image_size=32, noise_file=noisy_set / "EmoLabel/0.3noise_train.txt")
+    assert with_noise_file.train.labels.tolist() == data.train.labels.tolist()

@@ -7,15 +7,16 @@ import pytest
 from scn.classes import CLASS_NAMES
 from scn.synth import SynthConfig
 from scn.synth.expressions import (ACTION_UNITS, BLEND_PARTNERS, OPTIONAL_UNITS, PROTOTYPES,
-                                   prototype_vector, sample_expression)
+                                   UNIT_DROPOUT, prototype_vector, sample_expression)
 from scn.synth.sample import draw_sample, render, sample_rng
 
 SIZE = 100
 
 
 def test_every_class_has_a_prototype_with_known_units():
-    for table in (PROTOTYPES, OPTIONAL_UNITS, BLEND_PARTNERS):
+    for table in (PROTOTYPES, OPTIONAL_UNITS, BLEND_PARTNERS, UNIT_DROPOUT):
         assert set(table) == set(CLASS_NAMES)
+    assert all(set(UNIT_DROPOUT[name]) <= set(PROTOTYPES[name]) for name in CLASS_NAMES)
     assert PROTOTYPES["neutral"] == {}
     assert PROTOTYPES["happiness"].keys() == {6, 12}
     assert PROTOTYPES["surprise"].keys() >= {1, 2, 5, 26}
@@ -99,3 +100,4 @@ def test_neutral_with_no_units_is_unchanged(person):
     a, _ = render(person, size=SIZE)
     b, _ = render(replace(person, aus=np.zeros(len(ACTION_UNITS))), size=SIZE)
     assert np.array_equal(a, b)
+

@@ -167,3 +167,14 @@ def test_cli_train_then_eval_and_runs(tiny_rafdb, tmp_path, capsys):
     assert "last (epoch 1): test accuracy" in out and "chosen on the val split" in out
     assert main(["runs", "--root", str(tmp_path / "runs")]) == 0
     assert "cli" in capsys.readouterr().out
+
+
+def test_new_run_into_an_existing_run_folder_is_refused(tiny_rafdb, tmp_path, capsys):
+    run_dir = tmp_path / "taken"
+    args = ["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1", "--image-size", "32",
+            "--no-progress"]
+    assert main(args) == 0
+    before = RunReader(run_dir).step_metrics()
+    assert main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert RunReader(run_dir).step_metrics().equals(before)

@@ -21,9 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--test", type=int, default=DEFAULTS["test"], help="test images (%(default)s)")
     parser.add_argument("--size", type=int, default=DEFAULTS["size"], help="image side in pixels (%(default)s)")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="random seed (%(default)s)")
-    parser.add_argument("--noise", type=float, default=0.0,
+    parser.add_argument("--noise", type=float, default=DEFAULTS["noise"],
                         help="probability of flipping a training label to another class (%(default)s)")
-    parser.add_argument("--balance", choices=BALANCES, default="rafdb",
+    parser.add_argument("--balance", choices=BALANCES, default=DEFAULTS["balance"],
                         help="class distribution: RAF-DB's training split, or uniform (%(default)s)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing benchmark in --out")

@@ -69,7 +69,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from scn.train import train
+    from scn.train import RunExistsError, train
 
     options = {k: getattr(args, k) for k in (
         "data", "format", "noise_file", "skip_bad", "val_fraction", "synth_train", "synth_test",
@@ -83,7 +83,7 @@ def run(args) -> int:
     except RunLockedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except EXPECTED_ERRORS as exc:
+    except (RunExistsError, *EXPECTED_ERRORS) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{outcome}: {args.run_dir}")

@@ -18,7 +18,7 @@ class SynthConfig:
     blend_weight_max: float = 0.45
     # Spontaneous activity of action units outside the prototype (resting faces differ).
     stray_au_probability: float = 0.25
-    stray_au_max: float = 0.25
+    stray_au_max: float = 0.2
 
     # Pose, in degrees for angles and fractions of the image size for shifts.
     roll_max: float = 20.0
@@ -57,6 +57,10 @@ class SynthConfig:
             raise ValueError(f"occlusion fractions add up to {occlusion:.3f}, more than 1")
         if not 0.0 <= self.intensity_min <= self.intensity_max <= 1.0:
             raise ValueError("intensity range must satisfy 0 <= intensity_min <= intensity_max <= 1")
+        if not 0.1 <= self.blend_weight_max < 0.5:
+            raise ValueError("blend_weight_max must be within [0.1, 0.5): the true class keeps the larger weight")
+        if self.blur_sigma_max < 0.6 or self.sensor_noise_sigma_max < 2.0:
+            raise ValueError("blur_sigma_max must be at least 0.6 and sensor_noise_sigma_max at least 2")
         if not 0.0 < self.lowres_scale_min <= self.lowres_scale_max <= 1.0:
             raise ValueError("lowres scale range must satisfy 0 < min <= max <= 1")
         for name in ("jpeg_quality_low", "jpeg_quality_high"):

@@ -116,7 +116,7 @@ def _prepare_output(out: Path, *, overwrite: bool) -> Path:
         raise ValueError(f"output path {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise ValueError(f"output directory {out} is not empty (pass overwrite to replace it)")
+            raise ValueError(f"output directory {out} is not empty (overwrite=True or --overwrite replaces it)")
         for part in ("Image", "EmoLabel", GROUND_TRUTH):
             target = out / part
             if target.is_dir():

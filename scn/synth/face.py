@@ -131,8 +131,24 @@ class Projection:
         return units * self.unit
 
 
+@dataclass(frozen=True, kw_only=True)
+class Landmarks:
+    """Where the face parts ended up, in face units, with the pen that drew them."""
+
+    pen: "Pen"
+    brows: np.ndarray
+    eyes: np.ndarray
+    nose: np.ndarray
+    mouth: np.ndarray
+    chin: np.ndarray
+
+    def pixels(self, name: str) -> np.ndarray:
+        """Canvas pixel coordinates of one landmark group, shape (N, 2)."""
+        return self.pen.project(getattr(self, name), lift=0.25 if name == "nose" else 0.0)
+
+
 def draw_face(canvas: np.ndarray, identity: Identity, pose: Pose, aus: np.ndarray, *,
-              light: float) -> "Landmarks":
+              light: float) -> Landmarks:
     """Draw the head onto `canvas` (RGB uint8, drawn in place).
 
     `aus` holds action-unit intensities in ACTION_UNITS order; `light` in [-1, 1] says from which
@@ -168,22 +184,6 @@ def draw_face(canvas: np.ndarray, identity: Identity, pose: Pose, aus: np.ndarra
     _hair_front(pen, identity)
     return Landmarks(pen=pen, brows=np.array(brows), eyes=np.array(eyes), nose=np.array(nose),
                      mouth=np.array(mouth), chin=np.array((0.0, identity.chin + jaw_drop)))
-
-
-@dataclass(frozen=True, kw_only=True)
-class Landmarks:
-    """Where the face parts ended up, in face units, with the pen that drew them."""
-
-    pen: "Pen"
-    brows: np.ndarray
-    eyes: np.ndarray
-    nose: np.ndarray
-    mouth: np.ndarray
-    chin: np.ndarray
-
-    def pixels(self, name: str) -> np.ndarray:
-        """Canvas pixel coordinates of one landmark group, shape (N, 2)."""
-        return self.pen.project(getattr(self, name), lift=0.25 if name == "nose" else 0.0)
 
 
 def _soften(image: np.ndarray, *, sigma: float):
@@ -382,7 +382,8 @@ def _nose(pen: Pen, identity: Identity, au: dict, *, light: float) -> tuple:
     lift = 0.04 * au[9] + 0.02 * au[10]
     wing = w * (1 + 0.2 * au[9])
     shadow_side = 1 if light < 0 else -1
-    pen.crease([(shadow_side * 0.07, 0.05), (shadow_side * 0.09, tip - 0.12), (shadow_side * wing * 0.8, tip - 0.04)],
+    bridge = [(0.07, 0.05), (0.09, tip - 0.12), (wing * 0.8, tip - 0.04)]
+    pen.crease([(shadow_side * x, y) for x, y in bridge],
                skin, 0.3 + 0.3 * abs(light), 0.02, lift=0.15)
     pen.blob((0.0, tip + 0.07 - lift), 0.08, skin * 0.7, 0.35)
     pen.blob((0.0, tip - 0.05), 0.05, np.minimum(skin * 1.15 + 10, 255), 0.4)
@@ -412,13 +413,17 @@ def _mouth(pen: Pen, identity: Identity, au: dict, *, jaw_drop: float) -> tuple:
     gap = opening * (1 - u ** 2) ** (0.75 - 0.45 * au[20])
     upper_inner = stomion - 0.25 * gap - 0.04 * au[10] * np.sqrt(1 - u ** 2)
     lower_inner = stomion + 0.75 * gap
-    upper_thick = identity.upper_lip * (1 - 0.55 * au[23] - 0.6 * au[24] - 0.25 * au[12] - 0.2 * au[20])
-    lower_thick = identity.lower_lip * (1 - 0.45 * au[23] - 0.55 * au[24] - 0.2 * au[12] - 0.2 * au[20]
-                                        + 0.2 * au[17])
+    # Tightened, pressed or stretched lips thin out, but never vanish.
+    upper_thick = identity.upper_lip * max(0.2, 1 - 0.55 * au[23] - 0.6 * au[24] - 0.25 * au[12] - 0.2 * au[20])
+    lower_thick = identity.lower_lip * max(0.25, 1 - 0.45 * au[23] - 0.55 * au[24] - 0.2 * au[12]
+                                           - 0.2 * au[20] + 0.2 * au[17])
     bow = 1 - 0.3 * np.exp(-(u / 0.15) ** 2)
     upper_outer = upper_inner - upper_thick * np.sqrt(1 - u ** 2) * bow - 0.006
     lower_outer = lower_inner + lower_thick * (1 - u ** 2) ** 0.6 + 0.004
-    line = lambda ys: np.stack([x, ys], axis=1)  # noqa: E731 - a curve over the mouth's x samples
+
+    def line(ys):
+        """A curve over the mouth's x samples."""
+        return np.stack([x, ys], axis=1)
 
     _mouth_folds(pen, identity, au, width=width, corner_y=centre_y + corner, lower_y=lower_outer.max())
     if opening > 0.004:
@@ -427,6 +432,7 @@ def _mouth(pen: Pen, identity: Identity, au: dict, *, jaw_drop: float) -> tuple:
 
         def draw(layer, offset):
             pen.fill(cavity, (60, 22, 24), canvas=layer, offset=offset)
+            # Teeth stop short of the mouth corners; lower teeth show only in a wide-open mouth.
             teeth = np.vstack([line(upper_inner - 0.01), line(upper_inner + teeth_upper)[::-1]])
             pen.fill(teeth * [0.85, 1.0], (226, 220, 206), canvas=layer, offset=offset)
             if gap.max() > 0.07:

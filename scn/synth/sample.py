@@ -55,7 +55,7 @@ def draw_sample(rng: np.random.Generator, true_class: str, *, config) -> Sample:
     pose = sample_pose(rng, config=config)
     expression = sample_expression(rng, true_class, config=config)
     scene = Scene(
-        background_top=tuple(rng.uniform(20, 235, 3)), background_bottom=tuple(rng.uniform(20, 235, 3)),
+        background_top=_scenery_colour(rng), background_bottom=_scenery_colour(rng),
         light_angle=rng.uniform(0, 2 * np.pi), light_gradient=rng.uniform(0.0, 0.7),
         brightness=rng.uniform(0.75, 1.12), tint=tuple(rng.uniform(0.95, 1.05, 3)),
         seed=int(rng.integers(2 ** 31)),
@@ -104,8 +104,14 @@ def _background(scene: Scene, side: int) -> np.ndarray:
     for _ in range(rng.integers(0, 4)):
         x0, y0 = rng.integers(0, side, 2)
         w, h = rng.integers(side // 8, side // 2, 2)
-        cv2.rectangle(canvas, (int(x0), int(y0)), (int(x0 + w), int(y0 + h)), tuple(rng.uniform(20, 235, 3)), -1)
+        cv2.rectangle(canvas, (int(x0), int(y0)), (int(x0 + w), int(y0 + h)), _scenery_colour(rng), -1)
     return canvas
+
+
+def _scenery_colour(rng: np.random.Generator) -> tuple:
+    """A muted colour, as walls, sky and foliage mostly are: a grey level plus a little hue."""
+    grey = rng.uniform(25, 230)
+    return tuple(float(v) for v in np.clip(grey + rng.normal(0, 28, 3), 0, 255))
 
 
 def _light(image: np.ndarray, scene: Scene) -> np.ndarray:

@@ -1,6 +1,7 @@
 """A contact sheet of the generator: what the classes, intensities, blends and degradations look like.
 
-Rows 1-7: one class each; four intensities of one person, then three other people.
+Rows 1-7: one class each; four intensities of one person, then three other people (neutral: seven
+people).
 Row 8: blends of the pairs real data confuses, and head poses. Row 9: each degradation.
 """
 from dataclasses import replace
@@ -35,10 +36,14 @@ def contact_sheet(path, *, size: int = 100, seed: int = 0) -> Path:
     config = SynthConfig().without_degradations()
     people = _people(seed=seed, config=config)
     rows = []
-    for name in CLASS_NAMES:
+    for name in CLASS_NAMES[:-1]:
         tiles = [(_with(people[0], name, level), f"{name[:5]} {level:.2f}") for level in INTENSITIES]
         tiles += [(_with(person, name, 0.8), f"{name[:5]} 0.80") for person in people[1:]]
         rows.append(tiles)
+    # Neutral has no intensity: its row shows seven people instead.
+    others = [_frontal(draw_sample(sample_rng(seed=seed, split="train", index=i), "neutral", config=config))
+              for i in range(3)]
+    rows.append([(_with(person, "neutral", 0.0), "neutral") for person in people[:1] + others + people[1:]])
     blends = [(_with(people[i % 4], a, 0.65, partner=b), f"{a[:4]}+{b[:4]}") for i, (a, b) in enumerate(BLENDS)]
     poses = [(replace(_with(people[i], "happiness", 0.6), pose=replace(people[i].pose, roll=roll, yaw=yaw)),
               f"roll {roll:+.0f} yaw {yaw:+.0f}") for i, (roll, yaw) in enumerate(POSES)]

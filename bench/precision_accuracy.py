@@ -1,0 +1,52 @@
+"""Does bfloat16 autocast + channels_last cost accuracy? The same SCN run in float32 and in
+bfloat16, on the built-in benchmark, compared on test accuracy and wall time.
+
+    python -m bench.precision_accuracy                     # about 10 minutes on 2 cores
+    python -m bench.precision_accuracy --train 60 --test 21 --image-size 32 --epochs 1   # smoke
+"""
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from scn.config import make_config
+from scn.store import RunReader
+from scn.synth import default_dataset
+from scn.train import train
+
+VARIANTS = {"fp32": {"precision": "fp32", "channels_last": False},
+            "bf16_channels_last": {"precision": "bf16", "channels_last": True}}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--test", type=int, default=700)
+    parser.add_argument("--noise", type=float, default=0.1)
+    parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--runs-dir", default="bench/out/precision")
+    parser.add_argument("--json", default="bench/results/precision_accuracy.json")
+    args = parser.parse_args(argv)
+    data = default_dataset(train=args.train, test=args.test, noise=args.noise, progress=False)
+    results = {}
+    for name, options in VARIANTS.items():
+        run_dir = Path(args.runs_dir) / name
+        shutil.rmtree(run_dir, ignore_errors=True)
+        config = make_config(data=str(data), image_size=args.image_size, epochs=args.epochs,
+                             relabel_epoch=max(1, args.epochs // 2), seed=0, **options)
+        started = time.perf_counter()
+        train(config, run_dir=run_dir, progress=False)
+        epochs = RunReader(run_dir).epoch_metrics()
+        results[name] = {"test_accuracy": float(epochs["test_accuracy"].iloc[-1]),
+                         "train_images_per_s": float(epochs["images_per_s"].mean()),
+                         "wall_seconds": time.perf_counter() - started}
+        print(f"{name:>20}: test accuracy {results[name]['test_accuracy']:.4f}, "
+              f"{results[name]['train_images_per_s']:.0f} img/s")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"scale": vars(args), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Predict: expression probabilities, attention weight and Grad-CAM for every face in a photo.
+
+Upload photos or take one with the camera, pick a run and its best or last checkpoint (a run that
+is still training works too). Faces are found with OpenCV's Haar cascades; where none is found
+the whole image or a hand-drawn square can be used instead.
+"""
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from scn.checkpoint import CheckpointError, load_model
+from scn.faces import Box, draw_boxes
+from scn.images import ImageLoadError, load_image
+from scn.predict import alpha_percentile, predict_image, trained_on, training_alphas
+from scn.store import CHECKPOINT_DIR, list_runs, runs_root
+
+PREVIEW_SIDE = 1200
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model...")
+def cached_model(path: str, mtime_ns: int):
+    """One model per checkpoint file version: a rewritten checkpoint has a new mtime_ns."""
+    return load_model(path, device="cpu")
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def cached_training_alphas(run_dir: str) -> np.ndarray:
+    # A live run records a new epoch every few minutes; 30 s staleness is invisible here.
+    return training_alphas(run_dir)
+
+
+@st.cache_data(max_entries=32, show_spinner="Finding faces and predicting...")
+def analyse(path: str, mtime_ns: int, data: bytes, name: str, region: tuple):
+    """(annotated preview, image size, predictions); region is ("detect",), ("whole",) or ("box", x, y, w, h).
+
+    Cached so that widget changes rerun the page without decoding and predicting again.
+    Raises ImageLoadError, which Streamlit does not cache, for a file that is not a usable image.
+    """
+    model, meta = cached_model(path, mtime_ns)
+    image = load_image(data, name=name)
+    faces = predict_image(model, meta, image, whole_image=region[0] == "whole",
+                          box=Box(*region[1:], "manual") if region[0] == "box" else None)
+    return draw_boxes(image, [f.box for f in faces], max_side=PREVIEW_SIDE), image.size, faces
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def overlay_for_class(path: str, mtime_ns: int, crop: np.ndarray, cam_class: str) -> np.ndarray:
+    """Grad-CAM overlay of an already cropped face for another class than its top one."""
+    model, meta = cached_model(path, mtime_ns)
+    return predict_image(model, meta, Image.fromarray(crop), whole_image=True, cam_class=cam_class)[0].overlay
+
+
+def probability_chart(face) -> go.Figure:
+    colors = ["#d62728" if name == face.top_class else "#7f7f7f" for name in face.class_names]
+    figure = go.Figure(go.Bar(x=face.probs.tolist(), y=list(face.class_names), orientation="h", marker_color=colors,
+                              text=[f"{p:.1%}" for p in face.probs], textposition="auto"))
+    figure.update_layout(height=260, margin=dict(l=0, r=10, t=10, b=10), xaxis=dict(range=[0, 1], title="probability"),
+                         yaxis=dict(autorange="reversed"))
+    return figure
+
+
+def alpha_caption(alpha: float, training: np.ndarray, method: str) -> str:
+    if method == "baseline":
+        return "Baseline run: it has no attention head, so alpha is always 1."
+    percentile = alpha_percentile(alpha, training)
+    if percentile is None:
+        return "No training epoch recorded yet, so there is no distribution to compare with."
+    return (f"Higher than or equal to {percentile:.0f}% of the run's training samples' weights "
+            f"(latest recorded epoch). Low weights mark faces the model finds uncertain.")
+
+
+def choose_region(key: str, size: tuple):
+    """The fallback when no face is found: the whole image, or a square picked with number inputs."""
+    choice = st.radio("Predict anyway on", ["the whole image", "a square I choose"], index=None,
+                      key=f"fallback-{key}", horizontal=True)
+    if choice == "the whole image":
+        return ("whole",)
+    if choice == "a square I choose":
+        width, height = size
+        left, middle, right = st.columns(3)
+        side = middle.number_input("side (px)", 16, min(width, height), min(width, height), key=f"side-{key}")
+        x = left.number_input("left (px)", 0, width - side, (width - side) // 2, key=f"x-{key}")
+        y = right.number_input("top (px)", 0, height - side, (height - side) // 2, key=f"y-{key}")
+        return ("box", int(x), int(y), int(side), int(side))
+    return None
+
+
+def show_faces(key: str, faces, checkpoint: tuple, training: np.ndarray, method: str) -> None:
+    for number, face in enumerate(faces, start=1):
+        st.markdown(f"**Face {number}**: {face.top_class} ({face.confidence:.0%}), "
+                    f"box x={face.box.x} y={face.box.y} {face.box.w}x{face.box.h} px ({face.box.source})")
+        seen, cam, chart = st.columns([1, 1, 1.6])
+        seen.image(face.crop, caption="square face crop, as the model sees it", width="stretch")
+        names = list(face.class_names)
+        cam_class = cam.selectbox("Grad-CAM for class", names, index=names.index(face.top_class),
+                                  key=f"cam-{key}-{number}")
+        picture = face.overlay if cam_class == face.cam_class else overlay_for_class(
+            *checkpoint, np.asarray(face.crop), cam_class)
+        cam.image(picture, caption=f"Grad-CAM for {cam_class} (last residual block)", width="stretch")
+        chart.plotly_chart(probability_chart(face), key=f"probs-{key}-{number}")
+        chart.metric("attention weight alpha", f"{face.alpha:.3f}")
+        chart.caption(alpha_caption(face.alpha, training, method))
+
+
+st.title("Predict")
+root = runs_root()
+runs = list_runs(root)
+if runs.empty:
+    st.info(f"No runs yet in `{root}`. Start a training run first; its checkpoints then appear here.")
+    st.stop()
+
+status = dict(zip(runs["name"], runs["status"]))
+run_name = st.selectbox("Run", list(status), format_func=lambda name: f"{name} ({status[name]})")
+run_dir = Path(dict(zip(runs["name"], runs["path"]))[run_name])
+available = [w for w in ("best", "last") if (run_dir / CHECKPOINT_DIR / f"{w}.pt").is_file()]
+if not available:
+    st.warning(f"Run {run_name} has no checkpoint yet: it writes one at the end of its first epoch.")
+    st.stop()
+which = st.radio("Checkpoint", available, horizontal=True)
+checkpoint_file = (run_dir / CHECKPOINT_DIR / f"{which}.pt").resolve()
+checkpoint = (str(checkpoint_file), checkpoint_file.stat().st_mtime_ns)
+try:
+    _, meta = cached_model(*checkpoint)
+except CheckpointError as exc:
+    st.error(f"Cannot use this checkpoint: {exc}")
+    st.stop()
+st.info(f"This model was trained on **{trained_on(meta)}**. On photos unlike that data its predictions "
+        "are a demonstration, not a measurement: do not over-trust them.")
+method = meta["model_config"]["method"]
+training = cached_training_alphas(str(run_dir))
+
+uploads = st.file_uploader("Photos", accept_multiple_files=True, key="uploads")
+photo = st.camera_input("Camera photo", key="camera") if st.toggle("Use the camera") else None
+inputs = [(f"{i}-{u.name}", u.name, u.getvalue()) for i, u in enumerate(uploads or [])]
+if photo is not None:
+    inputs.append(("camera", "camera photo", photo.getvalue()))
+if not inputs:
+    st.caption("Upload one or more photos, or switch on the camera.")
+
+for key, name, data in inputs:
+    st.subheader(name)
+    try:
+        preview, size, faces = analyse(*checkpoint, data, name, ("detect",))
+    except ImageLoadError as exc:
+        st.error(str(exc))
+        continue
+    if not faces:
+        st.warning(f"No face found in {name}.")
+        region = choose_region(key, size)
+        if region is None:
+            st.image(preview, width=PREVIEW_SIDE // 2)
+            continue
+        preview, size, faces = analyse(*checkpoint, data, name, region)
+    st.image(preview, caption=f"{len(faces)} face(s), numbered as listed below")
+    show_faces(key, faces, checkpoint, training, method)

@@ -1,0 +1,179 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.fake_runs import MODEL_CONFIG, TEST_IMAGE_SIZE, make_run
+from scn.cli import main
+from scn.faces import Box, crop
+from scn.predict import (alpha_percentile, load_model_cached, predict_image, preprocess, trained_on,
+                         training_alphas)
+from scn.store import CHECKPOINT_DIR
+from scn.synth import SynthConfig
+from scn.synth.sample import draw_sample, render, sample_rng
+
+
+@pytest.fixture
+def model_meta(run_dir):
+    return load_model_cached(run_dir / CHECKPOINT_DIR / "best.pt")
+
+
+def direct_forward(model, image, box):
+    """What the model says on the box's crop, computed without scn.predict's batching and CAM."""
+    pixels = np.asarray(crop(image, box).resize((TEST_IMAGE_SIZE,) * 2, Image.Resampling.BILINEAR), np.float32)
+    x = (torch.from_numpy(pixels).permute(2, 0, 1)[None] / 255 - torch.tensor(MODEL_CONFIG["mean"]).view(1, 3, 1, 1)) \
+        / torch.tensor(MODEL_CONFIG["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        alpha, logits = model(x)
+    return float(alpha), torch.softmax(logits, 1)[0].numpy()
+
+
+def test_face_in_a_real_photo_matches_a_direct_forward_pass(model_meta, grace_hopper):
+    model, meta = model_meta
+    faces = predict_image(model, meta, grace_hopper)
+    assert len(faces) == 1
+    face = faces[0]
+    alpha, probs = direct_forward(model, grace_hopper, face.box)
+    assert face.alpha == pytest.approx(alpha, abs=1e-5)
+    assert np.allclose(face.probs, probs, atol=1e-5)
+    assert face.top_class == MODEL_CONFIG["class_names"][int(probs.argmax())] == face.cam_class
+    assert face.probs.sum() == pytest.approx(1.0, abs=1e-5)
+    assert face.crop.size == (TEST_IMAGE_SIZE, TEST_IMAGE_SIZE)
+    assert face.cam.shape == (TEST_IMAGE_SIZE, TEST_IMAGE_SIZE)
+    assert 0.0 <= face.cam.min() and face.cam.max() <= 1.0
+    assert face.overlay.shape == (TEST_IMAGE_SIZE, TEST_IMAGE_SIZE, 3)
+    assert face.probabilities()[face.top_class] == pytest.approx(face.confidence)
+
+
+def test_whole_image_and_manual_box(model_meta, grace_hopper):
+    model, meta = model_meta
+    whole = predict_image(model, meta, grace_hopper, whole_image=True)
+    assert [f.box.as_tuple() for f in whole] == [(0, 0, 512, 600)]
+    assert whole[0].alpha == pytest.approx(direct_forward(model, grace_hopper, whole[0].box)[0], abs=1e-5)
+    manual = predict_image(model, meta, grace_hopper, box=(100, 50, 300, 300))
+    assert manual[0].box == Box(100, 50, 300, 300, "manual")
+    assert np.allclose(manual[0].probs, direct_forward(model, grace_hopper, manual[0].box)[1], atol=1e-5)
+
+
+def test_faces_of_the_built_in_benchmark(model_meta):
+    """Images as the synthetic generator renders them, tightly framed like RAF-DB's aligned faces."""
+    model, meta = model_meta
+    for index, true_class in enumerate(("happiness", "surprise")):
+        pixels, _ = render(draw_sample(sample_rng(seed=0, split="test", index=index), true_class,
+                                       config=SynthConfig()), size=100)
+        image = Image.fromarray(pixels)
+        face = predict_image(model, meta, image, whole_image=True)[0]
+        alpha, probs = direct_forward(model, image, face.box)
+        assert face.box.as_tuple() == (0, 0, 100, 100)
+        assert face.alpha == pytest.approx(alpha, abs=1e-5) and np.allclose(face.probs, probs, atol=1e-5)
+
+
+def test_no_face_gives_an_empty_list(model_meta):
+    model, meta = model_meta
+    assert predict_image(model, meta, Image.new("RGB", (200, 200), (90, 90, 90))) == []
+
+
+def test_cam_class_by_name_or_index(model_meta, grace_hopper):
+    model, meta = model_meta
+    by_name = predict_image(model, meta, grace_hopper, box=(100, 50, 300, 300), cam_class="fear")[0]
+    by_index = predict_image(model, meta, grace_hopper, box=(100, 50, 300, 300), cam_class=1)[0]
+    assert by_name.cam_class == by_index.cam_class == "fear"
+    assert np.allclose(by_name.cam, by_index.cam, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown class 'joy'"):
+        predict_image(model, meta, grace_hopper, cam_class="joy")
+    with pytest.raises(ValueError, match="out of range"):
+        predict_image(model, meta, grace_hopper, cam_class=7)
+
+
+def test_preprocess_resizes_scales_and_normalises():
+    config = {**MODEL_CONFIG, "image_size": 8, "mean": [0.5, 0.25, 0.0], "std": [0.5, 0.25, 1.0]}
+    batch = preprocess([Image.new("RGB", (30, 20), (255, 51, 0))], config)
+    assert batch.shape == (1, 3, 8, 8)
+    assert torch.allclose(batch[0, :, 0, 0], torch.tensor([1.0, -0.2, 0.0]), atol=1e-6)
+
+
+def test_alpha_percentile():
+    training = [0.1, 0.2, 0.3, 0.4, np.nan]
+    assert alpha_percentile(0.05, training) == 0.0
+    assert alpha_percentile(0.3, training) == 75.0
+    assert alpha_percentile(0.9, training) == 100.0
+    assert alpha_percentile(0.5, []) is None
+
+
+def test_training_alphas_and_dataset_come_from_the_run(tmp_path, model_meta):
+    run = make_run(tmp_path / "runs", "other", training_alphas=[0.2, 0.4, 0.6])
+    assert np.allclose(training_alphas(run), [0.2, 0.4, 0.6])
+    assert training_alphas(make_run(tmp_path / "runs", "fresh", training_alphas=[])).size == 0
+    assert trained_on(model_meta[1]) == "the built-in synthetic benchmark"
+    assert trained_on({}) == "an unrecorded dataset"
+
+
+def test_model_is_cached_until_the_checkpoint_changes(run_dir):
+    path = run_dir / CHECKPOINT_DIR / "best.pt"
+    first = load_model_cached(path)
+    assert load_model_cached(str(path)) is first
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert load_model_cached(path) is not first
+
+
+def test_baseline_model_has_alpha_one(tmp_path, grace_hopper):
+    run = make_run(tmp_path / "runs", "base", method="baseline")
+    model, meta = load_model_cached(run / CHECKPOINT_DIR / "last.pt")
+    assert predict_image(model, meta, grace_hopper, whole_image=True)[0].alpha == 1.0
+
+
+def test_cli_prints_faces_and_writes_cams(run_dir, grace_hopper_path, tmp_path, capsys):
+    cams = tmp_path / "cams"
+    assert main(["predict", "--run", str(run_dir), str(grace_hopper_path), "--cam-dir", str(cams)]) == 0
+    out = capsys.readouterr().out
+    assert "grace_hopper.jpg: 1 face" in out and "alpha" in out and "percentile" in out
+    assert "the built-in synthetic benchmark" in out
+    written = sorted(cams.iterdir())
+    assert len(written) == 1 and written[0].name.startswith("grace_hopper-face1-")
+    assert Image.open(written[0]).size == (TEST_IMAGE_SIZE, TEST_IMAGE_SIZE)
+
+
+def test_cli_json_reports_a_bad_image_and_predicts_the_others(run_dir, grace_hopper_path, tmp_path, capsys):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    status = main(["predict", "--run", str(run_dir), "--checkpoint", "last", "--json", str(bad),
+                   str(grace_hopper_path)])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.err.startswith(f"error: {bad}: not an image")
+    report = json.loads(captured.out)
+    assert report["checkpoint"].endswith("last.pt") and report["trained_on"].startswith("the built-in")
+    assert "error" in report["images"][0]
+    face = report["images"][1]["faces"][0]
+    assert set(face["box"]) == {"x", "y", "w", "h"} and len(face["probabilities"]) == 7
+    assert 0.0 < face["alpha"] < 1.0 and 0.0 <= face["alpha_percentile"] <= 100.0
+
+
+def test_cli_whole_image_option(run_dir, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (120, 90), (80, 80, 80)).save(blank)
+    assert main(["predict", "--run", str(run_dir), str(blank)]) == 0
+    assert "no face found" in capsys.readouterr().out
+    assert main(["predict", "--run", str(run_dir), "--whole-image", "--json", str(blank)]) == 0
+    face = json.loads(capsys.readouterr().out)["images"][0]["faces"][0]
+    assert face["box"] == {"x": 0, "y": 0, "w": 120, "h": 90} and face["detector"] == "whole image"
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("missing run", "no run folder at"),
+    ("no checkpoint", "has no best checkpoint yet"),
+    ("foreign checkpoint", "is not an SCN Studio checkpoint"),
+])
+def test_cli_bad_run_is_an_error_without_traceback(tmp_path, grace_hopper_path, capsys, setup, message):
+    run = tmp_path / "runs" / "r"
+    if setup != "missing run":
+        make_run(tmp_path / "runs", "r", checkpoints=())
+    if setup == "foreign checkpoint":
+        torch.save({"weights": torch.zeros(2)}, run / CHECKPOINT_DIR / "best.pt")
+    assert main(["predict", "--run", str(run), str(grace_hopper_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err

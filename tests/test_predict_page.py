@@ -1,0 +1,113 @@
+"""AppTest of pages/6_Predict.py: uploads, camera photo, fallbacks and messages, in one process."""
+import json
+from pathlib import Path
+
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tests.fake_runs import encode, make_run
+from scn.store import CHECKPOINT_DIR
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "6_Predict.py")
+
+
+def page(runs_root, monkeypatch) -> AppTest:
+    monkeypatch.setenv("SCN_RUNS_DIR", str(runs_root))
+    app = AppTest.from_file(PAGE, default_timeout=120)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def captions(app) -> list:
+    return [caption for image in app.get("image") for caption in image.captions]
+
+
+def test_no_runs_is_a_plain_message(tmp_path, monkeypatch):
+    app = page(tmp_path / "nothing here", monkeypatch)
+    assert "No runs yet" in app.info[0].value
+    assert not app.get("file_uploader")
+
+
+def test_run_without_checkpoint_says_so(tmp_path, monkeypatch):
+    make_run(tmp_path / "runs", "young", checkpoints=())
+    app = page(tmp_path / "runs", monkeypatch)
+    assert "has no checkpoint yet" in app.warning[0].value
+
+
+def test_run_still_training_offers_its_last_checkpoint(tmp_path, monkeypatch):
+    make_run(tmp_path / "runs", "live", checkpoints=("last",))
+    app = page(tmp_path / "runs", monkeypatch)
+    assert app.radio[0].options == ["last"]
+    assert app.get("file_uploader")
+
+
+def test_foreign_checkpoint_is_an_error_not_a_traceback(tmp_path, monkeypatch):
+    run = make_run(tmp_path / "runs", "odd", checkpoints=())
+    torch.save({"weights": torch.zeros(1)}, run / CHECKPOINT_DIR / "best.pt")
+    app = page(tmp_path / "runs", monkeypatch)
+    assert "Cannot use this checkpoint" in app.error[0].value
+
+
+def test_upload_shows_boxes_probabilities_alpha_and_cam(run_dir, monkeypatch, grace_hopper_path):
+    app = page(run_dir.parent, monkeypatch)
+    assert "the built-in synthetic benchmark" in app.info[0].value
+    assert app.radio[0].options == ["best", "last"]
+    app.file_uploader[0].set_value([
+        ("hopper.jpg", grace_hopper_path.read_bytes(), "image/jpeg"),
+        ("notes.txt", b"not a photo", "text/plain"),
+        ("empty.png", b"", "image/png"),
+    ]).run()
+    assert not app.exception, app.exception
+    assert [e.value for e in app.error] == ["notes.txt: not an image file, or a format that cannot be read",
+                                            "empty.png: the file is empty"]
+    faces = [m.value for m in app.markdown if m.value.startswith("**Face")]
+    assert len(faces) == 1 and "(frontal)" in faces[0]
+    assert "1 face(s), numbered as listed below" in captions(app)
+    chart = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert len(chart["data"][0]["y"]) == 7 and abs(sum(chart["data"][0]["x"]) - 1.0) < 1e-4
+    assert 0.0 < float(app.metric[0].value) < 1.0
+    assert any("% of the run's training samples" in c.value for c in app.caption)
+    top = faces[0].split(": ")[1].split(" (")[0]
+    assert f"Grad-CAM for {top} (last residual block)" in captions(app)
+
+    other = next(name for name in app.selectbox[1].options if name != top)
+    app.selectbox[1].set_value(other).run()
+    assert not app.exception, app.exception
+    assert f"Grad-CAM for {other} (last residual block)" in captions(app)
+
+
+def test_no_face_offers_whole_image_and_a_hand_drawn_square(run_dir, monkeypatch):
+    app = page(run_dir.parent, monkeypatch)
+    app.file_uploader[0].set_value(("wall.png", encode(Image.new("RGB", (160, 120), (90, 90, 90))), "image/png"))
+    app.run()
+    assert app.warning[0].value == "No face found in wall.png."
+    assert not [m for m in app.markdown if m.value.startswith("**Face")]
+
+    app.radio(key="fallback-0-wall.png").set_value("the whole image").run()
+    assert not app.exception, app.exception
+    assert "box x=0 y=0 160x120 px (whole image)" in app.markdown[-1].value
+
+    app.radio(key="fallback-0-wall.png").set_value("a square I choose").run()
+    app.number_input(key="side-0-wall.png").set_value(60).run()
+    app.number_input(key="x-0-wall.png").set_value(10).run()
+    app.number_input(key="y-0-wall.png").set_value(25).run()
+    assert not app.exception, app.exception
+    assert "box x=10 y=25 60x60 px (manual)" in app.markdown[-1].value
+
+
+def test_camera_photo(run_dir, monkeypatch, grace_hopper_path):
+    app = page(run_dir.parent, monkeypatch)
+    app.toggle[0].set_value(True).run()
+    app.camera_input[0].set_value(("photo.jpg", grace_hopper_path.read_bytes(), "image/jpeg")).run()
+    assert not app.exception, app.exception
+    assert [s.value for s in app.subheader] == ["camera photo"]
+    assert len([m for m in app.markdown if m.value.startswith("**Face")]) == 1
+
+
+def test_baseline_run_explains_alpha(tmp_path, monkeypatch, grace_hopper_path):
+    make_run(tmp_path / "runs", "plain", method="baseline")
+    app = page(tmp_path / "runs", monkeypatch)
+    app.file_uploader[0].set_value(("hopper.jpg", grace_hopper_path.read_bytes(), "image/jpeg")).run()
+    assert any("no attention head" in c.value for c in app.caption)
