@@ -115,4 +115,5 @@ def test_start_watch_and_review_a_run(app_url, browser, tmp_path):
         shot(training, name.lower())
     training.goto(url)
     training.get_by_text("finished").first.wait_for()
+    training.get_by_role("button", name="Start the demo").wait_for()
     shot(training, "home")
