@@ -46,7 +46,8 @@ DEMO_RUNS = {"scn": DEMO_DATA | {"method": "scn"}, "baseline": DEMO_DATA | {"met
 
 
 class TrainerExitedError(RuntimeError):
-    """Raised when a freshly spawned trainer exits before it took its run lock."""
+    """Raised when a freshly spawned trainer fails before start_run has seen it hold its run lock
+    (bad options, or a dataset it cannot read); the message ends with the log's last line."""
 
 
 def train_command(*, run_dir, options: dict, resume: bool = False) -> list:
@@ -146,8 +147,9 @@ def _spawn(*, run_dir, argv: list, wait_s: float) -> int:
             if code == 0:
                 break  # a tiny run can take and release its lock between two polls
             if code is not None:
-                raise TrainerExitedError(
-                    f"the trainer exited with code {code} before starting; see {run_dir / LOG_NAME}")
+                lines = (run_dir / LOG_NAME).read_text(errors="replace").strip().splitlines()
+                raise TrainerExitedError(f"the trainer exited with code {code}: "
+                                         f"{lines[-1] if lines else 'no output'} (log: {run_dir / LOG_NAME})")
             if time.monotonic() > deadline:
                 break
             time.sleep(0.1)

@@ -92,7 +92,17 @@ def test_a_killed_trainer_is_detected_as_interrupted(tiny_rafdb, tmp_path):
 
 
 def test_a_trainer_that_cannot_start_is_reported(tmp_path):
-    run_dir = tmp_path / "runs" / "bad"
-    with pytest.raises(runs.TrainerExitedError, match="exited with code 2"):
+    run_dir = tmp_path / "runs" / "bad-flag"
+    with pytest.raises(runs.TrainerExitedError, match="exited with code 2: .*invalid choice: 'parquet'"):
+        runs.start_run(run_dir=run_dir, options={"format": "parquet", "threads": 1})
+
+
+def test_a_trainer_that_fails_on_its_data_is_marked_failed(tmp_path):
+    run_dir = tmp_path / "runs" / "bad-data"
+    try:
         runs.start_run(run_dir=run_dir, options={"data": str(tmp_path / "nowhere"), "threads": 1})
-    assert "error:" in (run_dir / "train.log").read_text()
+    except runs.TrainerExitedError as exc:  # it can fail before start_run sees it hold its lock
+        assert "dataset folder not found" in str(exc)
+    wait_for(lambda: not lock.is_held(run_dir), what="the trainer to give up")
+    status = RunReader(run_dir).status()
+    assert status["state"] == "failed" and "dataset folder not found" in status["message"]

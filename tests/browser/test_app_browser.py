@@ -4,11 +4,12 @@
 Screenshots of every page go to $SCN_SCREENSHOT_DIR when it is set (for looking at the pages)."""
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
 
-from scn import runs
+from scn import lock, runs
 from scn.store import RunReader
 from tests.app_server import CHROMIUM, chromium, serve_app
 from tests.helpers import write_rafdb
@@ -35,6 +36,13 @@ def app_url(tmp_path):
 def browser():
     with chromium() as browser:
         yield browser
+
+
+def wait_for_exit(run_dir, *, limit_s: float = 60.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while lock.is_held(run_dir):
+        assert time.monotonic() < deadline, "the trainer did not exit after finishing"
+        time.sleep(0.2)
 
 
 def shot(page, name: str) -> None:
@@ -95,6 +103,8 @@ def test_start_watch_and_review_a_run(app_url, browser, tmp_path):
     shot(training, "training")
     shot(attention, "attention")
 
+    # The pages rerun once when the trainer lets go of the run; review after that, not during it.
+    wait_for_exit(run_dir)
     relabels = attention
     relabels.goto(f"{url}/Relabels")
     relabels.get_by_text("Relabels to review").wait_for()
