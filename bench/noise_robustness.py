@@ -155,13 +155,13 @@ def plot(rows: list, path: Path) -> None:
 
 def add_scale_arguments(parser) -> None:
     """The data and training scale, shared with bench.relabel_quality so both score the same runs."""
-    parser.add_argument("--train", type=int, default=2000)
-    parser.add_argument("--test", type=int, default=700)
+    parser.add_argument("--train", type=int, default=1500)
+    parser.add_argument("--test", type=int, default=500)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--relabel-epoch", type=int, default=5)
+    parser.add_argument("--relabel-epoch", type=int, default=4)
     parser.add_argument("--margin1", type=float, default=0.07)
     parser.add_argument("--margin2", type=float, default=0.2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,15 @@ from tests.fake_run import write_fake_run
 
 # Two cores shared by the suite: keep torch from oversubscribing them in every test process.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """AppTest runs a page as `__main__` and leaves it there; a later spawn-started process would
+    then re-run that page instead of the test. Restore the real `__main__` after every test."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture

@@ -2,12 +2,6 @@
 checkpoint are reported separately, since choosing a model on the test set overstates accuracy."""
 import sys
 
-import numpy as np
-
-from scn.checkpoint import CheckpointError, load_model
-from scn.config import TrainConfig
-from scn.data import DatasetError
-from scn.device import resolve_precision
 from scn.store import RunNotFoundError, RunReader
 
 HELP = "evaluate a run's last and best checkpoints on its test split"
@@ -18,7 +12,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", choices=("last", "best", "both"), default="both")
 
 
-def per_class_table(confusion: np.ndarray, class_names) -> str:
+def per_class_table(confusion, class_names) -> str:
     totals = confusion.sum(axis=1)
     rows = [f"  {name:<10} {confusion[i, i] / max(totals[i], 1):7.2%}  ({totals[i]} images)"
             for i, name in enumerate(class_names)]
@@ -28,6 +22,10 @@ def per_class_table(confusion: np.ndarray, class_names) -> str:
 def run(args) -> int:
     import torch
 
+    from scn.checkpoint import CheckpointError, load_model
+    from scn.config import TrainConfig
+    from scn.data import DatasetError
+    from scn.device import resolve_precision
     from scn.train import evaluate, prepare_data
 
     try:

@@ -9,11 +9,6 @@ import json
 import sys
 from pathlib import Path
 
-from PIL import Image
-
-from scn.checkpoint import CheckpointError
-from scn.images import ImageLoadError, load_image
-from scn.predict import alpha_percentile, load_model_cached, predict_image, trained_on, training_alphas
 from scn.store import CHECKPOINT_DIR, RunNotFoundError
 
 HELP = "predict expressions, attention weights and Grad-CAM for the faces in photos"
@@ -40,8 +35,7 @@ def _cam_names(paths) -> list:
     return [f"{i}-{stem}" if stems.count(stem) > 1 else stem for i, stem in enumerate(stems, start=1)]
 
 
-def _face_record(number: int, face, training: list) -> dict:
-    percentile = alpha_percentile(face.alpha, training)
+def _face_record(number: int, face, percentile) -> dict:
     return {
         "face": number,
         "box": dict(zip(("x", "y", "w", "h"), face.box.as_tuple())),
@@ -75,6 +69,13 @@ def _print_text(record: dict) -> None:
 
 
 def run(args) -> int:
+    # Imported here so that `python -m scn --help` does not wait for torch and OpenCV.
+    from PIL import Image
+
+    from scn.checkpoint import CheckpointError
+    from scn.images import ImageLoadError, load_image
+    from scn.predict import alpha_percentile, load_model_cached, predict_image, trained_on, training_alphas
+
     run_dir = Path(args.run)
     checkpoint = run_dir / CHECKPOINT_DIR / f"{args.checkpoint}.pt"
     if not run_dir.is_dir():
@@ -106,7 +107,8 @@ def run(args) -> int:
             failed = True
             continue
         faces = predict_image(model, meta, image, whole_image=args.whole_image)
-        record = {"image": path, "faces": [_face_record(n, f, training) for n, f in enumerate(faces, 1)]}
+        record = {"image": path, "faces": [_face_record(n, f, alpha_percentile(f.alpha, training))
+                                                   for n, f in enumerate(faces, 1)]}
         if args.cam_dir:
             for face_record, face in zip(record["faces"], faces):
                 target = args.cam_dir / f"{stem}-face{face_record['face']}-{face.cam_class}.png"

@@ -5,14 +5,9 @@ Stop with Ctrl-C or SIGTERM (a checkpoint is written) and continue with --resume
 """
 import sys
 
-from scn.checkpoint import CheckpointError
 from scn.config import PRESETS, make_config
-from scn.data import DatasetError
-from scn.lock import RunLockedError
-from scn.model import PretrainedWeightsError
 
 HELP = "train a run (SCN, baseline or an ablation)"
-EXPECTED_ERRORS = (CheckpointError, DatasetError, RunLockedError, PretrainedWeightsError, ValueError)
 
 
 def add_arguments(parser) -> None:
@@ -69,6 +64,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from scn.checkpoint import CheckpointError
+    from scn.data import DatasetError
+    from scn.lock import RunLockedError
+    from scn.model import PretrainedWeightsError
     from scn.train import RunExistsError, train
 
     options = {k: getattr(args, k) for k in (
@@ -83,7 +82,7 @@ def run(args) -> int:
     except RunLockedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except (RunExistsError, *EXPECTED_ERRORS) as exc:
+    except (CheckpointError, DatasetError, PretrainedWeightsError, RunExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{outcome}: {args.run_dir}")
