@@ -110,8 +110,10 @@ def test_start_watch_and_review_a_run(app_url, browser, tmp_path):
     relabels.get_by_text("Relabels to review").wait_for()
     events = RunReader(run_dir).relabels()
     assert len(events) > 0
-    relabels.locator('[data-testid="stMultiSelect"]').click()
-    # the first entry of a multiselect is "Select all"; take the first relabel event instead
+    # Typing opens the list reliably; its first entry is "Select all ...", so take the first event.
+    picker = relabels.get_by_label("Relabels to review", exact=True)
+    picker.click()
+    picker.press_sequentially("#")
     relabels.get_by_role("option", name=re.compile(r"^#\d+ ")).first.click()
     relabels.keyboard.press("Escape")
     relabels.get_by_role("button", name="Revert").click()
