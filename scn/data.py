@@ -183,6 +183,38 @@ def _decode_all(paths: list, *, size: int, workers: int) -> tuple:
     return [r[0] for r in results], [r[1] for r in results]
 
 
+def list_splits(root, *, format: str = "rafdb", noise_file=None, seed: int = 0) -> tuple:
+    """({split: (names, labels, paths)}, class names) of a dataset folder, decoding nothing: what
+    load_dataset will read, so a folder can be checked before a trainer is started on it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder not found: {root}")
+    if format == "rafdb":
+        return _rafdb_splits(root, noise_file=noise_file)
+    if format == "imagefolder":
+        if noise_file is not None:
+            raise DatasetError("noise files apply to the RAF-DB format only")
+        return _imagefolder_splits(root, seed=seed)
+    raise DatasetError(f"unknown dataset format {format!r}; use rafdb or imagefolder")
+
+
+def check_dataset(path, *, format: str, noise_file=None) -> str | None:
+    """None when `path` lists as a dataset in `format` (as the trainer will read it) and its first
+    images exist, else a sentence saying what is wrong, for the new-run form to show before
+    anything is spawned."""
+    if not str(path).strip():
+        return "Enter the dataset folder."
+    try:
+        splits, _ = list_splits(Path(str(path)).expanduser(), format=format, noise_file=noise_file)
+    except DatasetError as exc:
+        return str(exc)
+    for split, (_, _, paths) in splits.items():
+        missing = [p for p in paths[:20] if not p.is_file()]
+        if missing:
+            return f"{len(missing)} of the first {min(20, len(paths))} {split} images are missing, e.g. {missing[0]}."
+    return None
+
+
 def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=None,
                  skip_bad: bool = False, seed: int = 0, workers: int = 2) -> Dataset:
     """Read a dataset and decode every image once at `image_size`.
@@ -191,16 +223,7 @@ def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=Non
     and lists them in `Split.bad` for the run log.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"dataset folder not found: {root}")
-    if format == "rafdb":
-        splits, class_names = _rafdb_splits(root, noise_file=noise_file)
-    elif format == "imagefolder":
-        if noise_file is not None:
-            raise DatasetError("noise files apply to the RAF-DB format only")
-        splits, class_names = _imagefolder_splits(root, seed=seed)
-    else:
-        raise DatasetError(f"unknown dataset format {format!r}; use rafdb or imagefolder")
+    splits, class_names = list_splits(root, format=format, noise_file=noise_file, seed=seed)
     decoded = {}
     for split, (names, labels, paths) in splits.items():
         arrays, errors = _decode_all(paths, size=image_size, workers=workers)

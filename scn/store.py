@@ -280,6 +280,16 @@ class RunReader:
             "original_label": self.original_labels(),
         })
 
+    def attention_matrix(self) -> tuple:
+        """All recorded epochs at once: (epochs, alpha[epoch, sample], is_high[epoch, sample]), one
+        query for the across-epoch views instead of one per epoch."""
+        rows = self._query("SELECT epoch, alpha, is_high FROM attention ORDER BY epoch")
+        if not rows:
+            return [], np.zeros((0, 0), np.float32), np.zeros((0, 0), bool)
+        return ([r[0] for r in rows],
+                np.stack([np.frombuffer(r[1], np.float32) for r in rows]),
+                np.stack([np.frombuffer(r[2], np.uint8).astype(bool) for r in rows]))
+
     def original_labels(self) -> np.ndarray:
         rows = self._query("SELECT data FROM arrays WHERE name = 'train_labels'")
         return np.frombuffer(rows[0][0], np.int16).astype(np.int64) if rows else np.zeros(0, np.int64)

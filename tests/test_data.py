@@ -3,8 +3,8 @@ import torch
 from PIL import Image
 
 from scn import augment
-from scn.data import (RAFDB_IMAGE_DIR, RAFDB_LABEL_FILE, CachedImages, DatasetError, load_dataset,
-                      split_validation)
+from scn.data import (RAFDB_IMAGE_DIR, RAFDB_LABEL_FILE, CachedImages, DatasetError, check_dataset,
+                      load_dataset, split_validation)
 from tests.helpers import class_image, write_rafdb
 
 
@@ -116,3 +116,23 @@ def test_train_augmentation_is_reproducible_and_normalised():
     assert 0 < sum(changed) < 16 + 1
     erased = [(first[i] == 0).all(dim=0).sum().item() > 0 for i in range(16)]
     assert any(erased)
+
+
+def test_check_dataset_accepts_what_the_trainer_reads(tiny_rafdb, tmp_path):
+    assert check_dataset(tiny_rafdb, format="rafdb") is None
+    for split in ("train", "test"):
+        for label in ("happy", "sad"):
+            folder = tmp_path / "faces" / split / label
+            folder.mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(folder / "a.png")
+    assert check_dataset(tmp_path / "faces", format="imagefolder") is None
+
+
+def test_check_dataset_says_what_is_wrong(tiny_rafdb, tmp_path):
+    assert "not found" in check_dataset(tmp_path / "nowhere", format="rafdb")
+    assert check_dataset("  ", format="rafdb") == "Enter the dataset folder."
+    (tmp_path / "empty").mkdir()
+    assert "list_patition_label.txt" in check_dataset(tmp_path / "empty", format="rafdb")
+    assert "class folders" in check_dataset(tmp_path / "empty", format="imagefolder")
+    (tiny_rafdb / "Image" / "aligned" / "train_00001_aligned.jpg").unlink()
+    assert "train images are missing" in check_dataset(tiny_rafdb, format="rafdb")

@@ -1,0 +1,150 @@
+"""SCN Studio home: the runs, their state, and starting new ones (`streamlit run app.py`)."""
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import studio_ui as ui
+from scn import runs
+from scn.data import check_dataset
+from scn.lock import RunLockedError
+from scn.store import list_runs, runs_root
+
+# What the method choice turns on or off (config.json option names).
+METHODS = {
+    "SCN": {"method": "scn"},
+    "Baseline (ResNet-18, cross-entropy)": {"method": "baseline"},
+    "SCN without rank regularisation": {"method": "scn", "rank_reg": False},
+    "SCN without relabelling": {"method": "scn", "relabel": False},
+    "SCN without attention weighting": {"method": "scn", "attention": False},
+}
+BUILT_IN, FOLDER = "Built-in benchmark", "Dataset folder"
+
+
+def start(*, label: str, options: dict) -> None:
+    run_dir = runs.new_run_dir(root=runs_root(), label=label)
+    try:
+        pid = runs.start_run(run_dir=run_dir, options=options)
+    except (RunLockedError, runs.TrainerExitedError) as exc:
+        ui.flash(f"{run_dir.name}: {exc}", kind="error")
+    else:
+        ui.flash(f"Started {run_dir.name} (pid {pid}); it trains in the background.")
+
+
+def start_demo() -> None:
+    # A second click or tab would start a second pair on the same two cores: refuse while one trains.
+    table = list_runs()
+    training = table[table["name"].str.contains("-demo-") & table["status"].isin(("starting", "running"))]
+    if len(training):
+        ui.flash(f"The demo is already training ({', '.join(training['name'])}).", kind="warning")
+        return
+    for label, options in runs.DEMO_RUNS.items():
+        start(label=f"demo-{label}", options=options)
+
+
+def start_from_form() -> None:
+    state = st.session_state
+    options = dict(METHODS[state.method])
+    if state.dataset == BUILT_IN:
+        options |= {"synth_train": state.synth_train, "synth_test": state.synth_test,
+                    "synth_noise": state.synth_noise}
+    else:
+        problem = check_dataset(state.data_path, format=state.data_format,
+                                       noise_file=state.noise_file.strip() or None)
+        if problem:
+            ui.flash(f"Not started: {problem}", kind="error")
+            return
+        options |= {"data": str(Path(state.data_path).expanduser().resolve()),
+                    "format": state.data_format, "noise_file": state.noise_file.strip() or None}
+    for name in ("preset", "epochs", "batch_size", "image_size", "lr", "relabel_epoch", "beta",
+                 "margin_1", "margin_2", "relabel_scope", "seed", "threads", "device"):
+        options[name] = state[name]
+    start(label=state.run_label.strip() or options["method"], options=options)
+
+
+def runs_table(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "run": table["name"],
+        "status": table["status"],
+        "dataset": table["dataset"],
+        "method": table["method"],
+        "epoch": [f"{e} of {t}" if t else str(e) for e, t in zip(table["epoch"], table["total_epochs"])],
+        "best test acc.": table["best_test_accuracy"],
+        "started": [ui.started_label(s) for s in table["started"]],
+    })
+
+
+ui.page("SCN Studio")
+st.caption("Self-Cure Network (Wang et al., CVPR 2020) for facial expression recognition: train in "
+           "the background, watch attention weights and relabels live.")
+ui.show_flash()
+
+
+@st.fragment(run_every=ui.REFRESH_SECONDS)
+def runs_overview() -> None:
+    table = list_runs()
+    if not len(table):
+        st.info(f"No runs yet in {runs_root()}. Start the demo or a new run below.")
+        return
+    st.dataframe(runs_table(table), hide_index=True, width="stretch",
+                 column_config={"best test acc.": st.column_config.ProgressColumn(
+                     format="percent", min_value=0.0, max_value=1.0)})
+    reader = ui.pick_run(label="Selected run")
+    if reader is not None:
+        with ui.run_guard(reader):
+            ui.status_panel(reader, key="home")
+            st.page_link("pages/1_Training.py", label="Watch it train", icon=":material/monitoring:")
+
+
+st.subheader("Runs")
+runs_overview()
+
+st.subheader("One-click demo")
+st.markdown("SCN and the baseline, side by side, on the built-in benchmark (3,000 synthetic faces, "
+            "30% of labels flipped); about 10 minutes on a 2-core CPU.")
+st.button("Start the demo", type="primary", on_click=start_demo, key="start_demo")
+
+st.subheader("New run")
+left, right = st.columns(2)
+with left:
+    dataset = st.radio("Dataset", (BUILT_IN, FOLDER), key="dataset", horizontal=True)
+    if dataset == BUILT_IN:
+        st.number_input("Training images", 100, 100_000, 3000, step=500, key="synth_train")
+        st.number_input("Test images", 50, 20_000, 750, step=250, key="synth_test")
+        st.slider("Label noise (share of flipped labels)", 0.0, 0.6, 0.3, 0.05, key="synth_noise")
+    else:
+        path = st.text_input("Folder", key="data_path", placeholder="/data/RAF-DB/basic")
+        st.selectbox("Format", ("rafdb", "imagefolder"), key="data_format",
+                     format_func={"rafdb": "RAF-DB (EmoLabel + Image/aligned)",
+                                  "imagefolder": "ImageFolder (one folder per class)"}.get)
+        st.text_input("Label-noise file (optional, RAF-DB)", key="noise_file",
+                      placeholder="0.1noise_train.txt")
+        if path:
+            problem = check_dataset(path, format=st.session_state.data_format,
+                                           noise_file=st.session_state.noise_file.strip() or None)
+            if problem:
+                st.error(problem)
+            else:
+                st.success("Dataset folder looks right.")
+    st.selectbox("Method", list(METHODS), key="method")
+    st.text_input("Run name (optional)", key="run_label", placeholder="e.g. scn-noise30")
+with right:
+    st.selectbox("Preset", ("official", "paper"), key="preset",
+                 help="official: batch 64, Adam 1e-3, margin_1 0.07, margin_2 0.2; paper: batch 1024, "
+                      "margin_1 0.15. Fields left empty take the preset's value.")
+    a, b = st.columns(2)
+    a.number_input("Epochs", 1, 200, 12, key="epochs")
+    b.number_input("Relabel from epoch", 1, 200, 4, key="relabel_epoch")
+    a.number_input("Image size", 32, 256, 112, step=16, key="image_size")
+    b.number_input("Threads", 1, 64, value=None, key="threads", placeholder="all cores")
+    a.number_input("Batch size", 2, 4096, value=None, key="batch_size", placeholder="preset")
+    b.number_input("Learning rate", 1e-6, 1.0, value=None, format="%g", key="lr", placeholder="preset")
+    a.number_input("beta (high-group share)", 0.05, 0.95, value=None, key="beta", placeholder="preset")
+    b.number_input("margin_1 (rank regularisation)", 0.0, 1.0, value=None, key="margin_1",
+                   placeholder="preset")
+    a.number_input("margin_2 (relabel)", 0.0, 1.0, value=None, key="margin_2", placeholder="preset")
+    b.selectbox("Relabel scope", ("low", "all"), key="relabel_scope",
+                format_func={"low": "low-importance group (paper)", "all": "all samples (official code)"}.get)
+    a.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
+    b.selectbox("Device", ("auto", "cpu", "cuda"), key="device")
+st.button("Start", type="primary", on_click=start_from_form, key="start_run")

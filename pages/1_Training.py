@@ -1,0 +1,50 @@
+"""Live training: progress and ETA, losses (L_WCE, L_RR), accuracy, learning rate, throughput, log."""
+import time
+
+import streamlit as st
+
+import studio_ui as ui
+from scn import analysis, charts
+
+ui.page("Training")
+reader = ui.pick_run()
+
+
+def live() -> None:
+    with ui.run_guard(reader):
+        status = ui.status_panel(reader, key="training")
+        config = reader.config()
+        steps, epochs = reader.step_metrics(), reader.epoch_metrics()
+        total = status["total_epochs"] or config.get("epochs")
+        done, left = analysis.progress(steps, total_epochs=total,
+                                       steps_per_epoch=status["steps_per_epoch"])
+        if status["state"] == "finished":
+            done, left = 1.0, None
+        eta = f", about {left / 60:.1f} min left" if left is not None and status["alive"] else ""
+        epoch = int(epochs["epoch"].max()) if len(epochs) else 0
+        st.progress(done, text=f"{epoch} of {total} epochs done ({done:.0%}){eta}")
+        if not len(steps):
+            st.info("No training steps logged yet: the trainer is starting (building the dataset "
+                    "cache and the model).")
+            return
+        last_epoch = epochs.iloc[-1] if len(epochs) else None
+        metrics = st.columns(4)
+        metrics[0].metric("Test accuracy", "–" if last_epoch is None else f"{last_epoch['test_accuracy']:.1%}")
+        metrics[1].metric("Train accuracy (batch)", f"{steps['accuracy'].iloc[-1]:.1%}")
+        metrics[2].metric("Images / s", f"{steps['images_per_s'].iloc[-1]:.0f}")
+        metrics[3].metric("Learning rate", f"{steps['lr'].iloc[-1]:.2g}")
+        left_col, right_col = st.columns(2)
+        with left_col:
+            ui.plotly(charts.loss_figure(steps, epochs))
+            ui.plotly(charts.step_series_figure(steps, column="lr", title="Learning rate", y="lr"))
+        with right_col:
+            ui.plotly(charts.accuracy_figure(epochs))
+            ui.plotly(charts.step_series_figure(steps, column="images_per_s", title="Throughput",
+                                                y="images/s"))
+        with st.expander("Log (last lines)"):
+            st.code(reader.log_tail(lines=30) or "(empty)", language="text")
+        st.caption(f"Updated {time.strftime('%H:%M:%S')}; refreshes every {ui.REFRESH_SECONDS} s.")
+
+
+if reader is not None:
+    ui.live(live, readers=[reader])

@@ -1,0 +1,59 @@
+"""Runs overlaid: accuracy and loss curves and a final-metrics table (last epoch and the epoch
+chosen on validation, reported separately: choosing on the test set would flatter every run)."""
+import pandas as pd
+import streamlit as st
+
+import studio_ui as ui
+from scn import charts
+from scn.store import list_runs, runs_root
+
+CURVES = (("test_accuracy", "Test accuracy", True), ("train_accuracy", "Train accuracy", True),
+          ("train_loss", "Train loss", False), ("test_loss", "Test loss", False))
+
+ui.page("Compare runs")
+
+
+def final_metrics(name: str, epochs: pd.DataFrame, summary: pd.Series) -> dict:
+    row = {"run": name, "method": summary["method"], "dataset": summary["dataset"],
+           "status": summary["status"], "epochs": len(epochs)}
+    if not len(epochs):
+        return row
+    last = epochs.iloc[-1]
+    row |= {"last test acc.": last["test_accuracy"], "best test acc.": epochs["test_accuracy"].max()}
+    if epochs["val_accuracy"].notna().any():
+        chosen = epochs.loc[epochs["val_accuracy"].idxmax()]
+        row |= {"best val acc.": chosen["val_accuracy"], "epoch (best val)": int(chosen["epoch"]),
+                "test acc. at best val": chosen["test_accuracy"]}
+    return row
+
+
+def compare(readers: list, table: pd.DataFrame) -> None:
+    curves, rows = {}, []
+    for reader in readers:
+        with ui.run_guard(reader):
+            curves[reader.name] = reader.epoch_metrics()
+            rows.append(final_metrics(reader.name, curves[reader.name],
+                                      table.set_index("name").loc[reader.name]))
+    if not curves:
+        return
+    percent = {column: "percent" for column in ("last test acc.", "best test acc.", "best val acc.",
+                                                "test acc. at best val")}
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        column: st.column_config.NumberColumn(format=fmt) for column, fmt in percent.items()})
+    columns = st.columns(2)
+    for i, (column, title, is_percent) in enumerate(CURVES):
+        with columns[i % 2]:
+            ui.plotly(charts.compare_figure(curves, column=column, title=title, percent=is_percent))
+
+
+table = list_runs()
+if not len(table):
+    ui.no_runs_message()
+else:
+    names = table["name"].tolist()
+    chosen = st.multiselect("Runs", names, default=names[: min(4, len(names))], key="compare_runs")
+    if chosen:
+        readers = [r for r in map(ui.open_run, chosen) if r is not None]
+        ui.live(compare, readers, table, readers=readers)
+    else:
+        st.info(f"Choose runs to compare ({len(names)} in {runs_root()}).")

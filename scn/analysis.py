@@ -1,0 +1,147 @@
+"""What a run's records mean, for the app's pages: alpha across epochs, its AUROC for flagging the
+noisy labels per epoch, relabel events marked right or wrong, degradation kinds from the benchmark's
+ground truth, per-class precision/recall/F1, training progress, and the corrected label file after
+review. Pure functions over pandas/numpy (no I/O, no plotting); the ground-truth scores themselves
+(AUROC, relabel precision/recall/damage) are scn.metrics', shared with the benchmarks.
+"""
+import numpy as np
+import pandas as pd
+
+from scn.classes import CLASS_NAMES_WITH_CONTEMPT, canonical_name
+from scn.metrics import auroc, truth_table
+
+# Degradations, as the generator records them: (column, kind, test that it was applied).
+# A kind of None names the degradation by the column's value (the occlusion: glasses, hand...).
+DEGRADATIONS = (
+    ("occlusion", None, None),
+    ("blur_sigma", "blur", lambda v: v > 0),
+    ("resolution_scale", "low-res", lambda v: v < 1),
+    ("noise_sigma", "noise", lambda v: v > 0),
+    ("jpeg_quality", "jpeg", lambda v: v < 60),
+)
+NOT_APPLIED = ("", "none", "nan")
+
+
+def degradation_kinds(table: pd.DataFrame) -> list:
+    """Per row, the degradations applied, joined by '+' ('none' when there are none)."""
+    parts = []
+    for column, kind, applied in DEGRADATIONS:
+        if column not in table:
+            continue
+        values = table[column]
+        if kind is None:
+            text = values.fillna("").astype(str).str.strip().str.lower()
+            parts.append(np.where(text.isin(NOT_APPLIED), "", text))
+        else:
+            parts.append(np.where(applied(pd.to_numeric(values, errors="coerce").fillna(0)), kind, ""))
+    if not parts:
+        return ["none"] * len(table)
+    return ["+".join(filter(None, kinds)) or "none" for kinds in zip(*parts)]
+
+
+def match_groundtruth(samples: pd.DataFrame, groundtruth: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The benchmark's truth for a run's training samples (RunReader.samples('train')), indexed by
+    idx: true_label (0-based), is_noisy, degradation ('none', 'blur', 'hand+jpeg', ...) and
+    intensity when known. None without ground truth; ValueError when it does not cover the run."""
+    if groundtruth is None or not len(samples):
+        return None
+    truth = truth_table(samples, groundtruth)
+    columns = ["true_label", "is_noisy", "degradation"] + (["intensity"] if "intensity" in truth else [])
+    return truth.assign(degradation=degradation_kinds(truth)).set_index("idx")[columns]
+
+
+def auroc_by_epoch(epochs, alpha: np.ndarray, is_noisy) -> pd.DataFrame:
+    """AUROC of "low alpha flags a noisy label" for each epoch row of `alpha` (epoch x sample)."""
+    return pd.DataFrame({"epoch": list(epochs),
+                         "auroc": [auroc(-row, is_noisy) for row in np.asarray(alpha)]})
+
+
+def group_gap(alpha: np.ndarray, is_high: np.ndarray) -> np.ndarray:
+    """mean(alpha of the high group) - mean(alpha of the low group), per epoch row; the quantity
+    the rank regularisation pushes above margin_1."""
+    alpha, is_high = np.atleast_2d(alpha), np.atleast_2d(is_high)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        high = np.where(is_high, alpha, 0).sum(1) / is_high.sum(1)
+        low = np.where(~is_high, alpha, 0).sum(1) / (~is_high).sum(1)
+    return high - low
+
+
+def histograms(alpha: np.ndarray, *, bins: int = 40) -> tuple:
+    """Per-epoch histograms of alpha over a shared range: (counts[epoch, bin], bin edges)."""
+    alpha = np.atleast_2d(alpha)
+    if alpha.size == 0:
+        return np.zeros((0, bins), np.int64), np.linspace(0, 1, bins + 1)
+    lo, hi = float(alpha.min()), float(alpha.max())
+    if hi - lo < 1e-6:
+        lo, hi = lo - 0.01, hi + 0.01
+    edges = np.linspace(lo, hi, bins + 1)
+    return np.stack([np.histogram(row, bins=edges)[0] for row in alpha]), edges
+
+
+def mark_events(events: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Add true_label, `right` (the new label is the true class) and `broke_clean` (the label it
+    replaced was the true class) to relabel events; events of samples without truth get NaN/False."""
+    true = truth["true_label"].reindex(events["idx"]).to_numpy()
+    return events.assign(true_label=true, right=events["new"].to_numpy() == true,
+                         broke_clean=events["old"].to_numpy() == true)
+
+
+def normalise_rows(matrix) -> np.ndarray:
+    """Confusion matrix with each true-class row summing to 1 (rows without samples stay 0)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    totals = matrix.sum(axis=1, keepdims=True)
+    return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+
+
+def per_class_metrics(matrix, *, class_names) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class from a confusion matrix (rows = true class)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    tp = np.diag(matrix)
+    predicted, support = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.full_like(tp, np.nan), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.full_like(tp, np.nan), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.full_like(tp, np.nan),
+                   where=np.nan_to_num(denom) > 0)
+    return pd.DataFrame({"class": list(class_names)[: len(tp)], "precision": precision,
+                         "recall": recall, "f1": f1, "support": support.astype(int)})
+
+
+def reviewed_labels(*, original, events: pd.DataFrame, reviews: pd.DataFrame) -> np.ndarray:
+    """Training labels after review: each sample keeps the label its latest relabel gave it, unless
+    that relabel was reverted, in which case it goes back to its original label."""
+    labels = np.asarray(original, dtype=np.int64).copy()
+    if not len(events):
+        return labels
+    latest = events.sort_values("id").groupby("idx").last()
+    reverted = set(reviews.loc[reviews["decision"] == "revert", "event_id"])
+    keep = ~latest["id"].isin(reverted)
+    labels[latest.index[keep].to_numpy()] = latest.loc[keep, "new"].to_numpy()
+    return labels
+
+
+def rafdb_label_file(names, labels, *, class_names) -> str:
+    """A label list in RAF-DB's format ('train_00001.jpg 4', 1-based in RAF-DB's class order, with
+    contempt as 8). RAF-DB names lose their '_aligned' suffix; relative paths (ImageFolder) stay."""
+    order = [CLASS_NAMES_WITH_CONTEMPT.index(canonical_name(c)) + 1 for c in class_names]
+
+    def listed(name: str) -> str:
+        return name if "/" in name else name.replace("_aligned.", ".")
+
+    return "".join(f"{listed(str(n))} {order[int(label)]}\n" for n, label in zip(names, labels))
+
+
+def progress(steps: pd.DataFrame, *, total_epochs: int | None, steps_per_epoch: int | None) -> tuple:
+    """(fraction of training done, seconds left or None) from the logged steps. The rate comes from
+    the latest 50 steps only, so slow first steps and old pauses (stop, resume) fade out of it."""
+    if not len(steps) or not total_epochs:
+        return 0.0, None
+    per_epoch = steps_per_epoch or int(steps.loc[steps["epoch"] == steps["epoch"].min(), "step"].max()) + 1
+    position = (steps["epoch"] - 1 + (steps["step"] + 1) / per_epoch) / total_epochs
+    recent = steps.assign(position=position).tail(50)
+    done = float(min(1.0, recent["position"].iloc[-1]))
+    span = recent["position"].iloc[-1] - recent["position"].iloc[0]
+    seconds = recent["time"].iloc[-1] - recent["time"].iloc[0]
+    if span <= 0 or not seconds > 0:
+        return done, None
+    return done, float((1.0 - done) * seconds / span)

@@ -1,0 +1,242 @@
+"""Streamlit-side pieces the pages share: page set-up, the run picker (remembered across pages and
+in the URL), a run's status panel with its Stop/Resume buttons, and plain messages instead of
+tracebacks when a run folder disappears under an open page. Everything computed lives in scn/."""
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from scn import analysis, lock, runs, thumbnails
+from scn.lock import RunLockedError
+from scn.store import RunNotFoundError, RunReader, list_runs, runs_root
+
+# Live views of a run with a live trainer rerun this often: a newly written epoch shows within
+# REFRESH_SECONDS plus a render. Views of runs without one (finished, stopped) change only when
+# someone resumes them, so they look again less often and spare a CPU that may be training.
+REFRESH_SECONDS = 2
+IDLE_REFRESH_SECONDS = 10
+# Colours of a run's state in markdown (no emoji: headless servers often lack an emoji font).
+STATE_COLORS = {"created": "gray", "starting": "orange", "running": "green", "finished": "blue",
+                "stopped": "gray", "failed": "red", "interrupted": "orange"}
+
+
+def page(title: str) -> None:
+    st.set_page_config(page_title=f"{title} · SCN Studio", page_icon=":material/psychology:", layout="wide")
+    st.title(title)
+
+
+def plotly(figure, *, key: str | None = None) -> None:
+    st.plotly_chart(figure, width="stretch", key=key, config={"displaylogo": False})
+
+
+def no_runs_message() -> None:
+    st.info("No runs yet. Start one from the home page: the one-click demo trains SCN and the "
+            "baseline on the built-in benchmark.")
+    st.page_link("app.py", label="Go to the home page", icon=":material/home:")
+
+
+def pick_run(*, label: str = "Run", key: str = "run_picker", exclude: str | None = None) -> RunReader | None:
+    """A select box over the runs (newest first) that remembers the choice across pages and in the
+    URL (?run=NAME); None, with a message, when there is no run to pick."""
+    table = list_runs()
+    names = [n for n in table["name"] if n != exclude]
+    if not names:
+        if exclude is None:
+            no_runs_message()
+        else:
+            st.info("No other run to compare with.")
+        return None
+    remembered = st.session_state.get(f"{key}_choice") or st.query_params.get("run")
+    index = names.index(remembered) if remembered in names else 0
+    name = st.selectbox(label, names, index=index, key=key)
+    st.session_state[f"{key}_choice"] = name
+    if key == "run_picker":
+        st.query_params["run"] = name
+    return open_run(name)
+
+
+def open_run(name: str) -> RunReader | None:
+    try:
+        return RunReader(runs_root() / name)
+    except RunNotFoundError:
+        st.warning(f"The run folder {runs_root() / name} no longer exists.")
+        return None
+
+
+def live(body, *args, readers: list) -> None:
+    """Show `body(*args)` as a fragment that reruns every REFRESH_SECONDS while a trainer of one of
+    `readers` is alive, else every IDLE_REFRESH_SECONDS; when that changes (a run stops, or is
+    resumed from elsewhere) the whole page reruns to change pace."""
+    def training() -> bool:
+        return any(lock.is_held(r.run_dir) for r in readers)
+
+    alive = training()
+
+    def paced() -> None:
+        if training() != alive:
+            st.rerun(scope="app")
+        body(*args)
+
+    st.fragment(paced, run_every=REFRESH_SECONDS if alive else IDLE_REFRESH_SECONDS,
+                key=body.__name__)()
+
+
+@contextmanager
+def run_guard(reader: RunReader):
+    """Turn a run folder deleted (or moved) while a page shows it into a plain message."""
+    try:
+        yield
+    except (RunNotFoundError, sqlite3.OperationalError):
+        if reader.run_dir.exists() and (reader.run_dir / "run.db").exists():
+            raise
+        st.warning(f"The run folder {reader.run_dir} no longer exists (deleted or moved).")
+
+
+def flash(message: str, *, kind: str = "success") -> None:
+    """Keep a message from a button callback for the rerun that follows it."""
+    st.session_state.setdefault("flash", []).append((kind, message))
+
+
+def show_flash() -> None:
+    for kind, message in st.session_state.pop("flash", []):
+        getattr(st, kind)(message)
+
+
+def _stop(run_dir: str) -> None:
+    if runs.stop_run(run_dir):
+        flash(f"Asked {Path(run_dir).name} to stop: it finishes its step and writes a checkpoint.")
+    else:
+        flash(f"{Path(run_dir).name} has no live trainer.", kind="warning")
+
+
+def _resume(run_dir: str) -> None:
+    try:
+        pid = runs.resume_run(run_dir)
+    except (RunLockedError, runs.TrainerExitedError) as exc:
+        flash(str(exc), kind="error")
+    else:
+        flash(f"Resumed {Path(run_dir).name} from its last checkpoint (pid {pid}).")
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    return f"{seconds / 60:.0f} min ago" if seconds < 7200 else f"{seconds / 3600:.1f} h ago"
+
+
+def status_panel(reader: RunReader, *, key: str) -> dict:
+    """State, trainer pid and heartbeat, the Stop / Resume buttons that apply, and the traceback or
+    log tail of a run whose trainer failed or died. Returns the status."""
+    show_flash()
+    status = reader.status()
+    state = status["state"]
+    if state == "finished" and status["finished"]:
+        detail = f"finished {started_label(status['finished'])}"
+    else:
+        pid = f"pid {status['pid']}" if status["pid"] else "no pid"
+        detail = f"{pid} · heartbeat {age(status['heartbeat_age'])}"
+    st.markdown(f":{STATE_COLORS.get(state, 'gray')}[**{state}**] · {detail}")
+    run_dir = str(reader.run_dir)
+    columns = st.columns([1, 1, 4])
+    if status["alive"]:
+        columns[0].button("Stop", key=f"stop_{key}", on_click=_stop, args=(run_dir,),
+                          help="Graceful: the trainer finishes its step and writes checkpoints/last.pt")
+    elif state in ("stopped", "interrupted", "failed") and reader.checkpoint_path("last").exists():
+        columns[1].button("Resume", key=f"resume_{key}", on_click=_resume, args=(run_dir,),
+                          help="Continue from checkpoints/last.pt with the relabelled labels")
+    if state == "failed":
+        st.error("The trainer failed.")
+        st.code(status["message"] or reader.log_tail(), language="text")
+    elif state == "interrupted":
+        st.warning("The trainer died without marking the run (killed, crashed or the machine "
+                   "restarted). Last lines of its log:")
+        st.code(reader.log_tail(lines=20) or "(empty log)", language="text")
+    return status
+
+
+def started_label(timestamp) -> str:
+    if timestamp is None or pd.isna(timestamp):
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+class _NotYetWritten(LookupError):
+    """Raised inside a cached loader so that an absent table is not cached (it comes later)."""
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _fixed_table(run_dir: str, started, table: str) -> pd.Series | pd.DataFrame | None:
+    """Tables a trainer writes once when it starts (samples, ground truth), cached per run start:
+    re-reading and re-joining them on every 2-second refresh would cost more than the charts."""
+    reader = RunReader(run_dir)
+    samples = reader.samples("train")
+    if not len(samples):
+        raise _NotYetWritten(table)
+    if table == "names":
+        return samples["name"]
+    truth = reader.groundtruth()
+    if truth is None:
+        raise _NotYetWritten(table)
+    try:
+        return analysis.match_groundtruth(samples, truth)
+    except ValueError:
+        return None  # ground truth of another dataset (or of other images): nothing to score
+
+
+def _fixed(reader: RunReader, table: str):
+    try:
+        return _fixed_table(str(reader.run_dir), reader.status()["started"], table)
+    except _NotYetWritten:
+        return None
+
+
+def sample_names(reader: RunReader) -> pd.Series:
+    """Training sample names by idx (empty until the trainer has recorded them)."""
+    names = _fixed(reader, "names")
+    return pd.Series(dtype=object) if names is None else names
+
+
+def ground_truth(reader: RunReader) -> pd.DataFrame | None:
+    """The benchmark's truth for the training samples (idx -> true_label, is_noisy, degradation)."""
+    return _fixed(reader, "truth")
+
+
+def images_root(reader: RunReader) -> Path | None:
+    """The run's dataset folder when its images can be read here; otherwise says why not, plainly."""
+    # The built-in benchmark lives in a cache the trainer records; a user's dataset is config['data'].
+    data = reader.config().get("data") or (reader.meta("dataset") or {}).get("path")
+    if not data:
+        st.info("This run does not record where its images are, so no thumbnails can be shown.")
+        return None
+    if not Path(data).expanduser().is_dir():
+        st.warning(f"The images of this run are not reachable: {data} does not exist here "
+                   "(the run folder or the dataset was moved).")
+        return None
+    return Path(data).expanduser()
+
+
+def sample_thumbnails(reader: RunReader, names, *, size: int = 96) -> list | None:
+    """JPEG bytes (None where unreadable) of training samples `names`; None, with a message, when
+    the run's images are not reachable at all."""
+    root = images_root(reader)
+    if root is None:
+        return None
+    fmt = reader.config().get("format", "rafdb")
+    return [thumbnails.thumbnail(thumbnails.image_path(data=root, format=fmt, name=n), size=size)
+            for n in names]
+
+
+def gallery(reader: RunReader, names, captions, *, size: int = 96) -> None:
+    shots = sample_thumbnails(reader, names, size=size)
+    if shots is None:
+        return
+    found = [(shot, caption) for shot, caption in zip(shots, captions) if shot is not None]
+    if found:
+        st.image([s for s, _ in found], caption=[c for _, c in found], width=size)
+    if len(found) < len(names):
+        st.caption(f"{len(names) - len(found)} image(s) could not be read from {images_root(reader)}.")

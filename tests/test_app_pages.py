@@ -1,0 +1,235 @@
+"""Every page through streamlit's AppTest: the fresh-start state, a finished run pair (SCN with
+ground truth and thumbnails, the baseline), and the edge states that must read as plain messages."""
+import os
+import shutil
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from scn import lock
+from scn.store import RunReader, RunWriter
+from tests.fake_run import write_fake_run
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGES = ["pages/1_Training.py", "pages/2_Attention.py", "pages/3_Relabels.py",
+         "pages/4_Confusion.py", "pages/5_Compare.py"]
+
+
+def render(page: str = "app.py", *, session: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    if page != "app.py":
+        at.switch_page(page)
+    for key, value in (session or {}).items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@contextmanager
+def lock_held(run_dir):
+    """This process plays a live trainer of `run_dir`."""
+    fd = lock.acquire(run_dir)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def elements(at: AppTest) -> Counter:
+    counts = Counter()
+
+    def walk(node):
+        for child in getattr(node, "children", {}).values():
+            counts[child.type] += 1
+            walk(child)
+    walk(at._tree)
+    return counts
+
+
+def texts(elements_list) -> str:
+    return "\n".join(str(e.value) for e in elements_list)
+
+
+@pytest.mark.parametrize("page", ["app.py"] + PAGES)
+def test_fresh_start_shows_a_plain_message(empty_root, page):
+    at = render(page)
+    assert "No runs yet" in texts(at.info)
+    assert elements(at)["plotly_chart"] == 0
+
+
+def test_home_lists_runs_with_status_and_progress(finished_runs):
+    at = render()
+    table = at.dataframe[0].value
+    assert table["run"].tolist() == ["20260101-120000-scn", "20260101-110000-baseline"]
+    assert table["epoch"].tolist() == ["4 of 4", "4 of 4"]
+    assert set(table["method"]) == {"SCN", "baseline"}
+    assert "finished" in texts(at.markdown)
+    assert [b.label for b in at.button] == ["Start the demo", "Start"]
+
+
+def test_demo_is_not_started_twice(empty_root):
+    write_fake_run(empty_root / "20260101-120000-demo-scn", state="running")
+    with lock_held(empty_root / "20260101-120000-demo-scn"):
+        at = render()
+        at.button(key="start_demo").click().run()
+    assert "already training (20260101-120000-demo-scn)" in texts(at.warning)
+    assert [p.name for p in empty_root.iterdir()] == ["20260101-120000-demo-scn"]
+
+
+def test_home_form_refuses_a_missing_dataset_folder(empty_root, tmp_path):
+    at = render()
+    at.radio(key="dataset").set_value("Dataset folder").run()
+    at.text_input(key="data_path").input(str(tmp_path / "nowhere")).run()
+    assert "dataset folder not found" in texts(at.error)
+    at.button(key="start_run").click().run()
+    assert "Not started" in texts(at.error)
+    assert list(empty_root.iterdir()) == []
+
+
+def test_home_form_accepts_a_rafdb_folder(finished_runs):
+    at = render()
+    at.radio(key="dataset").set_value("Dataset folder").run()
+    at.text_input(key="data_path").input(str(finished_runs["data"])).run()
+    assert "looks right" in texts(at.success)
+
+
+def test_training_page_plots_losses_accuracy_lr_throughput(finished_runs):
+    at = render("pages/1_Training.py")
+    assert elements(at)["plotly_chart"] == 4
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == "80.0%"
+    assert "4 of 4 epochs done (100%)" in at.get("progress")[0].proto.text
+
+
+def test_attention_page_with_ground_truth_and_galleries(finished_runs):
+    at = render("pages/2_Attention.py")
+    counts = elements(at)
+    # by group, by class, clean vs noisy, by degradation, heat map, gap, AUROC
+    assert counts["plotly_chart"] == 7
+    assert counts["image"] == 2
+    assert "Lowest alpha" in texts(at.markdown) and "Highest alpha" in texts(at.markdown)
+    assert [s.value for s in at.subheader] == ["Epoch 4", "Across epochs", "Images at epoch 4"]
+
+
+def test_attention_page_holds_a_chosen_epoch(finished_runs):
+    at = render("pages/2_Attention.py")
+    at.toggle(key="attention_follow").set_value(False).run()
+    at.select_slider(key="attention_epoch").set_value(2).run()
+    assert at.subheader[0].value == "Epoch 2"
+
+
+def test_attention_page_says_when_images_are_unreachable(finished_runs):
+    shutil.rmtree(finished_runs["data"])
+    at = render("pages/2_Attention.py")
+    assert "not reachable" in texts(at.warning)
+    assert elements(at)["image"] == 0
+
+
+def test_attention_page_of_a_run_without_epochs(empty_root):
+    writer = RunWriter(empty_root / "new")
+    writer.write_config({"method": "scn"})
+    writer.close()
+    at = render("pages/2_Attention.py")
+    assert "No epoch has finished yet" in texts(at.info)
+
+
+def test_relabels_page_scores_filters_and_reverts(finished_runs):
+    at = render("pages/3_Relabels.py")
+    reader = RunReader(finished_runs["scn_dir"])
+    events = reader.relabels()
+    assert elements(at)["plotly_chart"] == 3
+    assert at.metric[0].value == str(len(events))
+    quality, table = at.dataframe[0].value, at.dataframe[1].value
+    assert quality["epoch"].tolist() == [1, 2, 3, 4]
+    assert table["id"].tolist() == events["id"].tolist()
+    assert table["image"].str.startswith("data:image/jpeg;base64,").all()
+    assert set(table["verdict"]) == {"✓ true class", "✗ wrong"}
+    at.selectbox(key="relabel_epoch_filter").set_value(3).run()
+    assert at.dataframe[1].value["epoch"].eq(3).all()
+    first = int(at.dataframe[1].value["id"].iloc[0])
+    at.multiselect(key="relabel_review_ids").select(first).run()
+    at.button[1].click().run()
+    assert reader.reviews()[["event_id", "decision"]].values.tolist() == [[first, "revert"]]
+    assert "Marked 1 relabel(s) as reverted" in texts(at.success)
+    assert at.dataframe[1].value.set_index("id").at[first, "review"] == "revert"
+
+
+def test_relabels_page_of_the_baseline_and_before_the_relabel_epoch(finished_runs):
+    at = render("pages/3_Relabels.py", session={"run_picker_choice": "20260101-110000-baseline"})
+    assert "trains without relabelling" in texts(at.info)
+    write_fake_run(finished_runs["root"] / "20260102-early", epochs=1, relabel_epoch=3)
+    at = render("pages/3_Relabels.py", session={"run_picker_choice": "20260102-early"})
+    assert "Relabelling starts at epoch 3; 1 epoch(s) done so far." in texts(at.info)
+    write_fake_run(finished_runs["root"] / "20260103-quiet", relabels_per_epoch=0)
+    at = render("pages/3_Relabels.py", session={"run_picker_choice": "20260103-quiet"})
+    assert "No relabels so far" in texts(at.info) and "margin_2 = 0.2" in texts(at.info)
+    assert elements(at)["plotly_chart"] == 0
+
+
+def test_confusion_page_epoch_change_and_side_by_side(finished_runs):
+    at = render("pages/4_Confusion.py")
+    assert elements(at)["plotly_chart"] == 4
+    per_class = at.dataframe[0].value
+    assert per_class["class"].tolist()[:2] == ["surprise", "fear"]
+    assert "Both at epoch 4" in texts(at.caption)
+    at.select_slider(key="confusion_epoch").set_value(1).run()
+    assert "Epoch 1 is the first recorded epoch" in texts(at.info)
+
+
+def test_compare_page_overlays_runs(finished_runs):
+    at = render("pages/5_Compare.py")
+    assert elements(at)["plotly_chart"] == 4
+    table = at.dataframe[0].value
+    assert table["run"].tolist() == ["20260101-120000-scn", "20260101-110000-baseline"]
+    assert table["epoch (best val)"].tolist() == [4, 4]
+
+
+def test_interrupted_and_failed_runs_explain_themselves(empty_root):
+    writer = RunWriter(empty_root / "killed")
+    writer.write_config({"epochs": 3})
+    writer.set_status("running", pid=999999, started=1.0)
+    writer.close()
+    (empty_root / "killed" / "train.log").write_text("epoch 1 step 3\nKilled\n")
+    at = render("pages/1_Training.py")
+    assert "died" in texts(at.warning)
+    assert "Killed" in texts(at.code)
+    writer = RunWriter(empty_root / "crashed")
+    writer.write_config({"epochs": 3})
+    writer.set_status("failed", started=2.0, message="Traceback ...\nValueError: bad image")
+    writer.close()
+    at = render("pages/1_Training.py", session={"run_picker_choice": "crashed"})
+    assert "The trainer failed." in texts(at.error)
+    assert "ValueError: bad image" in texts(at.code)
+
+
+def test_a_run_folder_deleted_while_open(finished_runs):
+    at = render("pages/2_Attention.py")
+    shutil.rmtree(finished_runs["scn_dir"])
+    at.run()
+    assert not at.exception
+    assert "trains without attention weights" in texts(at.info)  # the picker moved on
+
+
+def test_run_guard_turns_a_vanished_folder_into_a_message(finished_runs):
+    def script():
+        import shutil
+
+        import streamlit as st
+
+        import studio_ui as ui
+        from scn.store import RunReader, runs_root
+        reader = RunReader(runs_root() / "20260101-120000-scn")
+        shutil.rmtree(reader.run_dir)
+        with ui.run_guard(reader):
+            reader.epoch_metrics()
+            st.write("not reached")
+        st.write("page goes on")
+
+    at = AppTest.from_function(script, default_timeout=30).run()
+    assert not at.exception
+    assert "no longer exists" in texts(at.warning)
+    assert texts(at.markdown) == "page goes on"
