@@ -58,32 +58,44 @@ def timed(fn, *, repeats: int):
     return statistics.median(times) * 1000, min(times) * 1000, result
 
 
+def measure(*, run: str | None = None, image_size: int = 224, repeats: int = 7) -> dict:
+    """Median and best milliseconds of each stage on the 12-megapixel photo."""
+    model, meta = model_and_meta(run, image_size)
+    data = twelve_megapixel_photo()
+    image = load_image(data)
+    assert len(predict_image(model, meta, image)) == 1, "the benchmark photo must show exactly one face"
+    box = detect_faces(image)[0]
+    stages = {
+        "decode (not in the budget)": lambda: load_image(data),
+        "detection": lambda: detect_faces(image),
+        "crop + model + Grad-CAM": lambda: predict_image(model, meta, image, box=box),
+        "predict_image total": lambda: predict_image(model, meta, image),
+    }
+    results = {"photo": f"{image.width}x{image.height}", "megapixels": image.width * image.height / 1e6,
+               "jpeg_megabytes": len(data) / 1e6, "model_input": meta["model_config"]["image_size"],
+               "threads": torch.get_num_threads(), "repeats": repeats, "load_average": os.getloadavg()[0],
+               "stages_ms": {}}
+    for label, fn in stages.items():
+        median, best, _ = timed(fn, repeats=repeats)
+        results["stages_ms"][label] = {"median": median, "best": best}
+    return results
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", help="run folder whose best checkpoint to use (default: random weights)")
     parser.add_argument("--image-size", type=int, default=224, help="model input size without --run")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
-    model, meta = model_and_meta(args.run, args.image_size)
-    data = twelve_megapixel_photo()
-    image = load_image(data)
-    assert len(predict_image(model, meta, image)) == 1, "the benchmark photo must show exactly one face"
-
-    box = detect_faces(image)[0]
-    rows = [
-        ("decode (not in the budget)", lambda: load_image(data)),
-        ("detection", lambda: detect_faces(image)),
-        ("crop + model + Grad-CAM", lambda: predict_image(model, meta, image, box=box)),
-        ("predict_image total", lambda: predict_image(model, meta, image)),
-    ]
-    print(f"photo {image.width}x{image.height} ({image.width * image.height / 1e6:.1f} MP, "
-          f"{len(data) / 1e6:.1f} MB JPEG), model input {meta['model_config']['image_size']} px, "
-          f"torch threads {torch.get_num_threads()}, {args.repeats} runs, load average {os.getloadavg()[0]:.1f}")
+    results = measure(run=args.run, image_size=args.image_size, repeats=args.repeats)
+    print(f"photo {results['photo']} ({results['megapixels']:.1f} MP, {results['jpeg_megabytes']:.1f} MB JPEG), "
+          f"model input {results['model_input']} px, torch threads {results['threads']}, {args.repeats} runs, "
+          f"load average {results['load_average']:.1f}")
     print(f"  {'':28s} {'median':>8s} {'best':>8s}")
-    for label, fn in rows:
-        median, best, _ = timed(fn, repeats=args.repeats)
-        print(f"  {label:28s} {median:6.0f}ms {best:6.0f}ms")
+    for label, ms in results["stages_ms"].items():
+        print(f"  {label:28s} {ms['median']:6.0f}ms {ms['best']:6.0f}ms")
     print("  budget for predict_image total: 1500 ms")
+
 
 if __name__ == "__main__":
     main()
