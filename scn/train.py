@@ -19,6 +19,7 @@ import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -112,6 +113,7 @@ def resolve_data(config: TrainConfig) -> tuple:
     """The dataset folder and a one-line description; no path means the built-in benchmark."""
     if config.data:
         return Path(config.data), config.dataset_description or f"{config.format} dataset at {config.data}"
+    # Only runs on the built-in benchmark need the generator (and OpenCV).
     from scn.synth import default_dataset
 
     root = default_dataset(train=config.synth_train, test=config.synth_test, noise=config.synth_noise)
@@ -227,8 +229,6 @@ class Trainer:
                 writer.add_samples(name, split.names, split.labels.tolist())
         truth = Path(self.dataset_info["path"]) / "groundtruth.csv"
         if truth.is_file():
-            import pandas as pd
-
             writer.add_groundtruth(pd.read_csv(truth))
         writer.set_meta("dataset", self.dataset_info)
 
