@@ -1,0 +1,70 @@
+"""Every benchmark script runs end to end at toy scale, so the README's commands keep working.
+
+The figures themselves come from full-scale runs (see the README); nothing here asserts a speed.
+"""
+import json
+
+import pytest
+
+from bench import (noise_robustness, precision_accuracy, relabel_quality, speed_report, store_queries,
+                   synth_calibration, train_throughput)
+
+TOY = ["--train", "40", "--test", "14", "--image-size", "32", "--epochs", "1"]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCN_STUDIO_CACHE", str(tmp_path / "cache"))
+
+
+def test_noise_grid_then_relabel_quality(tmp_path, cache, capsys):
+    runs = str(tmp_path / "runs")
+    noise_robustness.main([*TOY, "--seeds", "0", "--noise", "0.3", "--relabel-epoch", "1", "--runs-dir", runs,
+                           "--json", str(tmp_path / "grid.json"), "--plot", str(tmp_path / "grid.png")])
+    report = json.loads((tmp_path / "grid.json").read_text())
+    assert {r["variant"] for r in report["table"]} == {"baseline", "scn", "scn_no_attention", "scn_no_rank_reg",
+                                                      "scn_no_relabel"}
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    assert "| 30% | scn | 1 |" in capsys.readouterr().out
+
+    relabel_quality.main([*TOY, "--seeds", "0", "--relabel-epoch", "1", "--folds", "2", "--runs-dir", runs,
+                          "--json", str(tmp_path / "relabel.json")])
+    quality = json.loads((tmp_path / "relabel.json").read_text())
+    assert quality["cleanlab"]["folds"] == 2 and 0 <= quality["cleanlab"]["recall"] <= 1
+    assert len(quality["scn"][0]["alpha_auroc_by_epoch"]) == 1
+    assert "cleanlab find_label_issues" in capsys.readouterr().out
+
+
+def test_calibration_and_precision_scripts(tmp_path, cache, capsys):
+    synth_calibration.main([*TOY, "--run-dir", str(tmp_path / "calibration"), "--json", str(tmp_path / "c.json")])
+    calibration = json.loads((tmp_path / "c.json").read_text())
+    assert sum(map(sum, calibration["confusion"])) == 14
+    assert set(calibration["by_slice"]) >= {"intensity", "blend", "occlusion", "blur"}
+    precision_accuracy.main([*TOY, "--runs-dir", str(tmp_path / "precision"), "--json", str(tmp_path / "p.json")])
+    assert set(json.loads((tmp_path / "p.json").read_text())["results"]) == {"fp32", "bf16_channels_last"}
+
+
+def test_throughput_and_store_measurements_at_toy_scale():
+    throughput = train_throughput.measure(sizes=(32,), batch=8, steps=1, rounds=1)
+    row = throughput["sizes"][32]
+    assert row["trainer_scn"] > 0 and row["reference_loop"] > 0 and row["trainer_vs_ceiling"] > 0
+    store = store_queries.measure(samples=300, epochs=2, repeats=1)
+    assert store["attention_one_epoch_ms"] > 0 and store["relabels_per_epoch"] == 6
+
+
+def test_speed_report_table_names_every_measurement():
+    results = {
+        "throughput": {"machine": {"cpu": "cpu", "threads": 2, "torch": "t", "native_bf16": True}, "batch_size": 64,
+                       "sizes": {112: {"ceiling_fp32": 100, "ceiling_bf16": 180, "ceiling_bf16_channels_last": 200,
+                                       "reference_loop": 150, "trainer_scn": 190, "trainer_baseline": 195,
+                                       "trainer_vs_ceiling": 0.95, "reference_vs_ceiling": 0.75,
+                                       "scn_step_overhead_vs_baseline": 0.026}}},
+        "store": {"samples": 287000, "epochs": 40, "relabels_per_epoch": 5740, "attention_one_epoch_ms": 11.0,
+                  "relabels_one_epoch_ms": 24.0},
+        "pages": [{"page": "app.py", "cold_s": 0.2, "warm_median_s": 0.05}],
+        "predict": {"megapixels": 12.0, "stages_ms": {"predict_image total": {"median": 640.0, "best": 400.0}}},
+    }
+    rows, machine = speed_report.rows_from(results)
+    table = speed_report.markdown(rows, machine)
+    assert "| training, 112 px, batch 64: our trainer | 190 img/s | 95% of the ceiling |" in table
+    assert "+2.6%" in table and "640 ms" in table and "0.05 s" in table and "11 ms" in table
