@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from scn.classes import CLASS_NAMES
 
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
 PRESETS = {
     "official": dict(batch_size=64, lr=1e-3, weight_decay=1e-4, lr_gamma=0.9, image_size=224,
                      beta=0.7, margin_1=0.07, margin_2=0.2, epochs=70, relabel_epoch=10),
@@ -68,7 +70,7 @@ class TrainConfig:
             (self.method in ("scn", "baseline"), f"method must be scn or baseline, not {self.method!r}"),
             (self.relabel_scope in ("low", "all"), f"relabel scope must be low or all, not {self.relabel_scope!r}"),
             (self.format in ("rafdb", "imagefolder"), f"format must be rafdb or imagefolder, not {self.format!r}"),
-            (self.precision in ("auto", "bf16", "fp32"), f"precision must be auto, bf16 or fp32, not {self.precision!r}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"),
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1, "batch size must be at least 1"),
             (self.image_size >= 32, "image size must be at least 32 pixels"),

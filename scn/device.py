@@ -21,14 +21,18 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA device here")
+        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA device here")
     return device
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'bf16', 'fp16' (CUDA without bf16) or 'fp32'."""
+    """'bf16', 'fp16' (asked for, or CUDA without bf16) or 'fp32'."""
     if precision == "fp32":
         return "fp32"
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError("--precision fp16 needs a CUDA device; on the CPU use bf16 or fp32")
+        return "fp16"
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if precision == "bf16" or cpu_has_native_bf16():

@@ -219,6 +219,8 @@ class Trainer:
         self.start_epoch = checkpoint["epoch"] + 1
         self.start_step = checkpoint["step_in_epoch"]
         self.partial = checkpoint["partial"]
+        if self.scaler is not None and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
         self.log.info("resumed at epoch %d step %d with %d relabels restored",
                       self.start_epoch, self.start_step, len(labels.history))
 
@@ -239,6 +241,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "labels": self.labels.state_dict(), "rng": {"torch": torch.get_rng_state()},
             "best": dict(self.best), "dataset": self.dataset_info, "partial": partial,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
 
     def run(self) -> str:

@@ -4,7 +4,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from scn.config import make_config
 from scn.data import RAFDB_IMAGE_DIR, RAFDB_LABEL_FILE
+from scn.train import Trainer
 
 
 def class_image(label: int, *, size: int, rng: np.random.Generator) -> Image.Image:
@@ -31,3 +33,26 @@ def write_rafdb(root, *, train: int = 32, test: int = 16, size: int = 40, seed: 
             lines.append(f"{name}.jpg {label + 1}")
     (root / RAFDB_LABEL_FILE).write_text("\n".join(lines) + "\n")
     return root
+
+
+def tiny_config(data, **overrides):
+    """Two epochs at 32 px that relabel in epoch 2 (scope "all", small margin), so every code path runs."""
+    values = dict(data=str(data), epochs=2, batch_size=16, image_size=32, relabel_epoch=2,
+                  relabel_scope="all", margin_2=0.05, val_fraction=0.125, log_every=1, seed=5)
+    return make_config(**(values | overrides))
+
+
+def interrupt_after(monkeypatch, calls, action):
+    """Call `action(trainer)` right after training step number `calls`: a stop request or a stand-in
+    for SIGKILL at a chosen point of the run."""
+    original = Trainer._train_step
+    count = {"n": 0}
+
+    def step(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        count["n"] += 1
+        if count["n"] == calls:
+            action(self)
+        return result
+
+    monkeypatch.setattr(Trainer, "_train_step", step)

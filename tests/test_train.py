@@ -7,13 +7,8 @@ from scn.checkpoint import load_checkpoint
 from scn.cli import main
 from scn.config import make_config
 from scn.store import RunReader
-from scn.train import Trainer, train
-
-
-def tiny_config(data, **overrides):
-    values = dict(data=str(data), epochs=2, batch_size=16, image_size=32, relabel_epoch=2,
-                  relabel_scope="all", margin_2=0.05, val_fraction=0.125, log_every=1, seed=5)
-    return make_config(**(values | overrides))
+from scn.train import train
+from tests.helpers import interrupt_after, tiny_config
 
 
 def test_two_epoch_run_fills_the_store(tiny_rafdb, tmp_path):
@@ -62,20 +57,6 @@ def uninterrupted(tiny_rafdb, tmp_path):
     train(tiny_config(tiny_rafdb, epochs=3), run_dir=run_dir, progress=False)
     assert len(final_state(run_dir)[1]["history"]) > 0, "the test needs relabels to compare"
     return run_dir
-
-
-def interrupt_after(monkeypatch, calls, action):
-    original = Trainer._train_step
-    count = {"n": 0}
-
-    def step(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        count["n"] += 1
-        if count["n"] == calls:
-            action(self)
-        return result
-
-    monkeypatch.setattr(Trainer, "_train_step", step)
 
 
 def test_stop_mid_epoch_then_resume_matches_uninterrupted(tiny_rafdb, tmp_path, uninterrupted, monkeypatch):

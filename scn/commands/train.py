@@ -5,7 +5,7 @@ Stop with Ctrl-C or SIGTERM (a checkpoint is written) and continue with --resume
 """
 import sys
 
-from scn.config import PRESETS, make_config
+from scn.config import PRECISIONS, PRESETS, make_config
 
 HELP = "train a run (SCN, baseline or an ablation)"
 
@@ -53,8 +53,9 @@ def add_arguments(parser) -> None:
     run.add_argument("--run-dir", required=True, help="run folder, e.g. runs/scn-noise30")
     run.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    run.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                     help="auto: AMP on CUDA, bfloat16 on CPUs that compute it natively")
+    run.add_argument("--precision", choices=PRECISIONS, default="auto",
+                     help="auto: AMP on CUDA (bfloat16 where the GPU has it, else float16), bfloat16 on "
+                          "CPUs that compute it natively; fp16 is CUDA only")
     run.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                      help="keep the default NCHW memory layout")
     run.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
