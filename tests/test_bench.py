@@ -2,12 +2,14 @@
 
 The figures themselves come from full-scale runs (see the README); nothing here asserts a speed.
 """
+import argparse
 import json
 
 import pytest
 
 from bench import (noise_robustness, precision_accuracy, relabel_quality, speed_report, store_queries,
                    synth_calibration, train_throughput)
+from scn.store import RunReader
 
 TOY = ["--train", "40", "--test", "14", "--image-size", "32", "--epochs", "1"]
 
@@ -19,20 +21,27 @@ def cache(tmp_path, monkeypatch):
 
 def test_noise_grid_then_relabel_quality(tmp_path, cache, capsys):
     runs = str(tmp_path / "runs")
-    noise_robustness.main([*TOY, "--seeds", "0", "--noise", "0.3", "--relabel-epoch", "1", "--runs-dir", runs,
-                           "--json", str(tmp_path / "grid.json"), "--plot", str(tmp_path / "grid.png")])
+    pretrain = ["--pretrain-train", "40", "--pretrain-epochs", "1"]
+    noise_robustness.main([*TOY, *pretrain, "--seeds", "0", "--noise", "0.3", "--relabel-epoch", "1",
+                           "--runs-dir", runs, "--json", str(tmp_path / "grid.json"),
+                           "--plot", str(tmp_path / "grid.png")])
     report = json.loads((tmp_path / "grid.json").read_text())
     assert {r["variant"] for r in report["table"]} == {"baseline", "scn", "scn_no_attention", "scn_no_rank_reg",
                                                       "scn_no_relabel"}
+    assert report["pretrain"]["run"] == "pretrain-40x1-32px"
+    started_from = RunReader(tmp_path / "runs" / "noise0.3-scn-seed0").config()["pretrained"]
+    assert started_from.endswith("pretrain-40x1-32px/checkpoints/last.pt")
     assert (tmp_path / "grid.png").stat().st_size > 0
     assert "| 30% | scn | 1 |" in capsys.readouterr().out
 
-    relabel_quality.main([*TOY, "--seeds", "0", "--relabel-epoch", "1", "--folds", "2", "--runs-dir", runs,
-                          "--json", str(tmp_path / "relabel.json")])
+    relabel_quality.main([*TOY, *pretrain, "--seeds", "0", "--relabel-epoch", "1", "--folds", "2",
+                          "--runs-dir", runs, "--json", str(tmp_path / "relabel.json")])
     quality = json.loads((tmp_path / "relabel.json").read_text())
     assert quality["cleanlab"]["folds"] == 2 and 0 <= quality["cleanlab"]["recall"] <= 1
     assert len(quality["scn"][0]["alpha_auroc_by_epoch"]) == 1
-    assert "cleanlab find_label_issues" in capsys.readouterr().out
+    assert len(quality["alpha_auroc_subtle_by_epoch_mean"]) == 1
+    out = capsys.readouterr().out
+    assert "cleanlab find_label_issues" in out and "| 1 |" in out.split("AUROC low α → subtle")[1]
 
 
 def test_calibration_and_precision_scripts(tmp_path, cache, capsys):
@@ -69,3 +78,18 @@ def test_speed_report_table_names_every_measurement():
     table = speed_report.markdown(rows, machine)
     assert "| training, 112 px, batch 64: our trainer | 190 img/s | 95% of the ceiling |" in table
     assert "+2.6%" in table and "640 ms" in table and "0.05 s" in table and "11 ms" in table
+
+
+def test_sensitivity_variants_override_the_grid_settings(tmp_path):
+    parser = argparse.ArgumentParser()
+    noise_robustness.add_scale_arguments(parser)
+    args = parser.parse_args(["--pretrain-train", "0", "--runs-dir", str(tmp_path)])
+    args.noise, args.sensitivity, args.pretrained_path = [0.0, 0.3], True, None
+    grid = noise_robustness.jobs(args)
+    extra = [job for job in grid if job["variant"] in noise_robustness.SENSITIVITY]
+    assert len(grid) == 2 * 3 + 5 * 3 + 5 and {job["noise"] for job in extra} == {0.3}
+    assert {job["seed"] for job in extra} == {0}
+    job = next(job for job in extra if job["variant"] == "scn_margin2_0.4")
+    command = noise_robustness.train_command(job, tmp_path / "data", tmp_path / job["name"], args)
+    values = [command[i + 1] for i, option in enumerate(command) if option == "--margin2"]
+    assert values == ["0.2", "0.4"]  # argparse keeps the last one
