@@ -56,10 +56,32 @@ def start_from_form() -> None:
             return
         options |= {"data": str(Path(state.data_path).expanduser().resolve()),
                     "format": state.data_format, "noise_file": state.noise_file.strip() or None}
+    problem = pretrained_problem(state.pretrained)
+    if problem:
+        ui.flash(f"Not started: {problem}", kind="error")
+        return
+    options["pretrained"] = pretrained_option(state.pretrained)
     for name in ("preset", "epochs", "batch_size", "image_size", "lr", "relabel_epoch", "beta",
                  "margin_1", "margin_2", "relabel_scope", "seed", "threads", "device"):
         options[name] = state[name]
     start(label=state.run_label.strip() or options["method"], options=options)
+
+
+def pretrained_option(text: str) -> str | None:
+    """The trainer's --pretrained value for the form's field: empty, "imagenet" or a resolved path."""
+    text = text.strip()
+    if text in ("", "imagenet"):
+        return text or None
+    return str(Path(text).expanduser().resolve())
+
+
+def pretrained_problem(text: str) -> str | None:
+    """Caught here rather than by the trainer, so the form says so before a run folder exists.
+    A file that is not a weights file is refused by the trainer, with the reason in its log."""
+    path = pretrained_option(text)
+    if path in (None, "imagenet") or Path(path).is_file():
+        return None
+    return f"pretrained weights file not found: {path}"
 
 
 def runs_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -147,4 +169,12 @@ with right:
                 format_func={"low": "low-importance group (paper)", "all": "all samples (official code)"}.get)
     a.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
     b.selectbox("Device", ("auto", "cpu", "cuda"), key="device")
+    st.text_input("Start from weights (optional)", key="pretrained",
+                  placeholder="runs/pretrain/checkpoints/last.pt",
+                  help="A checkpoint of ours, a plain ResNet-18 state dict or the official SCN MS-Celeb "
+                       "file; only the backbone is loaded. 'imagenet' uses torchvision's weights if they "
+                       "are in the local torch cache. SCN relabels well only from a competent start: see "
+                       "the README's Results.")
+    if problem := pretrained_problem(st.session_state.pretrained):
+        st.error(problem)
 st.button("Start", type="primary", on_click=start_from_form, key="start_run")

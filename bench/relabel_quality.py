@@ -12,9 +12,12 @@ label is "relabeled" to the predicted class, so both methods are scored alike:
   damage     clean labels that end up wrong
   detection  flagged/relabeled samples versus truly noisy ones (precision, recall)
 
+The folds start from the grid's shared pretrained weights, like every grid run, so both methods
+see the same model quality.
+
     python -m bench.relabel_quality                      # the README's table (after the grid)
     python -m bench.relabel_quality --train 60 --test 21 --image-size 32 --epochs 1 --folds 2 \\
-        --seeds 0 --runs-dir /tmp/grid --json /tmp/relabel.json            # smoke scale
+        --seeds 0 --pretrain-train 60 --pretrain-epochs 1 --runs-dir /tmp/grid --json /tmp/relabel.json
 """
 import argparse
 import json

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from scn import lock
+from scn import lock, runs
 from scn.store import RunReader, RunWriter
 from tests.fake_run import write_fake_run
 
@@ -88,6 +88,26 @@ def test_home_form_refuses_a_missing_dataset_folder(empty_root, tmp_path):
     at.button(key="start_run").click().run()
     assert "Not started" in texts(at.error)
     assert list(empty_root.iterdir()) == []
+
+
+def test_home_form_refuses_missing_pretrained_weights(empty_root, tmp_path):
+    at = render()
+    at.text_input(key="pretrained").input(str(tmp_path / "missing.pt")).run()
+    assert "pretrained weights file not found" in texts(at.error)
+    at.button(key="start_run").click().run()
+    assert "Not started: pretrained weights file not found" in texts(at.error)
+    assert list(empty_root.iterdir()) == []
+
+
+def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path, monkeypatch):
+    weights = tmp_path / "start.pt"
+    weights.write_bytes(b"checked by the trainer")
+    started = {}
+    monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.update(options) or 1)
+    at = render()
+    at.text_input(key="pretrained").input(str(weights)).run()
+    at.button(key="start_run").click().run()
+    assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] == 0.3
 
 
 def test_home_form_accepts_a_rafdb_folder(finished_runs):

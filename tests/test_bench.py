@@ -87,7 +87,7 @@ def test_sensitivity_variants_override_the_grid_settings(tmp_path):
     args.noise, args.sensitivity, args.pretrained_path = [0.0, 0.3], True, None
     grid = noise_robustness.jobs(args)
     extra = [job for job in grid if job["variant"] in noise_robustness.SENSITIVITY]
-    assert len(grid) == 2 * 3 + 5 * 3 + 5 and {job["noise"] for job in extra} == {0.3}
+    assert len(grid) == 2 * 3 + 5 * 3 + 5 * 2 and {job["noise"] for job in extra} == {0.0, 0.3}
     assert {job["seed"] for job in extra} == {0}
     job = next(job for job in extra if job["variant"] == "scn_margin2_0.4")
     command = noise_robustness.train_command(job, tmp_path / "data", tmp_path / job["name"], args)
