@@ -10,7 +10,7 @@ noise levels. Finished runs are kept in --runs-dir and skipped on a rerun, so an
 continues where it stopped.
 
     python -m bench.noise_robustness                  # the README's grid, 68 min on 2 cores
-    python -m bench.noise_robustness --sensitivity    # the grid plus 10 sensitivity runs, +20 min
+    python -m bench.noise_robustness --sensitivity    # the grid plus 10 sensitivity runs, +19 min
     python -m bench.noise_robustness --train 60 --test 21 --image-size 32 --epochs 1 --seeds 0 \\
         --noise 0.3 --pretrain-train 60 --pretrain-epochs 1 --runs-dir /tmp/grid --json /tmp/grid.json
 
