@@ -50,6 +50,11 @@ SENSITIVITY = {
 VARIANTS |= SENSITIVITY
 
 
+def grid_job(*, noise: float, variant: str, seed: int) -> dict:
+    """One grid run; its name is its folder under --runs-dir, which bench.relabel_quality reuses."""
+    return {"noise": noise, "variant": variant, "seed": seed, "name": f"noise{noise:g}-{variant}-seed{seed}"}
+
+
 def jobs(args) -> list:
     top = max(args.noise)
     grid = []
@@ -57,11 +62,9 @@ def jobs(args) -> list:
         variants = ["baseline", "scn"] + (list(ABLATIONS) if noise == top else [])
         for variant in variants:
             for seed in args.seeds:
-                grid.append({"noise": noise, "variant": variant, "seed": seed,
-                             "name": f"noise{noise:g}-{variant}-seed{seed}"})
+                grid.append(grid_job(noise=noise, variant=variant, seed=seed))
     if args.sensitivity:
-        seed = args.seeds[0]
-        grid += [{"noise": noise, "variant": variant, "seed": seed, "name": f"noise{noise:g}-{variant}-seed{seed}"}
+        grid += [grid_job(noise=noise, variant=variant, seed=args.seeds[0])
                  for noise in sorted({min(args.noise), top}) for variant in SENSITIVITY]
     return grid
 
@@ -243,10 +246,10 @@ def main(argv=None) -> None:
                                                       "pretrain_train", "pretrain_epochs")},
               "wall_seconds": time.time() - started, "runs": results, "table": rows}
     if args.pretrained_path:
-        pretrain = RunReader(args.pretrained_path.parent.parent)
-        report["pretrain"] = {"run": pretrain.run_dir.name,
-                              "train_seconds": float(pretrain.epoch_metrics()["seconds"].sum()),
-                              "test_accuracy": float(pretrain.epoch_metrics()["test_accuracy"].iloc[-1])}
+        pretrain_dir = args.pretrained_path.parent.parent
+        epochs = RunReader(pretrain_dir).epoch_metrics()
+        report["pretrain"] = {"run": pretrain_dir.name, "train_seconds": float(epochs["seconds"].sum()),
+                              "test_accuracy": float(epochs["test_accuracy"].iloc[-1])}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2))
     if args.plot:

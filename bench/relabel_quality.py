@@ -97,8 +97,7 @@ def scores(*, given, true, changed_to) -> dict:
 
 
 def scn_side(args, data: Path) -> list:
-    jobs = [{"noise": args.top_noise, "variant": "scn", "seed": seed, "name": f"noise{args.top_noise:g}-scn-seed{seed}"}
-            for seed in args.seeds]
+    jobs = [grid.grid_job(noise=args.top_noise, variant="scn", seed=seed) for seed in args.seeds]
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         list(pool.map(lambda job: grid.run_job(job, data, args), jobs))
     rows = []
