@@ -6,6 +6,7 @@ import streamlit as st
 
 import studio_ui as ui
 from scn import runs
+from scn.config import option_specs
 from scn.data import check_dataset
 from scn.lock import RunLockedError
 from scn.store import list_runs, runs_root
@@ -19,13 +20,15 @@ METHODS = {
     "SCN without attention weighting": {"method": "scn", "attention": False},
 }
 BUILT_IN, FOLDER = "Built-in benchmark", "Dataset folder"
+# The form's help texts are the trainer's own (scn.config), so the two never disagree.
+HINTS = {name: spec.help for name, spec in option_specs().items()}
 
 
 def start(*, label: str, options: dict) -> None:
     run_dir = runs.new_run_dir(root=runs_root(), label=label)
     try:
         pid = runs.start_run(run_dir=run_dir, options=options)
-    except (RunLockedError, runs.TrainerExitedError) as exc:
+    except (RunLockedError, runs.TrainerExitedError, ValueError) as exc:
         ui.flash(f"{run_dir.name}: {exc}", kind="error")
     else:
         ui.flash(f"Started {run_dir.name} (pid {pid}); it trains in the background.")
@@ -131,9 +134,11 @@ left, right = st.columns(2)
 with left:
     dataset = st.radio("Dataset", (BUILT_IN, FOLDER), key="dataset", horizontal=True)
     if dataset == BUILT_IN:
-        st.number_input("Training images", 100, 100_000, 3000, step=500, key="synth_train")
-        st.number_input("Test images", 50, 20_000, 750, step=250, key="synth_test")
-        st.slider("Label noise (share of flipped labels)", 0.0, 0.6, 0.3, 0.05, key="synth_noise")
+        st.number_input("Training images", 100, 100_000, 3000, step=500, key="synth_train",
+                        help=HINTS["synth_train"])
+        st.number_input("Test images", 50, 20_000, 750, step=250, key="synth_test", help=HINTS["synth_test"])
+        st.slider("Label noise (share of flipped labels)", 0.0, 0.6, 0.3, 0.05, key="synth_noise",
+                  help=HINTS["synth_noise"])
     else:
         path = st.text_input("Folder", key="data_path", placeholder="/data/RAF-DB/basic")
         st.selectbox("Format", ("rafdb", "imagefolder"), key="data_format",
@@ -152,23 +157,26 @@ with left:
     st.text_input("Run name (optional)", key="run_label", placeholder="e.g. scn-noise30")
 with right:
     st.selectbox("Preset", ("official", "paper"), key="preset",
-                 help="official: batch 64, Adam 1e-3, margin_1 0.07, margin_2 0.2; paper: batch 1024, "
-                      "margin_1 0.15. Fields left empty take the preset's value.")
+                 help=HINTS["preset"] + ". Fields left empty take the preset's value.")
     a, b = st.columns(2)
-    a.number_input("Epochs", 1, 200, 12, key="epochs")
-    b.number_input("Relabel from epoch", 1, 200, 4, key="relabel_epoch")
-    a.number_input("Image size", 32, 256, 112, step=16, key="image_size")
-    b.number_input("Threads", 1, 64, value=None, key="threads", placeholder="all cores")
-    a.number_input("Batch size", 2, 4096, value=None, key="batch_size", placeholder="preset")
-    b.number_input("Learning rate", 1e-6, 1.0, value=None, format="%g", key="lr", placeholder="preset")
-    a.number_input("beta (high-group share)", 0.05, 0.95, value=None, key="beta", placeholder="preset")
-    b.number_input("margin_1 (rank regularisation)", 0.0, 1.0, value=None, key="margin_1",
+    a.number_input("Epochs", 1, 200, 12, key="epochs", help=HINTS["epochs"])
+    b.number_input("Relabel from epoch", 1, 200, 4, key="relabel_epoch", help=HINTS["relabel_epoch"])
+    a.number_input("Image size", 32, 256, 112, step=16, key="image_size", help=HINTS["image_size"])
+    b.number_input("Threads", 1, 64, value=None, key="threads", help=HINTS["threads"], placeholder="all cores")
+    a.number_input("Batch size", 2, 4096, value=None, key="batch_size", help=HINTS["batch_size"],
                    placeholder="preset")
-    a.number_input("margin_2 (relabel)", 0.0, 1.0, value=None, key="margin_2", placeholder="preset")
-    b.selectbox("Relabel scope", ("low", "all"), key="relabel_scope",
+    b.number_input("Learning rate", 1e-6, 1.0, value=None, format="%g", key="lr", help=HINTS["lr"],
+                   placeholder="preset")
+    a.number_input("beta (high-group share)", 0.05, 0.95, value=None, key="beta", help=HINTS["beta"],
+                   placeholder="preset")
+    b.number_input("margin_1 (rank regularisation)", 0.0, 1.0, value=None, key="margin_1",
+                   help=HINTS["margin_1"], placeholder="preset")
+    a.number_input("margin_2 (relabel)", 0.0, 1.0, value=None, key="margin_2", help=HINTS["margin_2"],
+                   placeholder="preset")
+    b.selectbox("Relabel scope", ("low", "all"), key="relabel_scope", help=HINTS["relabel_scope"],
                 format_func={"low": "low-importance group (paper)", "all": "all samples (official code)"}.get)
-    a.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
-    b.selectbox("Device", ("auto", "cpu", "cuda"), key="device")
+    a.number_input("Seed", 0, 2**31 - 1, 0, key="seed", help=HINTS["seed"])
+    b.selectbox("Device", ("auto", "cpu", "cuda"), key="device", help=HINTS["device"])
     st.text_input("Start from weights (optional)", key="pretrained",
                   placeholder="runs/pretrain/checkpoints/last.pt",
                   help="A checkpoint of ours, a plain ResNet-18 state dict or the official SCN MS-Celeb "

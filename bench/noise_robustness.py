@@ -20,32 +20,33 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from scn import runs
 from scn.metrics import run_scores
-from scn.store import RunNotFoundError, RunReader
+from scn.store import RunNotFoundError, RunReader, checkpoint_path
 
+# Trainer options (scn.config names) of each variant, on top of the grid's shared settings.
 VARIANTS = {
-    "baseline": ["--method", "baseline"],
-    "scn": [],
-    "scn_no_attention": ["--no-attention"],
-    "scn_no_rank_reg": ["--no-rank-reg"],
-    "scn_no_relabel": ["--no-relabel"],
+    "baseline": {"method": "baseline"},
+    "scn": {},
+    "scn_no_attention": {"attention": False},
+    "scn_no_rank_reg": {"rank_reg": False},
+    "scn_no_relabel": {"relabel": False},
 }
 ABLATIONS = ("scn_no_attention", "scn_no_rank_reg", "scn_no_relabel")
-# How SCN's relabeling trades fixes for damage (--sensitivity): scope, margin_2 and when it starts. Options
-# given later on the command line win, so these override the grid's own settings.
+# How SCN's relabeling trades fixes for damage (--sensitivity): scope, margin_2 and when it starts.
+# These override the grid's own settings.
 SENSITIVITY = {
-    "scn_scope_all": ["--relabel-scope", "all"],
-    "scn_margin2_0.1": ["--margin2", "0.1"],
-    "scn_margin2_0.4": ["--margin2", "0.4"],
-    "scn_relabel_from_2": ["--relabel-epoch", "2"],
-    "scn_relabel_from_9": ["--relabel-epoch", "9"],
+    "scn_scope_all": {"relabel_scope": "all"},
+    "scn_margin2_0.1": {"margin_2": 0.1},
+    "scn_margin2_0.4": {"margin_2": 0.4},
+    "scn_relabel_from_2": {"relabel_epoch": 2},
+    "scn_relabel_from_9": {"relabel_epoch": 9},
 }
 VARIANTS |= SENSITIVITY
 
@@ -76,14 +77,11 @@ def dataset_for(noise: float, args) -> Path:
 
 
 def train_command(job: dict, data: Path, run_dir: Path, args) -> list:
-    command = [sys.executable, "-m", "scn", "train", "--data", str(data), "--run-dir", str(run_dir),
-               "--epochs", str(args.epochs), "--image-size", str(args.image_size),
-               "--batch-size", str(args.batch_size), "--relabel-epoch", str(args.relabel_epoch),
-               "--margin1", str(args.margin1), "--margin2", str(args.margin2), "--seed", str(job["seed"]),
-               "--threads", str(args.threads), "--no-progress", *VARIANTS[job["variant"]]]
-    if args.pretrained_path:
-        command += ["--pretrained", str(args.pretrained_path)]
-    return command
+    options = {"data": str(data), "epochs": args.epochs, "image_size": args.image_size,
+               "batch_size": args.batch_size, "relabel_epoch": args.relabel_epoch, "margin_1": args.margin1,
+               "margin_2": args.margin2, "seed": job["seed"], "threads": args.threads,
+               "pretrained": str(args.pretrained_path) if args.pretrained_path else None}
+    return [*runs.train_command(run_dir=run_dir, options=options | VARIANTS[job["variant"]]), "--no-progress"]
 
 
 def prepare(args) -> dict:
@@ -101,11 +99,10 @@ def pretrained_backbone(args) -> Path:
 
     data = default_dataset(train=args.pretrain_train, test=args.test, seed=args.data_seed + 1, progress=False)
     run_dir = Path(args.runs_dir) / f"pretrain-{args.pretrain_train}x{args.pretrain_epochs}-{args.image_size}px"
-    ensure_trained(run_dir, [sys.executable, "-m", "scn", "train", "--data", str(data), "--run-dir", str(run_dir),
-                             "--method", "baseline", "--epochs", str(args.pretrain_epochs),
-                             "--image-size", str(args.image_size), "--batch-size", str(args.batch_size),
-                             "--threads", str(args.pretrain_threads), "--no-progress"])
-    return run_dir / "checkpoints" / "last.pt"
+    options = {"data": str(data), "method": "baseline", "epochs": args.pretrain_epochs,
+               "image_size": args.image_size, "batch_size": args.batch_size, "threads": args.pretrain_threads}
+    ensure_trained(run_dir, [*runs.train_command(run_dir=run_dir, options=options), "--no-progress"])
+    return checkpoint_path(run_dir, "last")
 
 
 def ensure_trained(run_dir: Path, command: list) -> None:
@@ -116,7 +113,7 @@ def ensure_trained(run_dir: Path, command: list) -> None:
         state = None
     if state == "finished":
         return
-    if (run_dir / "checkpoints" / "last.pt").exists():
+    if checkpoint_path(run_dir, "last").exists():
         command = [*command, "--resume"]
     elif run_dir.exists():
         shutil.rmtree(run_dir)

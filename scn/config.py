@@ -1,14 +1,22 @@
-"""Training configuration and the two presets of DESIGN §2.
+"""Training configuration: the one schema of every training option, and the two presets of DESIGN §2.
+
+Each option is a `TrainConfig` field whose metadata gives its command-line flag, help text, group
+and allowed values. The trainer's argument parser (`add_arguments`), the argv that the app and the
+benchmarks pass to the trainer (`option_argv`) and the range checks all come from that metadata, so
+an option is declared once.
 
 `official` follows the official SCN code (batch 64, Adam 1e-3, weight decay 1e-4, exponential
 decay 0.9 per epoch, 224 px, margin_1 0.07 as its README advises at batch 64); `paper` follows the
 paper as commonly cited (batch 1024, margin_1 0.15). Explicit options override the preset.
 """
-from dataclasses import asdict, dataclass, field, fields, replace
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from scn.classes import CLASS_NAMES
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+GROUPS = ("data", "method", "run")
 
 PRESETS = {
     "official": dict(batch_size=64, lr=1e-3, weight_decay=1e-4, lr_gamma=0.9, image_size=224,
@@ -21,67 +29,102 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def option(default, *, flag: str, help: str, group: str, choices: tuple | None = None,
+           min: float | None = None, max: float | None = None, above: float | None = None,
+           below: float | None = None):
+    """A TrainConfig field that is also a trainer option. `min`/`max` bound it inclusively,
+    `above`/`below` exclusively; a boolean whose default is True is turned off by its flag
+    (`--no-...`), one whose default is False is turned on by it."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}, not {group!r}")
+    limits = {k: v for k, v in dict(choices=choices, min=min, max=max, above=above, below=below).items()
+              if v is not None}
+    return field(default=default, metadata={"flag": flag, "help": help, "group": group, **limits})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a run needs to be reproduced; stored as the run's config.json."""
 
-    data: str | None = None
-    format: str = "rafdb"
+    data: str | None = option(None, flag="--data", group="data",
+                              help="dataset folder (default: the built-in synthetic benchmark)")
+    format: str = option("rafdb", flag="--format", group="data", choices=("rafdb", "imagefolder"),
+                         help="layout of --data: rafdb (EmoLabel + Image/aligned) or imagefolder "
+                              "(one folder per class)")
     dataset_description: str = ""
-    noise_file: str | None = None
-    skip_bad: bool = False
-    synth_train: int = 3000
-    synth_test: int = 750
-    synth_noise: float = 0.0
+    noise_file: str | None = option(None, flag="--noise-file", group="data",
+                                    help="official-format noise label file applied to RAF-DB train labels")
+    skip_bad: bool = option(False, flag="--skip-bad", group="data",
+                            help="skip missing or unreadable images (listed in the run log) instead of failing")
+    synth_train: int = option(3000, flag="--synth-train", group="data", min=1,
+                              help="built-in benchmark: training images (default 3000)")
+    synth_test: int = option(750, flag="--synth-test", group="data", min=1,
+                             help="built-in benchmark: test images (default 750)")
+    synth_noise: float = option(0.0, flag="--synth-noise", group="data", min=0.0, below=1.0,
+                                help="built-in benchmark: share of training labels flipped (default 0)")
+    val_fraction: float = option(0.1, flag="--val-fraction", group="data", min=0.0, below=0.5,
+                                 help="share of training images held out to choose the best checkpoint "
+                                      "(default 0.1)")
     class_names: tuple = CLASS_NAMES
 
-    method: str = "scn"
-    attention: bool = True
-    rank_reg: bool = True
-    relabel: bool = True
-    relabel_scope: str = "low"
+    method: str = option("scn", flag="--method", group="method", choices=("scn", "baseline"),
+                         help="scn, or baseline: plain ResNet-18 with cross-entropy")
+    attention: bool = option(True, flag="--no-attention", group="method",
+                             help="ablation: cross-entropy on unweighted logits")
+    rank_reg: bool = option(True, flag="--no-rank-reg", group="method",
+                            help="ablation: no rank regularization")
+    relabel: bool = option(True, flag="--no-relabel", group="method", help="ablation: no relabeling")
+    relabel_scope: str = option("low", flag="--relabel-scope", group="method", choices=("low", "all"),
+                                help="relabel the low-importance group (paper, default) or every "
+                                     "sample (official code)")
 
-    preset: str = "official"
-    epochs: int = 70
-    batch_size: int = 64
-    image_size: int = 224
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    lr_gamma: float = 0.9
-    beta: float = 0.7
-    margin_1: float = 0.07
-    margin_2: float = 0.2
-    relabel_epoch: int = 10
-    drop_rate: float = 0.0
-    pretrained: str | None = None
-    val_fraction: float = 0.1
+    preset: str = option("official", flag="--preset", group="method", choices=tuple(PRESETS),
+                         help="official: the official code's settings; paper: batch 1024, margin_1 0.15")
+    epochs: int = option(70, flag="--epochs", group="method", min=1, help="training epochs (preset: 70)")
+    batch_size: int = option(64, flag="--batch-size", group="method", min=2,
+                             help="images per step (preset: 64 official, 1024 paper)")
+    image_size: int = option(224, flag="--image-size", group="method", min=32,
+                             help="input size in pixels (preset: 224)")
+    lr: float = option(1e-3, flag="--lr", group="method", above=0.0, help="Adam learning rate (preset: 1e-3)")
+    weight_decay: float = option(1e-4, flag="--weight-decay", group="method", min=0.0,
+                                 help="Adam weight decay (preset: 1e-4)")
+    lr_gamma: float = option(0.9, flag="--lr-gamma", group="method", above=0.0, max=1.0,
+                             help="learning rate decay per epoch (preset: 0.9)")
+    beta: float = option(0.7, flag="--beta", group="method", above=0.0, below=1.0,
+                         help="share of each batch in the high-importance group (preset: 0.7)")
+    margin_1: float = option(0.07, flag="--margin1", group="method", min=0.0, max=1.0,
+                             help="rank regularization margin between the groups' mean alpha "
+                                  "(preset: 0.07 official, 0.15 paper)")
+    margin_2: float = option(0.2, flag="--margin2", group="method", min=0.0, max=1.0,
+                             help="relabel when max(p) - p[given label] exceeds this (preset: 0.2)")
+    relabel_epoch: int = option(10, flag="--relabel-epoch", group="method", min=1,
+                                help="first epoch (1-based) that relabels (preset: 10)")
+    drop_rate: float = option(0.0, flag="--drop-rate", group="method", min=0.0, below=1.0,
+                              help="dropout before the heads (default 0)")
+    pretrained: str | None = option(None, flag="--pretrained", group="method",
+                                    help="'imagenet' (locally cached torchvision weights) or a weights "
+                                         "file (plain state dict, our checkpoint, or the official "
+                                         "MS-Celeb file)")
 
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = True
-    threads: int = 0
-    seed: int = 0
-    log_every: int = 10
+    device: str = option("auto", flag="--device", group="run",
+                         help="auto (a GPU when PyTorch sees one), cpu, cuda or cuda:N")
+    precision: str = option("auto", flag="--precision", group="run", choices=PRECISIONS,
+                            help="auto: AMP on CUDA (bfloat16 where the GPU has it, else float16), "
+                                 "bfloat16 on CPUs that compute it natively; fp16 is CUDA only")
+    channels_last: bool = option(True, flag="--no-channels-last", group="run",
+                                 help="keep the default NCHW memory layout")
+    threads: int = option(0, flag="--threads", group="run", min=0, help="CPU threads (default 0: all cores)")
+    seed: int = option(0, flag="--seed", group="run", min=0, help="seed of data split, order and augmentation")
+    log_every: int = option(10, flag="--log-every", group="run", min=1,
+                            help="steps between metric rows (default 10)")
     mean: tuple = field(default=IMAGENET_MEAN)
     std: tuple = field(default=IMAGENET_STD)
 
     def __post_init__(self):
-        checks = [
-            (self.method in ("scn", "baseline"), f"method must be scn or baseline, not {self.method!r}"),
-            (self.relabel_scope in ("low", "all"), f"relabel scope must be low or all, not {self.relabel_scope!r}"),
-            (self.format in ("rafdb", "imagefolder"), f"format must be rafdb or imagefolder, not {self.format!r}"),
-            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1, "batch size must be at least 1"),
-            (self.image_size >= 32, "image size must be at least 32 pixels"),
-            (0.0 < self.beta < 1.0, "beta must lie strictly between 0 and 1"),
-            (0.0 <= self.val_fraction < 0.5, "validation fraction must lie in [0, 0.5)"),
-            (self.lr > 0, "learning rate must be positive"),
-            (self.relabel_epoch >= 1, "relabel epoch must be at least 1 (epochs count from 1)"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        for spec in options():
+            problem = _limit_problem(spec, getattr(self, spec.name))
+            if problem:
+                raise ValueError(problem)
 
     @property
     def uses_alpha(self) -> bool:
@@ -107,8 +150,119 @@ class TrainConfig:
         return cls(**values)
 
 
-def make_config(*, preset: str = "official", **overrides) -> TrainConfig:
+@dataclass(frozen=True)
+class OptionSpec:
+    """One trainer option as the schema declares it."""
+
+    name: str
+    flag: str
+    help: str
+    group: str
+    type: type
+    default: object
+    limits: dict
+
+    @property
+    def is_switch(self) -> bool:
+        return self.type is bool
+
+    @property
+    def metavar(self) -> str:
+        return {int: "N", float: "X"}.get(self.type, "TEXT")
+
+
+def _value_type(annotation) -> type:
+    """int, float, str or bool from an annotation such as `str | None`."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return annotation
+
+
+def options() -> list:
+    """Every trainer option, in declaration order."""
+    hints = typing.get_type_hints(TrainConfig)
+    return [OptionSpec(name=f.name, flag=f.metadata["flag"], help=f.metadata["help"],
+                       group=f.metadata["group"], type=_value_type(hints[f.name]),
+                       default=None if f.default is MISSING else f.default,
+                       limits={k: f.metadata[k] for k in ("choices", "min", "max", "above", "below")
+                               if k in f.metadata})
+            for f in fields(TrainConfig) if "flag" in f.metadata]
+
+
+def option_specs() -> dict:
+    """Option name (as in config.json) -> OptionSpec."""
+    return {spec.name: spec for spec in options()}
+
+
+def _limit_problem(spec: OptionSpec, value) -> str | None:
+    if value is None:
+        return None
+    label, limits = spec.flag.removeprefix("--no-").removeprefix("--"), spec.limits
+    if "choices" in limits and value not in limits["choices"]:
+        return f"{label} must be one of {', '.join(map(str, limits['choices']))}, not {value!r}"
+    if spec.type in (int, float):
+        if "min" in limits and value < limits["min"]:
+            return f"{label} must be at least {limits['min']}, not {value}"
+        if "max" in limits and value > limits["max"]:
+            return f"{label} must be at most {limits['max']}, not {value}"
+        if "above" in limits and value <= limits["above"]:
+            return f"{label} must be greater than {limits['above']}, not {value}"
+        if "below" in limits and value >= limits["below"]:
+            return f"{label} must be less than {limits['below']}, not {value}"
+    return None
+
+
+def add_arguments(parser) -> None:
+    """One argparse option per schema option, in its group. Valued options default to None, so
+    that the preset (or the field's default) applies when they are not given."""
+    groups = {name: parser.add_argument_group(name) for name in GROUPS}
+    for spec in options():
+        group = groups[spec.group]
+        if spec.is_switch:
+            group.add_argument(spec.flag, dest=spec.name, action="store_true" if not spec.default
+                               else "store_false", help=spec.help)
+        else:
+            group.add_argument(spec.flag, dest=spec.name, type=spec.type, default=None,
+                               choices=spec.limits.get("choices"), metavar=None if "choices" in spec.limits
+                               else spec.metavar, help=spec.help)
+
+
+def config_from_args(args) -> TrainConfig:
+    """The TrainConfig an argparse namespace built by `add_arguments` describes."""
+    values = {spec.name: getattr(args, spec.name) for spec in options()}
+    return make_config(**values)
+
+
+def option_argv(options_: dict) -> list:
+    """Trainer flags for `options_` (config.json names; None means "the default"). Switches appear
+    only when they differ from their default. Raises KeyError for an unknown name and ValueError
+    for a value out of range, so a caller learns before a trainer is spawned."""
+    specs = option_specs()
+    unknown = set(options_) - set(specs)
+    if unknown:
+        raise KeyError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+    argv = []
+    for name, value in options_.items():
+        spec = specs[name]
+        if spec.is_switch:
+            if value is not None and bool(value) != spec.default:
+                argv.append(spec.flag)
+        elif value is not None:
+            problem = _limit_problem(spec, value)
+            if problem:
+                raise ValueError(problem)
+            argv += [spec.flag, str(value)]
+    return argv
+
+
+def config_argv(config: TrainConfig) -> list:
+    """Trainer flags that rebuild `config` (every option, so no preset value is assumed)."""
+    return option_argv({spec.name: getattr(config, spec.name) for spec in options()})
+
+
+def make_config(*, preset: str | None = "official", **overrides) -> TrainConfig:
     """A preset's values, then every override that is not None."""
+    preset = preset or "official"
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = PRESETS[preset] | {k: v for k, v in overrides.items() if v is not None}

@@ -17,26 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from scn import lock
+from scn.config import option_argv
 from scn.store import LOG_NAME
 
 SPAWN_LOCK_NAME = "spawn.lock"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-# Option name (as in config.json) -> trainer flag. Booleans listed in SWITCHES are "on" by default
-# and are turned off by their flag; everything else takes a value.
-FLAGS = {
-    "data": "--data", "format": "--format", "method": "--method",
-    "relabel_scope": "--relabel-scope", "epochs": "--epochs", "batch_size": "--batch-size",
-    "image_size": "--image-size", "lr": "--lr", "preset": "--preset",
-    "relabel_epoch": "--relabel-epoch", "beta": "--beta", "margin_1": "--margin1",
-    "margin_2": "--margin2", "pretrained": "--pretrained", "device": "--device",
-    "threads": "--threads", "seed": "--seed", "val_fraction": "--val-fraction",
-    "noise_file": "--noise-file", "synth_train": "--synth-train", "synth_test": "--synth-test",
-    "synth_noise": "--synth-noise", "precision": "--precision", "drop_rate": "--drop-rate",
-    "log_every": "--log-every",
-}
-SWITCHES = {"attention": "--no-attention", "rank_reg": "--no-rank-reg", "relabel": "--no-relabel",
-            "channels_last": "--no-channels-last"}
 
 # The one-click demo: SCN and the baseline side by side on the built-in benchmark with 30% label
 # noise, sized so both finish in about 10 minutes sharing a 2-core laptop CPU (one thread each).
@@ -51,20 +36,11 @@ class TrainerExitedError(RuntimeError):
 
 
 def train_command(*, run_dir, options: dict, resume: bool = False) -> list:
-    """The argv that trains `run_dir` with `options` (config.json names; None means "default")."""
-    unknown = set(options) - set(FLAGS) - set(SWITCHES)
-    if unknown:
-        raise KeyError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-    argv = [sys.executable, "-m", "scn", "train", "--run-dir", str(Path(run_dir).resolve())]
-    for name, value in options.items():
-        if name in SWITCHES:
-            if not value:
-                argv.append(SWITCHES[name])
-        elif value is not None:
-            argv += [FLAGS[name], str(value)]
-    if resume:
-        argv.append("--resume")
-    return argv
+    """The argv that trains `run_dir` with `options` (config.json names; None means "default").
+    Unknown names raise KeyError and out-of-range values ValueError (see scn.config.option_argv)."""
+    argv = [sys.executable, "-m", "scn", "train", "--run-dir", str(Path(run_dir).resolve()),
+            *option_argv(options)]
+    return argv + ["--resume"] if resume else argv
 
 
 def new_run_dir(*, root, label: str) -> Path:

@@ -57,6 +57,7 @@ def test_demo_runs_are_scn_and_baseline_on_the_noisy_benchmark():
         runs.train_command(run_dir="r", options=options)
 
 
+@pytest.mark.slow
 def test_start_stop_resume_finish(tiny_rafdb, tmp_path):
     run_dir = tmp_path / "runs" / "life"
     pid = runs.start_run(run_dir=run_dir, options=tiny_options(tiny_rafdb))
@@ -80,6 +81,7 @@ def test_start_stop_resume_finish(tiny_rafdb, tmp_path):
     assert "resumed at epoch" in (run_dir / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_killed_trainer_is_detected_as_interrupted(tiny_rafdb, tmp_path):
     run_dir = tmp_path / "runs" / "killed"
     pid = runs.start_run(run_dir=run_dir, options=tiny_options(tiny_rafdb, epochs=50))
@@ -91,12 +93,21 @@ def test_a_killed_trainer_is_detected_as_interrupted(tiny_rafdb, tmp_path):
     assert not runs.stop_run(run_dir)
 
 
-def test_a_trainer_that_cannot_start_is_reported(tmp_path):
+def test_bad_options_are_refused_before_a_trainer_or_folder_exists(tmp_path):
     run_dir = tmp_path / "runs" / "bad-flag"
-    with pytest.raises(runs.TrainerExitedError, match="exited with code 2: .*invalid choice: 'parquet'"):
+    with pytest.raises(ValueError, match="format must be one of rafdb, imagefolder, not 'parquet'"):
         runs.start_run(run_dir=run_dir, options={"format": "parquet", "threads": 1})
+    with pytest.raises(ValueError, match="margin2 must be at least 0"):
+        runs.start_run(run_dir=run_dir, options={"margin_2": -1})
+    assert not run_dir.exists()
 
 
+def test_every_trainer_option_can_be_started_with(tmp_path):
+    argv = runs.train_command(run_dir=tmp_path / "r", options={"skip_bad": True, "weight_decay": 0.0})
+    assert argv[-3:] == ["--skip-bad", "--weight-decay", "0.0"]
+
+
+@pytest.mark.slow
 def test_a_trainer_that_fails_on_its_data_is_marked_failed(tmp_path):
     run_dir = tmp_path / "runs" / "bad-data"
     try:

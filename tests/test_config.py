@@ -1,0 +1,87 @@
+"""The option schema: TrainConfig's field metadata drives the parser, the argv and the range checks."""
+import argparse
+import dataclasses
+
+import pytest
+
+from scn.config import (PRESETS, TrainConfig, add_arguments, config_argv, config_from_args, make_config,
+                        option_argv, option_specs, options)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return config_from_args(parser.parse_args(argv))
+
+
+def unusual_value(spec):
+    """A valid value other than the field's default, for every kind of option."""
+    if spec.is_switch:
+        return not spec.default
+    if "choices" in spec.limits:
+        return next(c for c in spec.limits["choices"] if c != spec.default)
+    if spec.type is str:
+        return f"/some/{spec.name}"
+    low = spec.limits.get("min", spec.limits.get("above", 0))
+    high = spec.limits.get("max", spec.limits.get("below", low + 100))
+    if spec.type is int:
+        return int(low) + 3 if int(low) + 3 != spec.default else int(low) + 4
+    return round(low + (high - low) * 0.37, 6)
+
+
+def test_every_option_round_trips_config_to_argv_to_parser_to_config():
+    values = {spec.name: unusual_value(spec) for spec in options()}
+    config = TrainConfig(**values)
+    assert parse(config_argv(config)) == config
+    assert parse(config_argv(TrainConfig())) == TrainConfig()
+
+
+def test_each_option_alone_reaches_the_config():
+    for spec in options():
+        value = unusual_value(spec)
+        argv = option_argv({spec.name: value})
+        assert getattr(parse(argv), spec.name) == value, spec.name
+
+
+def test_every_option_has_a_flag_help_and_group():
+    specs = options()
+    assert len({s.flag for s in specs}) == len(specs)
+    for spec in specs:
+        assert spec.flag.startswith("--") and len(spec.help) > 10 and spec.group in ("data", "method", "run")
+        if spec.is_switch:
+            assert spec.flag.startswith("--no-") == spec.default
+
+
+def test_presets_apply_and_explicit_options_override_them():
+    assert parse(["--preset", "paper"]).batch_size == PRESETS["paper"]["batch_size"]
+    assert parse(["--preset", "paper", "--batch-size", "32"]).batch_size == 32
+    assert parse([]).margin_1 == PRESETS["official"]["margin_1"]
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("margin_2", -1.0, "margin2 must be at least 0"),
+    ("beta", 1.0, "beta must be less than 1"),
+    ("lr", 0.0, "lr must be greater than 0"),
+    ("method", "magic", "method must be one of scn, baseline"),
+    ("val_fraction", 0.5, "val-fraction must be less than 0.5"),
+    ("epochs", 0, "epochs must be at least 1"),
+])
+def test_out_of_range_values_are_refused_everywhere(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        make_config(**{name: value})
+    with pytest.raises(ValueError, match=message):
+        option_argv({name: value})
+    with pytest.raises((ValueError, SystemExit)):  # argparse itself refuses a value outside choices
+        parse([option_specs()[name].flag, str(value)])
+
+
+def test_option_argv_switches_and_unknown_names():
+    assert option_argv({"skip_bad": True, "attention": False, "rank_reg": True, "lr": None}) == [
+        "--skip-bad", "--no-attention"]
+    with pytest.raises(KeyError, match="colour"):
+        option_argv({"colour": "red"})
+
+
+def test_fields_that_are_not_options_are_the_recorded_ones():
+    not_options = {f.name for f in dataclasses.fields(TrainConfig)} - set(option_specs())
+    assert not_options == {"dataset_description", "class_names", "mean", "std"}
