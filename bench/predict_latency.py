@@ -27,6 +27,7 @@ from scn.faces import detect_faces
 from scn.images import load_image
 from scn.model import SCN
 from scn.predict import predict_image
+from scn.store import checkpoint_path
 
 
 def twelve_megapixel_photo(*, seed: int = 0) -> bytes:
@@ -42,7 +43,7 @@ def twelve_megapixel_photo(*, seed: int = 0) -> bytes:
 
 def model_and_meta(run: str | None, image_size: int):
     if run:
-        return load_model(Path(run) / "checkpoints" / "best.pt")
+        return load_model(checkpoint_path(run, "best"))
     config = {"num_classes": 7, "class_names": list(CLASS_NAMES), "method": "scn", "image_size": image_size,
               "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     return SCN(7).eval(), {"model_config": config}

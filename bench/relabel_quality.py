@@ -33,7 +33,7 @@ from scn.augment import normalize
 from scn.checkpoint import load_model
 from scn.data import RAFDB_LABEL_FILE, decode_image, rafdb_image_path, read_label_file
 from scn.metrics import auroc, relabel_quality, truth_table
-from scn.store import RunReader
+from scn.store import RunReader, checkpoint_path
 
 
 def write_fold(data: Path, fold_dir: Path, *, keep: set) -> Path:
@@ -70,7 +70,7 @@ def out_of_fold_probs(data: Path, names: list, args) -> np.ndarray:
         job = {"noise": args.top_noise, "variant": "baseline", "seed": 0,
                "name": f"cleanlab-noise{args.top_noise:g}-fold{k}of{args.folds}"}
         grid.run_job(job, fold_data, args)
-        return Path(args.runs_dir) / job["name"] / "checkpoints" / "last.pt"
+        return checkpoint_path(Path(args.runs_dir) / job["name"], "last")
 
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         checkpoints = list(pool.map(train_fold, range(args.folds)))

@@ -19,6 +19,7 @@ from bench.relabel_quality import predict_probs
 from scn.classes import CLASS_NAMES
 from scn.config import make_config
 from scn.synth import default_dataset
+from scn.store import checkpoint_path
 from scn.train import train
 
 
@@ -76,7 +77,7 @@ def main(argv=None) -> None:
     truth = pd.read_csv(data / "groundtruth.csv")
     truth = truth[truth["split"] == "test"].reset_index(drop=True)
     names = truth["image"].str.replace("_aligned", "", regex=False).tolist()
-    probs = predict_probs(Path(args.run_dir) / "checkpoints" / "last.pt", data, names)
+    probs = predict_probs(checkpoint_path(args.run_dir, "last"), data, names)
     truth["predicted"] = probs.argmax(1)
     truth["true"] = truth["true_label"] - 1
     truth["correct"] = truth["predicted"] == truth["true"]

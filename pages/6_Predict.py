@@ -4,18 +4,16 @@ Upload photos or take one with the camera, pick a run and its best or last check
 is still training works too). Faces are found with OpenCV's Haar cascades; where none is found
 the whole image or a hand-drawn square can be used instead.
 """
-from pathlib import Path
-
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
+import studio_ui as ui
+from scn import charts
 from scn.checkpoint import CheckpointError, load_model
 from scn.faces import Box, draw_boxes
 from scn.images import ImageLoadError, load_image
 from scn.predict import alpha_percentile, predict_image, trained_on, training_alphas
-from scn.store import CHECKPOINT_DIR, list_runs, runs_root
 
 PREVIEW_SIDE = 1200
 
@@ -51,15 +49,6 @@ def overlay_for_class(path: str, mtime_ns: int, crop: np.ndarray, cam_class: str
     """Grad-CAM overlay of an already cropped face for another class than its top one."""
     model, meta = cached_model(path, mtime_ns)
     return predict_image(model, meta, Image.fromarray(crop), whole_image=True, cam_class=cam_class)[0].overlay
-
-
-def probability_chart(face) -> go.Figure:
-    colors = ["#d62728" if name == face.top_class else "#7f7f7f" for name in face.class_names]
-    figure = go.Figure(go.Bar(x=face.probs.tolist(), y=list(face.class_names), orientation="h", marker_color=colors,
-                              text=[f"{p:.1%}" for p in face.probs], textposition="auto"))
-    figure.update_layout(height=260, margin=dict(l=0, r=10, t=10, b=10), xaxis=dict(range=[0, 1], title="probability"),
-                         yaxis=dict(autorange="reversed"))
-    return figure
 
 
 def alpha_caption(alpha: float, training: np.ndarray, method: str) -> str:
@@ -100,27 +89,22 @@ def show_faces(key: str, faces, checkpoint: tuple, training: np.ndarray, method:
         picture = face.overlay if cam_class == face.cam_class else overlay_for_class(
             *checkpoint, np.asarray(face.crop), cam_class)
         cam.image(picture, caption=f"Grad-CAM for {cam_class} (last residual block)", width="stretch")
-        chart.plotly_chart(probability_chart(face), key=f"probs-{key}-{number}")
+        ui.plotly(charts.probability_figure(face.probs, class_names=face.class_names, top=face.top_class),
+                  key=f"probs-{key}-{number}")
         chart.metric("attention weight alpha", f"{face.alpha:.3f}")
         chart.caption(alpha_caption(face.alpha, training, method))
 
 
-st.title("Predict")
-root = runs_root()
-runs = list_runs(root)
-if runs.empty:
-    st.info(f"No runs yet in `{root}`. Start a training run first; its checkpoints then appear here.")
+ui.page("Predict")
+reader = ui.pick_run()
+if reader is None:
     st.stop()
-
-status = dict(zip(runs["name"], runs["status"]))
-run_name = st.selectbox("Run", list(status), format_func=lambda name: f"{name} ({status[name]})")
-run_dir = Path(dict(zip(runs["name"], runs["path"]))[run_name])
-available = [w for w in ("best", "last") if (run_dir / CHECKPOINT_DIR / f"{w}.pt").is_file()]
+available = reader.checkpoints()
 if not available:
-    st.warning(f"Run {run_name} has no checkpoint yet: it writes one at the end of its first epoch.")
+    st.warning(f"Run {reader.name} has no checkpoint yet: it writes one at the end of its first epoch.")
     st.stop()
 which = st.radio("Checkpoint", available, horizontal=True)
-checkpoint_file = (run_dir / CHECKPOINT_DIR / f"{which}.pt").resolve()
+checkpoint_file = reader.checkpoint_path(which).resolve()
 checkpoint = (str(checkpoint_file), checkpoint_file.stat().st_mtime_ns)
 try:
     _, meta = cached_model(*checkpoint)
@@ -130,7 +114,7 @@ except CheckpointError as exc:
 st.info(f"This model was trained on **{trained_on(meta)}**. On photos unlike that data its predictions "
         "are a demonstration, not a measurement: do not over-trust them.")
 method = meta["model_config"]["method"]
-training = cached_training_alphas(str(run_dir))
+training = cached_training_alphas(str(reader.run_dir))
 
 uploads = st.file_uploader("Photos", accept_multiple_files=True, key="uploads")
 photo = st.camera_input("Camera photo", key="camera") if st.toggle("Use the camera") else None

@@ -168,6 +168,16 @@ def confusion_figure(matrix: np.ndarray, *, class_names, title: str, diverging: 
     return _layout(figure, title=title, x="predicted", y="true", height=height)
 
 
+def probability_figure(probs, *, class_names, top: str) -> go.Figure:
+    """One face's class probabilities as horizontal bars, its top class highlighted."""
+    colors = ["#d62728" if name == top else "#7f7f7f" for name in class_names]
+    figure = go.Figure(go.Bar(x=list(map(float, probs)), y=list(class_names), orientation="h",
+                              marker_color=colors, text=[f"{p:.1%}" for p in probs], textposition="auto"))
+    figure.update_layout(height=260, margin=dict(l=0, r=10, t=10, b=10),
+                         xaxis=dict(range=[0, 1], title="probability"), yaxis=dict(autorange="reversed"))
+    return figure
+
+
 def compare_figure(curves: dict, *, column: str, title: str, percent: bool = False) -> go.Figure:
     """One epoch-metric column of several runs overlaid; `curves` maps run name -> epoch_metrics."""
     figure = go.Figure()

@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 
 from scn import lock
+from scn.config import TrainConfig
 
 DB_NAME = "run.db"
 CONFIG_NAME = "config.json"
 LOG_NAME = "train.log"
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINTS = ("best", "last")
 HEARTBEAT_STALE_SECONDS = 60.0
 
 SCHEMA = """
@@ -66,6 +68,13 @@ EPOCH_COLUMNS = ("epoch", "time", "seconds", "lr", "images_per_s", "train_loss",
                  "train_loss_rr", "train_accuracy", "val_accuracy", "test_accuracy", "test_loss",
                  "alpha_mean", "alpha_std", "alpha_gap", "relabels")
 RELABEL_COLUMNS = ("epoch", "step", "idx", "old", "new", "p_max", "p_given", "alpha", "grp")
+
+
+def checkpoint_path(run_dir, which: str) -> Path:
+    """Where a run keeps its `best` (chosen on validation) or `last` checkpoint."""
+    if which not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, not {which!r}")
+    return Path(run_dir) / CHECKPOINT_DIR / f"{which}.pt"
 
 
 class RunNotFoundError(FileNotFoundError):
@@ -357,7 +366,15 @@ class RunReader:
             conn.close()
 
     def checkpoint_path(self, which: str = "best") -> Path:
-        return self.run_dir / CHECKPOINT_DIR / f"{which}.pt"
+        return checkpoint_path(self.run_dir, which)
+
+    def checkpoints(self) -> list:
+        """The checkpoints this run has written so far, of "best" and "last"."""
+        return [which for which in CHECKPOINTS if self.checkpoint_path(which).is_file()]
+
+    def train_config(self) -> TrainConfig:
+        """The run's options as the trainer resolved them (config.json), typed."""
+        return TrainConfig.from_dict(self.config())
 
     def summary(self) -> dict:
         config, status = self.config(), self.status()

@@ -33,7 +33,7 @@ from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, rank_regularization, weighted_cross_entropy
 from scn.model import SCN
 from scn.relabel import relabel
-from scn.store import CHECKPOINT_DIR, DB_NAME, LOG_NAME, RunWriter
+from scn.store import DB_NAME, LOG_NAME, RunWriter, checkpoint_path
 
 EVAL_BATCH = 256
 
@@ -298,7 +298,7 @@ class Trainer:
             if self.stop.requested and not last:
                 partial = {"generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                            "record": record.state_dict()}
-                save_checkpoint(self.run_dir / CHECKPOINT_DIR / "last.pt",
+                save_checkpoint(checkpoint_path(self.run_dir, "last"),
                                 self.checkpoint(epoch=epoch - 1, step_in_epoch=step + 1, partial=partial))
                 self.log.info("stopped at epoch %d step %d; checkpoint written", epoch, step + 1)
                 return "stopped"
@@ -394,9 +394,9 @@ class Trainer:
         if improved:
             self.best = {"split": self.best["split"], "epoch": epoch, "accuracy": selection["accuracy"]}
         checkpoint = self.checkpoint(epoch=epoch, step_in_epoch=0, partial=None)
-        save_checkpoint(self.run_dir / CHECKPOINT_DIR / "last.pt", checkpoint)
+        save_checkpoint(checkpoint_path(self.run_dir, "last"), checkpoint)
         if improved:
-            save_checkpoint(self.run_dir / CHECKPOINT_DIR / "best.pt", checkpoint)
+            save_checkpoint(checkpoint_path(self.run_dir, "best"), checkpoint)
         writer.set_status("running", epoch=epoch, step=0)
         self.log.info(
             "epoch %d/%d: train acc %.4f, loss %.4f (rr %.4f), test acc %.4f%s, alpha %.3f±%.3f, "
@@ -421,7 +421,7 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
     try:
         checkpoint = None
         if resume:
-            checkpoint = load_checkpoint(run_dir / CHECKPOINT_DIR / "last.pt")
+            checkpoint = load_checkpoint(checkpoint_path(run_dir, "last"))
             config = TrainConfig.from_dict(checkpoint["run_config"])
         writer = RunWriter(run_dir)
         writer.write_config(config.to_dict())

@@ -64,3 +64,10 @@ def test_compare_figure_one_trace_per_run(finished_runs):
               for d in (finished_runs["scn_dir"], finished_runs["baseline_dir"])}
     figure = charts.compare_figure(curves, column="test_accuracy", title="t", percent=True)
     assert [t.name for t in figure.data] == list(curves)
+
+
+def test_probability_figure_highlights_the_top_class():
+    figure = charts.probability_figure(np.array([0.1, 0.7, 0.2]), class_names=("a", "b", "c"), top="b")
+    bar = figure.data[0]
+    assert list(bar.y) == ["a", "b", "c"] and list(bar.x) == [0.1, 0.7, 0.2]
+    assert [c == "#d62728" for c in bar.marker.color] == [False, True, False]

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from scn.store import CHECKPOINT_DIR, RunNotFoundError
+from scn.store import RunNotFoundError, checkpoint_path
 
 HELP = "predict expressions, attention weights and Grad-CAM for the faces in photos"
 
@@ -77,7 +77,7 @@ def run(args) -> int:
     from scn.predict import alpha_percentile, load_model_cached, predict_image, trained_on, training_alphas
 
     run_dir = Path(args.run)
-    checkpoint = run_dir / CHECKPOINT_DIR / f"{args.checkpoint}.pt"
+    checkpoint = checkpoint_path(run_dir, args.checkpoint)
     if not run_dir.is_dir():
         _error(f"no run folder at {run_dir}")
         return 2
