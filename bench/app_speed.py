@@ -1,15 +1,14 @@
 """How fast the app's pages render, and how soon a started demo has something to chart.
 
-1. Pages: fills a runs folder with two finished runs at RAF-DB size (12,271 training samples,
-   40 epochs, 192 steps per epoch, a few hundred relabels per epoch, ground truth and the RAF-DB
-   image folder for thumbnails) through RunWriter, then times streamlit AppTest runs of every page:
+1. Pages: generates the built-in benchmark at RAF-DB size (12,271 training samples, ground truth,
+   images for thumbnails) and fills a runs folder with two finished simulated runs on it (40
+   epochs, 192 steps per epoch, a few hundred relabels per epoch; bench/simulated_run.py records
+   them as the trainer does), then times streamlit AppTest runs of every page:
    the first (cold) run and the median of warm reruns, as a browser session sees them.
 2. Demo start-up (--demo): starts the one-click demo's runs (SCN and the baseline, together) through
    scn.runs.start_run and times each run's first step row and first epoch row (what the Training
    page charts): once with a cold dataset cache, estimating the whole demo from the first epoch,
    and once with the cache warm (every later demo), up to the first step row.
-   Without the built-in benchmark generator (scn.synth) it trains the same options on a RAF-DB
-   folder of the demo's size written here, and says so.
 3. Live latency (--live N): this process plays a trainer (holds the run lock, writes N epoch rows
    through RunWriter) while Chromium shows the Training page; times each row until it is on screen.
 
@@ -19,7 +18,6 @@
     python -m bench.app_speed --samples 2000 --epochs 5 --repeats 2   # quick check
 """
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -33,9 +31,8 @@ from scn import lock, runs
 from scn.classes import CLASS_NAMES
 from scn.store import RunReader, RunWriter
 from studio_ui import REFRESH_SECONDS
-from tests.app_server import chromium, serve_app
-from tests.fake_run import write_fake_run
-from tests.helpers import write_rafdb
+from bench.app_server import chromium, serve_app
+from bench.simulated_run import write_dataset, write_simulated_run
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ("app.py", "pages/1_Training.py", "pages/2_Attention.py", "pages/3_Relabels.py",
@@ -61,11 +58,11 @@ def time_page(page: str, *, repeats: int) -> dict:
 
 def bench_pages(root: Path, data: Path, *, samples: int, epochs: int, repeats: int) -> list:
     start = time.perf_counter()
-    write_rafdb(data, train=samples, test=samples // 4, size=24)
+    write_dataset(data, train=samples, test=samples // 4)
     for name, method in (("rafdb-size-baseline", "baseline"), ("rafdb-size-scn", "scn")):
-        write_fake_run(root / name, n_train=samples, n_test=samples // 4, epochs=epochs,
-                       relabel_epoch=max(1, epochs // 4), method=method, data_dir=data,
-                       steps_per_epoch=samples // 64, relabels_per_epoch=max(8, samples // 40))
+        write_simulated_run(root / name, data_dir=data, epochs=epochs, relabel_epoch=max(1, epochs // 4),
+                            method=method, steps_per_epoch=samples // 64,
+                            relabels_per_epoch=max(8, samples // 40))
     print(f"filled {root} in {time.perf_counter() - start:.0f} s "
           f"({samples} samples x {epochs} epochs, {len(RunReader(root / 'rafdb-size-scn').relabels())} "
           "relabel events in the SCN run)")
@@ -108,26 +105,16 @@ def watch_demo(root: Path, demo: dict, *, until: str) -> dict:
     return seen
 
 
-def bench_demo(root: Path, data: Path) -> dict:
+def bench_demo(root: Path) -> dict:
     """The demo twice: first with a cold dataset cache (the first demo on a machine generates the
     benchmark) up to the first epoch, then again with the cache warm up to the first step."""
     demo = {label: dict(options) for label, options in runs.DEMO_RUNS.items()}
-    source = "built-in benchmark (scn.synth)"
-    if importlib.util.find_spec("scn.synth") is None:
-        first = next(iter(demo.values()))
-        write_rafdb(data, train=first["synth_train"], test=first["synth_test"], size=100)
-        for options in demo.values():
-            for key in ("synth_train", "synth_test", "synth_noise"):
-                options.pop(key)
-            options["data"] = str(data)
-        source = f"RAF-DB folder of the demo's size at {data} (scn.synth is not on this branch)"
     os.environ["SCN_STUDIO_CACHE"] = str(root / "cache")
-    results = {"source": source,
-               "cold_cache": watch_demo(root / "cold", demo, until="first_epoch_row_s"),
+    results = {"cold_cache": watch_demo(root / "cold", demo, until="first_epoch_row_s"),
                "warm_cache": watch_demo(root / "warm", demo, until="first_step_row_s")}
     for phase in ("cold_cache", "warm_cache"):
         for label, marks in results[phase].items():
-            print(f"demo {label}, {phase.replace('_', ' ')} ({source}): "
+            print(f"demo {label}, {phase.replace('_', ' ')}: "
                   + ", ".join(f"{k} {v}" for k, v in marks.items()))
     return results
 
@@ -181,7 +168,7 @@ def main() -> None:
         if args.live:
             results["live"] = bench_live(tmp / "live-runs", epochs=args.live)
         if args.demo:
-            results["demo"] = bench_demo(tmp / "demo-runs", tmp / "demo-data")
+            results["demo"] = bench_demo(tmp / "demo-runs")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -86,13 +86,13 @@ def galleries(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list
 def live() -> None:
     with ui.run_guard(reader):
         config = reader.config()
+        # The trainer records alpha = 1 for every sample of a baseline run: nothing to look at.
+        if config.get("method") == "baseline":
+            st.info("This run trains without attention weights, so there is nothing to show.")
+            return
         epochs, alpha, is_high = reader.attention_matrix()
         if not epochs:
-            if config.get("method") == "baseline" or config.get("attention") is False:
-                st.info("This run trains without attention weights, so there is nothing to show.")
-            else:
-                st.info("No epoch has finished yet: attention weights are recorded at the end of "
-                        "each epoch.")
+            st.info("No epoch has finished yet: attention weights are recorded at the end of each epoch.")
             return
         class_names = reader.class_names()
         truth = ui.ground_truth(reader)

@@ -13,6 +13,7 @@ def high_group_size(batch_size: int, *, beta: float) -> int:
 def importance_groups(alpha: torch.Tensor, *, beta: float) -> torch.Tensor:
     """Boolean mask of the high-importance group: the top M alphas of the batch.
 
+    alpha: [B] or [B, 1] attention weights in (0, 1); returns a bool tensor [B] on alpha's device.
     Ties are broken by position (stable sort), so equal alphas split deterministically.
     A batch of one sample has no low group: its only sample is high.
     """
@@ -27,7 +28,9 @@ def importance_groups(alpha: torch.Tensor, *, beta: float) -> torch.Tensor:
 
 
 def rank_regularization(alpha: torch.Tensor, *, beta: float, margin: float) -> torch.Tensor:
-    """L_RR = max(0, margin - (mean(alpha_high) - mean(alpha_low))); zero for batches under 2."""
+    """L_RR = max(0, margin - (mean(alpha_high) - mean(alpha_low))); zero for batches under 2.
+
+    alpha: [B] or [B, 1]; returns a scalar tensor (differentiable in alpha)."""
     alpha = alpha.reshape(-1).float()
     if len(alpha) < 2:
         return alpha.sum() * 0.0
@@ -38,5 +41,7 @@ def rank_regularization(alpha: torch.Tensor, *, beta: float, margin: float) -> t
 
 
 def weighted_cross_entropy(scaled_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The paper's L_WCE: plain cross-entropy on the alpha-scaled logits the model returns."""
+    """The paper's L_WCE: plain cross-entropy on the alpha-scaled logits the model returns.
+
+    scaled_logits: [B, C] (alpha * logits); labels: [B] long; returns the batch mean, a scalar."""
     return F.cross_entropy(scaled_logits.float(), labels)

@@ -61,7 +61,9 @@ class SCN(nn.Module):
         self.load_report = load_pretrained(self, pretrained) if pretrained else None
 
     def heads(self, x):
-        """`(alpha, logits)` with the logits not yet scaled; alpha is 1 for the baseline."""
+        """`(alpha, logits)` with the logits not yet scaled; alpha is 1 for the baseline.
+
+        x: [B, 3, H, W] normalised images; alpha: [B, 1] in (0, 1); logits: [B, C]."""
         features = self.dropout(torch.flatten(self.features(x), 1))
         logits = self.fc(features)
         if self.alpha is None:
@@ -69,6 +71,7 @@ class SCN(nn.Module):
         return self.alpha(features), logits
 
     def forward(self, x):
+        """x: [B, 3, H, W] -> (alpha [B, 1], alpha * logits [B, C]), as the official code returns."""
         alpha, logits = self.heads(x)
         return alpha, alpha * logits
 

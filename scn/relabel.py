@@ -23,6 +23,9 @@ def relabel(probs: torch.Tensor, labels: torch.Tensor, *, margin: float,
             eligible: torch.Tensor) -> RelabelDecision:
     """Apply the rule to one batch. All outputs live on the device of `probs`.
 
+    probs: [B, C] class probabilities; labels: [B] current labels (long); eligible: [B] bool.
+    Returns K changes: positions [K] (indices into the batch), new_labels [K], p_max [K], p_given [K].
+
     The official code crashes on current PyTorch by indexing CPU label tensors with CUDA
     indices; everything here is moved to one device first.
     """

@@ -7,7 +7,8 @@ import torch
 from matplotlib.cbook import get_sample_data
 from PIL import Image
 
-from tests.fake_run import write_fake_run
+from scn.store import RunReader
+from tests.helpers import copy_run, write_rafdb
 
 # Two cores shared by the suite: keep torch from oversubscribing them in every test process.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -24,8 +25,6 @@ def keep_main_module():
 
 @pytest.fixture
 def tiny_rafdb(tmp_path):
-    from tests.helpers import write_rafdb
-
     return write_rafdb(tmp_path / "rafdb", train=48, test=21, size=32)
 
 
@@ -38,23 +37,46 @@ def empty_root(tmp_path, monkeypatch):
     return root
 
 
-@pytest.fixture
-def finished_runs(empty_root, tmp_path):
-    """Two finished runs on the same fake benchmark: SCN (with relabels, ground truth and tiny
-    RAF-DB JPEGs for thumbnails) and the baseline."""
-    data = tmp_path / "rafdb"
-    write_fake_run(empty_root / "20260101-110000-baseline", method="baseline", data_dir=data)
-    scn = write_fake_run(empty_root / "20260101-120000-scn", data_dir=data)  # newest: picked first
-    return {"root": empty_root, "data": data, "scn": scn,
-            "scn_dir": empty_root / "20260101-120000-scn",
-            "baseline_dir": empty_root / "20260101-110000-baseline"}
+TRAINED = {"baseline": "20260101-110000-baseline", "scn": "20260101-120000-scn"}
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory) -> dict:
+    """A real SCN run and a real baseline run, trained once per session by the trainer on a tiny
+    built-in benchmark with 30% label noise and its ground truth: exactly what a user's runs hold.
+    SCN (trained second, so it is the newest) relabels from epoch 2 with a small margin_2."""
+    from scn.config import make_config
+    from scn.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    previous = os.environ.get("SCN_STUDIO_CACHE")
+    os.environ["SCN_STUDIO_CACHE"] = str(root / "cache")
+    try:
+        for method in ("baseline", "scn"):
+            config = make_config(synth_train=80, synth_test=21, synth_noise=0.3, method=method, epochs=4,
+                                 batch_size=16, image_size=32, relabel_epoch=2, margin_2=0.05,
+                                 val_fraction=0.125, log_every=1, seed=3, threads=2)
+            train(config, run_dir=root / "runs" / TRAINED[method], progress=False)
+    finally:
+        if previous is None:
+            os.environ.pop("SCN_STUDIO_CACHE")
+        else:
+            os.environ["SCN_STUDIO_CACHE"] = previous
+    return {method: root / "runs" / name for method, name in TRAINED.items()}
 
 
 @pytest.fixture
-def run_dir(tmp_path):
-    from tests.fake_runs import make_run
+def finished_runs(empty_root, trained_runs):
+    """Copies of the two trained runs in the app's runs folder, for a test to read or change."""
+    copies = {method: copy_run(path, empty_root) for method, path in trained_runs.items()}
+    return {"root": empty_root, "scn_dir": copies["scn"], "baseline_dir": copies["baseline"],
+            "data": Path(RunReader(copies["scn"]).meta("dataset")["path"])}
 
-    return make_run(tmp_path / "runs")
+
+@pytest.fixture
+def run_dir(tmp_path, trained_runs):
+    """A copy of the trained SCN run, alone in its runs folder."""
+    return copy_run(trained_runs["scn"], tmp_path / "runs", name="demo")
 
 
 @pytest.fixture(scope="session")

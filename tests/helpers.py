@@ -1,4 +1,6 @@
-"""Small datasets the tests write themselves."""
+"""Small datasets, images and run folders the tests make themselves."""
+import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,19 @@ def write_rafdb(root, *, train: int = 32, test: int = 16, size: int = 40, seed: 
             lines.append(f"{name}.jpg {label + 1}")
     (root / RAFDB_LABEL_FILE).write_text("\n".join(lines) + "\n")
     return root
+
+
+def copy_run(source, root, *, name: str | None = None) -> Path:
+    """A copy of the run folder `source` under `root`, without its lock files: a test may change it."""
+    target = Path(root) / (name or Path(source).name)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.lock"))
+    return target
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
 
 
 def tiny_config(data, **overrides):

@@ -1,5 +1,6 @@
-"""Every page through streamlit's AppTest: the fresh-start state, a finished run pair (SCN with
-ground truth and thumbnails, the baseline), and the edge states that must read as plain messages."""
+"""Every page through streamlit's AppTest: the fresh-start state, a finished run pair trained by the
+real trainer (SCN and the baseline on a tiny built-in benchmark with ground truth and thumbnails),
+and the edge states that must read as plain messages."""
 import os
 import shutil
 from collections import Counter
@@ -10,8 +11,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from scn import lock, runs
+from scn.config import make_config
 from scn.store import RunReader, RunWriter
-from tests.fake_run import write_fake_run
+from scn.train import train
+from tests.helpers import copy_run
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["pages/1_Training.py", "pages/2_Attention.py", "pages/3_Relabels.py",
@@ -66,14 +69,17 @@ def test_home_lists_runs_with_status_and_progress(finished_runs):
     table = at.dataframe[0].value
     assert table["run"].tolist() == ["20260101-120000-scn", "20260101-110000-baseline"]
     assert table["epoch"].tolist() == ["4 of 4", "4 of 4"]
-    assert set(table["method"]) == {"SCN", "baseline"}
+    assert table["method"].tolist() == ["SCN", "Baseline"]
     assert "finished" in texts(at.markdown)
     assert [b.label for b in at.button] == ["Start the demo", "Start"]
 
 
-def test_demo_is_not_started_twice(empty_root):
-    write_fake_run(empty_root / "20260101-120000-demo-scn", state="running")
-    with lock_held(empty_root / "20260101-120000-demo-scn"):
+def test_demo_is_not_started_twice(empty_root, trained_runs):
+    demo = copy_run(trained_runs["scn"], empty_root, name="20260101-120000-demo-scn")
+    writer = RunWriter(demo)
+    writer.set_status("running", epoch=2)
+    writer.close()
+    with lock_held(demo):
         at = render()
         at.button(key="start_demo").click().run()
     assert "already training (20260101-120000-demo-scn)" in texts(at.warning)
@@ -121,7 +127,8 @@ def test_training_page_plots_losses_accuracy_lr_throughput(finished_runs):
     at = render("pages/1_Training.py")
     assert elements(at)["plotly_chart"] == 4
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Test accuracy"] == "80.0%"
+    last = RunReader(finished_runs["scn_dir"]).epoch_metrics().iloc[-1]
+    assert metrics["Test accuracy"] == f"{last['test_accuracy']:.1%}"
     assert "4 of 4 epochs done (100%)" in at.get("progress")[0].proto.text
 
 
@@ -142,8 +149,10 @@ def test_attention_page_holds_a_chosen_epoch(finished_runs):
     assert at.subheader[0].value == "Epoch 2"
 
 
-def test_attention_page_says_when_images_are_unreachable(finished_runs):
-    shutil.rmtree(finished_runs["data"])
+def test_attention_page_says_when_images_are_unreachable(finished_runs, tmp_path):
+    writer = RunWriter(finished_runs["scn_dir"])  # as if the run folder came from another machine
+    writer.set_meta("dataset", RunReader(finished_runs["scn_dir"]).meta("dataset") | {"path": str(tmp_path / "gone")})
+    writer.close()
     at = render("pages/2_Attention.py")
     assert "not reachable" in texts(at.warning)
     assert elements(at)["image"] == 0
@@ -167,9 +176,13 @@ def test_relabels_page_scores_filters_and_reverts(finished_runs):
     assert quality["epoch"].tolist() == [1, 2, 3, 4]
     assert table["id"].tolist() == events["id"].tolist()
     assert table["image"].str.startswith("data:image/jpeg;base64,").all()
-    assert set(table["verdict"]) == {"✓ true class", "✗ wrong"}
-    at.selectbox(key="relabel_epoch_filter").set_value(3).run()
-    assert at.dataframe[1].value["epoch"].eq(3).all()
+    truth = RunReader(finished_runs["scn_dir"]).groundtruth().set_index("image")["true_label"] - 1
+    names = reader.samples("train").set_index("idx")["name"]
+    right = [truth[names[i]] == new for i, new in zip(events["idx"], events["new"])]
+    assert table["verdict"].tolist() == ["✓ true class" if r else "✗ wrong" for r in right]
+    epoch = int(events["epoch"].iloc[-1])
+    at.selectbox(key="relabel_epoch_filter").set_value(epoch).run()
+    assert at.dataframe[1].value["epoch"].eq(epoch).all() and len(at.dataframe[1].value)
     first = int(at.dataframe[1].value["id"].iloc[0])
     at.multiselect(key="relabel_review_ids").select(first).run()
     at.button[1].click().run()
@@ -181,12 +194,15 @@ def test_relabels_page_scores_filters_and_reverts(finished_runs):
 def test_relabels_page_of_the_baseline_and_before_the_relabel_epoch(finished_runs):
     at = render("pages/3_Relabels.py", session={"run_picker_choice": "20260101-110000-baseline"})
     assert "trains without relabelling" in texts(at.info)
-    write_fake_run(finished_runs["root"] / "20260102-early", epochs=1, relabel_epoch=3)
+    tiny = dict(data=str(finished_runs["data"]), batch_size=16, image_size=32, threads=1, val_fraction=0.125)
+    train(make_config(epochs=1, relabel_epoch=3, **tiny), run_dir=finished_runs["root"] / "20260102-early",
+          progress=False)
     at = render("pages/3_Relabels.py", session={"run_picker_choice": "20260102-early"})
     assert "Relabelling starts at epoch 3; 1 epoch(s) done so far." in texts(at.info)
-    write_fake_run(finished_runs["root"] / "20260103-quiet", relabels_per_epoch=0)
+    train(make_config(epochs=1, relabel_epoch=1, margin_2=1.0, **tiny),
+          run_dir=finished_runs["root"] / "20260103-quiet", progress=False)
     at = render("pages/3_Relabels.py", session={"run_picker_choice": "20260103-quiet"})
-    assert "No relabels so far" in texts(at.info) and "margin_2 = 0.2" in texts(at.info)
+    assert "No relabels so far" in texts(at.info) and "margin_2 = 1.0" in texts(at.info)
     assert elements(at)["plotly_chart"] == 0
 
 
@@ -205,7 +221,9 @@ def test_compare_page_overlays_runs(finished_runs):
     assert elements(at)["plotly_chart"] == 4
     table = at.dataframe[0].value
     assert table["run"].tolist() == ["20260101-120000-scn", "20260101-110000-baseline"]
-    assert table["epoch (best val)"].tolist() == [4, 4]
+    best = [int(RunReader(finished_runs[k]).epoch_metrics().set_index("epoch")["val_accuracy"].idxmax())
+            for k in ("scn_dir", "baseline_dir")]
+    assert table["epoch (best val)"].tolist() == best
 
 
 def test_interrupted_and_failed_runs_explain_themselves(empty_root):

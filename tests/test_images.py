@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.fake_runs import encode
+from tests.helpers import encode
 from scn.images import ImageLoadError, load_image
 
 

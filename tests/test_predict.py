@@ -6,26 +6,28 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.fake_runs import MODEL_CONFIG, TEST_IMAGE_SIZE, make_run
 from scn.cli import main
 from scn.faces import Box, crop
 from scn.predict import (alpha_percentile, load_model_cached, predict_image, preprocess, trained_on,
                          training_alphas)
-from scn.store import CHECKPOINT_DIR
+from scn.store import RunReader, RunWriter, checkpoint_path
 from scn.synth import SynthConfig
 from scn.synth.sample import draw_sample, render, sample_rng
+from tests.helpers import copy_run
 
 
 @pytest.fixture
 def model_meta(run_dir):
-    return load_model_cached(run_dir / CHECKPOINT_DIR / "best.pt")
+    return load_model_cached(checkpoint_path(run_dir, "best"))
 
 
-def direct_forward(model, image, box):
+def direct_forward(model, meta, image, box):
     """What the model says on the box's crop, computed without scn.predict's batching and CAM."""
-    pixels = np.asarray(crop(image, box).resize((TEST_IMAGE_SIZE,) * 2, Image.Resampling.BILINEAR), np.float32)
-    x = (torch.from_numpy(pixels).permute(2, 0, 1)[None] / 255 - torch.tensor(MODEL_CONFIG["mean"]).view(1, 3, 1, 1)) \
-        / torch.tensor(MODEL_CONFIG["std"]).view(1, 3, 1, 1)
+    config = meta["model_config"]
+    side = config["image_size"]
+    pixels = np.asarray(crop(image, box).resize((side, side), Image.Resampling.BILINEAR), np.float32)
+    x = (torch.from_numpy(pixels).permute(2, 0, 1)[None] / 255 - torch.tensor(config["mean"]).view(1, 3, 1, 1)) \
+        / torch.tensor(config["std"]).view(1, 3, 1, 1)
     with torch.no_grad():
         alpha, logits = model(x)
     return float(alpha), torch.softmax(logits, 1)[0].numpy()
@@ -36,15 +38,16 @@ def test_face_in_a_real_photo_matches_a_direct_forward_pass(model_meta, grace_ho
     faces = predict_image(model, meta, grace_hopper)
     assert len(faces) == 1
     face = faces[0]
-    alpha, probs = direct_forward(model, grace_hopper, face.box)
+    alpha, probs = direct_forward(model, meta, grace_hopper, face.box)
+    side = meta["model_config"]["image_size"]
     assert face.alpha == pytest.approx(alpha, abs=1e-5)
     assert np.allclose(face.probs, probs, atol=1e-5)
-    assert face.top_class == MODEL_CONFIG["class_names"][int(probs.argmax())] == face.cam_class
+    assert face.top_class == meta["model_config"]["class_names"][int(probs.argmax())] == face.cam_class
     assert face.probs.sum() == pytest.approx(1.0, abs=1e-5)
-    assert face.crop.size == (TEST_IMAGE_SIZE, TEST_IMAGE_SIZE)
-    assert face.cam.shape == (TEST_IMAGE_SIZE, TEST_IMAGE_SIZE)
+    assert face.crop.size == (side, side)
+    assert face.cam.shape == (side, side)
     assert 0.0 <= face.cam.min() and face.cam.max() <= 1.0
-    assert face.overlay.shape == (TEST_IMAGE_SIZE, TEST_IMAGE_SIZE, 3)
+    assert face.overlay.shape == (side, side, 3)
     assert face.probabilities()[face.top_class] == pytest.approx(face.confidence)
 
 
@@ -52,10 +55,10 @@ def test_whole_image_and_manual_box(model_meta, grace_hopper):
     model, meta = model_meta
     whole = predict_image(model, meta, grace_hopper, whole_image=True)
     assert [f.box.as_tuple() for f in whole] == [(0, 0, 512, 600)]
-    assert whole[0].alpha == pytest.approx(direct_forward(model, grace_hopper, whole[0].box)[0], abs=1e-5)
+    assert whole[0].alpha == pytest.approx(direct_forward(model, meta, grace_hopper, whole[0].box)[0], abs=1e-5)
     manual = predict_image(model, meta, grace_hopper, box=(100, 50, 300, 300))
     assert manual[0].box == Box(100, 50, 300, 300, "manual")
-    assert np.allclose(manual[0].probs, direct_forward(model, grace_hopper, manual[0].box)[1], atol=1e-5)
+    assert np.allclose(manual[0].probs, direct_forward(model, meta, grace_hopper, manual[0].box)[1], atol=1e-5)
 
 
 def test_faces_of_the_built_in_benchmark(model_meta):
@@ -66,7 +69,7 @@ def test_faces_of_the_built_in_benchmark(model_meta):
                                        config=SynthConfig()), size=100)
         image = Image.fromarray(pixels)
         face = predict_image(model, meta, image, whole_image=True)[0]
-        alpha, probs = direct_forward(model, image, face.box)
+        alpha, probs = direct_forward(model, meta, image, face.box)
         assert face.box.as_tuple() == (0, 0, 100, 100)
         assert face.alpha == pytest.approx(alpha, abs=1e-5) and np.allclose(face.probs, probs, atol=1e-5)
 
@@ -89,7 +92,7 @@ def test_cam_class_by_name_or_index(model_meta, grace_hopper):
 
 
 def test_preprocess_resizes_scales_and_normalises():
-    config = {**MODEL_CONFIG, "image_size": 8, "mean": [0.5, 0.25, 0.0], "std": [0.5, 0.25, 1.0]}
+    config = {"image_size": 8, "mean": [0.5, 0.25, 0.0], "std": [0.5, 0.25, 1.0]}
     batch = preprocess([Image.new("RGB", (30, 20), (255, 51, 0))], config)
     assert batch.shape == (1, 3, 8, 8)
     assert torch.allclose(batch[0, :, 0, 0], torch.tensor([1.0, -0.2, 0.0]), atol=1e-6)
@@ -103,16 +106,20 @@ def test_alpha_percentile():
     assert alpha_percentile(0.5, []) is None
 
 
-def test_training_alphas_and_dataset_come_from_the_run(tmp_path, model_meta):
-    run = make_run(tmp_path / "runs", "other", training_alphas=[0.2, 0.4, 0.6])
-    assert np.allclose(training_alphas(run), [0.2, 0.4, 0.6])
-    assert training_alphas(make_run(tmp_path / "runs", "fresh", training_alphas=[])).size == 0
-    assert trained_on(model_meta[1]) == "the built-in synthetic benchmark"
+def test_training_alphas_and_dataset_come_from_the_run(run_dir, model_meta):
+    reader = RunReader(run_dir)
+    latest = reader.attention(max(reader.attention_epochs()))["alpha"].to_numpy()
+    assert len(latest) == len(reader.samples("train")) and np.allclose(training_alphas(run_dir), latest)
+    writer = RunWriter(run_dir)
+    writer.discard_from(epoch=1, step=0)  # as a resumed run does: back to before its first epoch
+    writer.close()
+    assert training_alphas(run_dir).size == 0
+    assert trained_on(model_meta[1]).startswith("the built-in synthetic benchmark (80 train / 21 test")
     assert trained_on({}) == "an unrecorded dataset"
 
 
 def test_model_is_cached_until_the_checkpoint_changes(run_dir):
-    path = run_dir / CHECKPOINT_DIR / "best.pt"
+    path = checkpoint_path(run_dir, "best")
     first = load_model_cached(path)
     assert load_model_cached(str(path)) is first
     stat = path.stat()
@@ -120,13 +127,12 @@ def test_model_is_cached_until_the_checkpoint_changes(run_dir):
     assert load_model_cached(path) is not first
 
 
-def test_baseline_model_has_alpha_one(tmp_path, grace_hopper):
-    run = make_run(tmp_path / "runs", "base", method="baseline")
-    model, meta = load_model_cached(run / CHECKPOINT_DIR / "last.pt")
+def test_baseline_model_has_alpha_one(trained_runs, grace_hopper):
+    model, meta = load_model_cached(checkpoint_path(trained_runs["baseline"], "last"))
     assert predict_image(model, meta, grace_hopper, whole_image=True)[0].alpha == 1.0
 
 
-def test_cli_prints_faces_and_writes_cams(run_dir, grace_hopper_path, tmp_path, capsys):
+def test_cli_prints_faces_and_writes_cams(run_dir, model_meta, grace_hopper_path, tmp_path, capsys):
     cams = tmp_path / "cams"
     assert main(["predict", "--run", str(run_dir), str(grace_hopper_path), "--cam-dir", str(cams)]) == 0
     out = capsys.readouterr().out
@@ -134,7 +140,8 @@ def test_cli_prints_faces_and_writes_cams(run_dir, grace_hopper_path, tmp_path, 
     assert "the built-in synthetic benchmark" in out
     written = sorted(cams.iterdir())
     assert len(written) == 1 and written[0].name.startswith("grace_hopper-face1-")
-    assert Image.open(written[0]).size == (TEST_IMAGE_SIZE, TEST_IMAGE_SIZE)
+    side = model_meta[1]["model_config"]["image_size"]
+    assert Image.open(written[0]).size == (side, side)
 
 
 def test_cli_json_reports_a_bad_image_and_predicts_the_others(run_dir, grace_hopper_path, tmp_path, capsys):
@@ -168,12 +175,15 @@ def test_cli_whole_image_option(run_dir, tmp_path, capsys):
     ("no checkpoint", "has no best checkpoint yet"),
     ("foreign checkpoint", "is not an SCN Studio checkpoint"),
 ])
-def test_cli_bad_run_is_an_error_without_traceback(tmp_path, grace_hopper_path, capsys, setup, message):
+def test_cli_bad_run_is_an_error_without_traceback(tmp_path, trained_runs, grace_hopper_path, capsys, setup,
+                                                   message):
     run = tmp_path / "runs" / "r"
     if setup != "missing run":
-        make_run(tmp_path / "runs", "r", checkpoints=())
+        copy_run(trained_runs["scn"], tmp_path / "runs", name="r")
+        for which in ("best", "last"):
+            checkpoint_path(run, which).unlink()
     if setup == "foreign checkpoint":
-        torch.save({"weights": torch.zeros(2)}, run / CHECKPOINT_DIR / "best.pt")
+        torch.save({"weights": torch.zeros(2)}, checkpoint_path(run, "best"))
     assert main(["predict", "--run", str(run), str(grace_hopper_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err

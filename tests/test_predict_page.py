@@ -6,15 +6,16 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tests.fake_runs import encode, make_run
-from scn.store import CHECKPOINT_DIR
+from scn.store import checkpoint_path
+from tests.helpers import copy_run, encode
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "6_Predict.py")
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
 def page(runs_root, monkeypatch) -> AppTest:
     monkeypatch.setenv("SCN_RUNS_DIR", str(runs_root))
-    app = AppTest.from_file(PAGE, default_timeout=120)
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.switch_page("pages/6_Predict.py")
     app.run()
     assert not app.exception, app.exception
     return app
@@ -30,23 +31,28 @@ def test_no_runs_is_a_plain_message(tmp_path, monkeypatch):
     assert not app.get("file_uploader")
 
 
-def test_run_without_checkpoint_says_so(tmp_path, monkeypatch):
-    make_run(tmp_path / "runs", "young", checkpoints=())
-    app = page(tmp_path / "runs", monkeypatch)
+def without_checkpoints(run, *which):
+    for name in which:
+        checkpoint_path(run, name).unlink()
+    return run
+
+
+def test_run_without_checkpoint_says_so(run_dir, monkeypatch):
+    without_checkpoints(run_dir, "best", "last")
+    app = page(run_dir.parent, monkeypatch)
     assert "has no checkpoint yet" in app.warning[0].value
 
 
-def test_run_still_training_offers_its_last_checkpoint(tmp_path, monkeypatch):
-    make_run(tmp_path / "runs", "live", checkpoints=("last",))
-    app = page(tmp_path / "runs", monkeypatch)
+def test_run_still_training_offers_its_last_checkpoint(run_dir, monkeypatch):
+    without_checkpoints(run_dir, "best")
+    app = page(run_dir.parent, monkeypatch)
     assert app.radio[0].options == ["last"]
     assert app.get("file_uploader")
 
 
-def test_foreign_checkpoint_is_an_error_not_a_traceback(tmp_path, monkeypatch):
-    run = make_run(tmp_path / "runs", "odd", checkpoints=())
-    torch.save({"weights": torch.zeros(1)}, run / CHECKPOINT_DIR / "best.pt")
-    app = page(tmp_path / "runs", monkeypatch)
+def test_foreign_checkpoint_is_an_error_not_a_traceback(run_dir, monkeypatch):
+    torch.save({"weights": torch.zeros(1)}, checkpoint_path(run_dir, "best"))
+    app = page(run_dir.parent, monkeypatch)
     assert "Cannot use this checkpoint" in app.error[0].value
 
 
@@ -106,8 +112,8 @@ def test_camera_photo(run_dir, monkeypatch, grace_hopper_path):
     assert len([m for m in app.markdown if m.value.startswith("**Face")]) == 1
 
 
-def test_baseline_run_explains_alpha(tmp_path, monkeypatch, grace_hopper_path):
-    make_run(tmp_path / "runs", "plain", method="baseline")
+def test_baseline_run_explains_alpha(tmp_path, trained_runs, monkeypatch, grace_hopper_path):
+    copy_run(trained_runs["baseline"], tmp_path / "runs")
     app = page(tmp_path / "runs", monkeypatch)
     app.file_uploader[0].set_value(("hopper.jpg", grace_hopper_path.read_bytes(), "image/jpeg")).run()
     assert any("no attention head" in c.value for c in app.caption)

@@ -59,6 +59,7 @@ def uninterrupted(tiny_rafdb, tmp_path):
     return run_dir
 
 
+@pytest.mark.slow
 def test_stop_mid_epoch_then_resume_matches_uninterrupted(tiny_rafdb, tmp_path, uninterrupted, monkeypatch):
     run_dir = tmp_path / "stopped"
     interrupt_after(monkeypatch, 5, lambda trainer: setattr(trainer.stop, "requested", True))
@@ -77,6 +78,7 @@ class Killed(BaseException):
     """Stands in for SIGKILL: nothing after it runs, the last checkpoint is what survives."""
 
 
+@pytest.mark.slow
 def test_killed_mid_epoch_resumes_from_last_epoch_without_duplicates(tiny_rafdb, tmp_path, uninterrupted,
                                                                       monkeypatch):
     run_dir = tmp_path / "killed"

@@ -11,7 +11,7 @@ import pytest
 
 from scn import lock, runs
 from scn.store import RunReader
-from tests.app_server import CHROMIUM, chromium, serve_app
+from bench.app_server import CHROMIUM, chromium, serve_app
 from tests.helpers import write_rafdb
 
 EPOCHS = 5
