@@ -9,6 +9,7 @@ duplicate.
 """
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from scn import lock
 from scn.store import LOG_NAME
 
 SPAWN_LOCK_NAME = "spawn.lock"
+MAX_NAME_LENGTH = 80
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Option name (as in config.json) -> trainer flag. Booleans listed in SWITCHES are "on" by default
@@ -67,15 +69,32 @@ def train_command(*, run_dir, options: dict, resume: bool = False) -> list:
     return argv
 
 
+def run_name(label: str) -> str:
+    """`label` as one harmless path component: a name typed into the form must not climb out of
+    the runs folder (`../x`), nest folders the app never lists (`a/b`), hide itself (`.x`) or
+    carry NUL and control characters."""
+    name = re.sub(r"[^\w.+-]+", "-", str(label))
+    name = re.sub(r"\.{2,}", ".", name).strip(".-")
+    return name[:MAX_NAME_LENGTH].rstrip(".-") or "run"
+
+
 def new_run_dir(*, root, label: str) -> Path:
-    """A fresh, not yet existing folder under `root` named by time and `label` (e.g. the method)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{stamp}-{label}"
+    """Create and return a fresh folder directly under `root`, named by time and `label` (e.g. the
+    method). Creating it here, not at spawn, reserves the name: two starts in the same second
+    get two folders instead of racing for one."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{run_name(label)}"
     candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
+    while True:
+        if candidate.resolve().parent != root.resolve():
+            raise ValueError(f"run name {label!r} does not name a folder inside {root}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = base.with_name(f"{base.name}-{n}")
 
 
 def is_running(run_dir) -> bool:

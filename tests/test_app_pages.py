@@ -110,6 +110,20 @@ def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path
     assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] == 0.3
 
 
+def test_home_form_keeps_a_hostile_run_name_inside_the_runs_folder(tmp_path, monkeypatch):
+    root = tmp_path / "x" / "runs" / "inner"
+    root.mkdir(parents=True)
+    monkeypatch.setenv("SCN_RUNS_DIR", str(root))
+    started = []
+    monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.append(run_dir) or 1)
+    at = render()
+    at.text_input(key="run_label").input("/../../../victim").run()
+    at.button(key="start_run").click().run()
+    assert [d.parent for d in started] == [root] and started[0].name.endswith("-victim")
+    assert [p.name for p in root.iterdir()] == [started[0].name]
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["runs"]
+
+
 def test_home_form_accepts_a_rafdb_folder(finished_runs):
     at = render()
     at.radio(key="dataset").set_value("Dataset folder").run()

@@ -43,11 +43,30 @@ def test_train_command_maps_options_to_flags(tmp_path):
         runs.train_command(run_dir="r", options={"colour": "red"})
 
 
-def test_new_run_dir_never_reuses_a_folder(tmp_path):
+def test_new_run_dir_reserves_a_fresh_folder(tmp_path):
     first = runs.new_run_dir(root=tmp_path, label="scn")
-    first.mkdir()
     second = runs.new_run_dir(root=tmp_path, label="scn")
-    assert second != first and second.name.startswith(first.name) and not second.exists()
+    assert first.is_dir() and second.is_dir() and second != first
+    assert second.name.startswith(first.name)
+
+
+@pytest.mark.parametrize("label", ["/../../../victim", "../victim", "a/b", "..", ".hidden",
+                                   "nul\x00byte", "tab\tand\nnewline", "..\\..\\x", "/", ""])
+def test_run_names_stay_one_folder_inside_the_runs_root(tmp_path, label):
+    root = tmp_path / "x" / "runs" / "inner"
+    run_dir = runs.new_run_dir(root=root, label=label)
+    assert run_dir.parent == root and run_dir.is_dir()
+    assert [p.name for p in root.iterdir()] == [run_dir.name]
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["runs"]
+    name = run_dir.name.split("-", 2)[2]
+    assert name and not name.startswith(".") and ".." not in name
+    assert not any(c in name for c in "/\\\x00\t\n")
+
+
+def test_run_names_keep_what_a_user_typed_when_it_is_harmless():
+    assert runs.run_name("scn-noise30_v2.1") == "scn-noise30_v2.1"
+    assert runs.run_name("/../../../victim") == "victim"
+    assert runs.run_name("a/b") == "a-b"
 
 
 def test_demo_runs_are_scn_and_baseline_on_the_noisy_benchmark():
