@@ -143,7 +143,10 @@ def status_panel(reader: RunReader, *, key: str) -> dict:
     st.markdown(f":{STATE_COLORS.get(state, 'gray')}[**{state}**] · {detail}")
     run_dir = str(reader.run_dir)
     columns = st.columns([1, 1, 4])
-    if status["alive"]:
+    if status["alive"] and runs.stop_requested(run_dir):
+        columns[0].markdown(":orange[stopping…]", help="Stop was pressed: the trainer finishes its "
+                            "step and writes checkpoints/last.pt")
+    elif status["alive"]:
         columns[0].button("Stop", key=f"stop_{key}", on_click=_stop, args=(run_dir,),
                           help="Graceful: the trainer finishes its step and writes checkpoints/last.pt")
     elif state in ("stopped", "interrupted", "failed") and reader.checkpoint_path("last").exists():

@@ -21,6 +21,7 @@ from scn import lock
 from scn.store import LOG_NAME
 
 SPAWN_LOCK_NAME = "spawn.lock"
+STOP_REQUEST_NAME = "stop.request"
 MAX_NAME_LENGTH = 80
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,7 +126,10 @@ def resume_run(run_dir, *, wait_s: float = 60.0) -> int:
 def stop_run(run_dir) -> bool:
     """Ask the trainer to stop gracefully (SIGTERM: it finishes its step, writes last.pt and marks
     the run stopped). Only the trainer is signalled, not its process group, so data-loader workers
-    are shut down by the trainer rather than dying under it. False when no trainer is alive."""
+    are shut down by the trainer rather than dying under it. False when no trainer is alive.
+
+    The request is recorded in the run folder (a control file, with the trainer's pid) so that
+    every page and tab can show "stopping" instead of offering Stop again."""
     pid = trainer_pid(run_dir)
     if pid is None:
         return False
@@ -133,7 +137,18 @@ def stop_run(run_dir) -> bool:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    (Path(run_dir) / STOP_REQUEST_NAME).write_text(str(pid))
     return True
+
+
+def stop_requested(run_dir) -> bool:
+    """True while the live trainer of `run_dir` has been asked to stop and has not exited yet; a
+    request left by an earlier trainer of the run names another pid and does not count."""
+    pid = trainer_pid(run_dir)
+    try:
+        return pid is not None and (Path(run_dir) / STOP_REQUEST_NAME).read_text().strip() == str(pid)
+    except OSError:
+        return False
 
 
 @contextmanager

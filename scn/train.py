@@ -43,19 +43,28 @@ class RunExistsError(FileExistsError):
 
 
 class StopSignal:
-    """Turns the first SIGTERM/SIGINT into a request to stop after the current step."""
+    """Turns the first SIGTERM/SIGINT into a request to stop after the current step.
+
+    A repeated SIGTERM (a second Stop click, a supervisor that signals twice) is only counted:
+    raising inside the optimizer step would fail the run and lose the mid-epoch checkpoint the
+    first signal asked for. A second Ctrl-C stays a hard interrupt for someone at a terminal.
+    """
 
     def __init__(self):
         self.requested = False
+        self.repeats = 0
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if not self.requested:
+            self.requested = True
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
+        else:
+            self.repeats += 1
 
 
 @dataclass
@@ -300,7 +309,9 @@ class Trainer:
                            "record": record.state_dict()}
                 save_checkpoint(self.run_dir / CHECKPOINT_DIR / "last.pt",
                                 self.checkpoint(epoch=epoch - 1, step_in_epoch=step + 1, partial=partial))
-                self.log.info("stopped at epoch %d step %d; checkpoint written", epoch, step + 1)
+                self.log.info("stopped at epoch %d step %d; checkpoint written%s", epoch, step + 1,
+                              f" ({self.stop.repeats} repeated stop signal(s) ignored)"
+                              if self.stop.repeats else "")
                 return "stopped"
         return "completed"
 

@@ -124,6 +124,21 @@ def test_home_form_keeps_a_hostile_run_name_inside_the_runs_folder(tmp_path, mon
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["runs"]
 
 
+def test_stop_is_offered_once_then_shows_stopping(empty_root, monkeypatch):
+    run_dir = empty_root / "20260101-120000-scn"
+    write_fake_run(run_dir, state="running")
+    signalled = []
+    monkeypatch.setattr(runs.os, "kill", lambda pid, sig: signalled.append((pid, sig)))
+    with lock_held(run_dir):
+        at = render()
+        at.button(key="stop_home").click().run()
+        assert signalled == [(os.getpid(), runs.signal.SIGTERM)]
+        assert not [b for b in at.button if b.key == "stop_home"]
+        assert "stopping…" in texts(at.markdown)
+        at = render(session={"run_picker_choice": run_dir.name})
+        assert not [b for b in at.button if b.key == "stop_home"]
+
+
 def test_home_form_accepts_a_rafdb_folder(finished_runs):
     at = render()
     at.radio(key="dataset").set_value("Dataset folder").run()

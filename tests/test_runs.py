@@ -99,6 +99,22 @@ def test_start_stop_resume_finish(tiny_rafdb, tmp_path):
     assert "resumed at epoch" in (run_dir / "train.log").read_text()
 
 
+def test_two_stop_signals_stop_once_with_a_checkpoint(tiny_rafdb, tmp_path):
+    run_dir = tmp_path / "runs" / "twice"
+    # Steps long enough (160 px) that the second signal lands inside the step the first one ends.
+    pid = runs.start_run(run_dir=run_dir, options=tiny_options(tiny_rafdb, epochs=50, image_size=160))
+    wait_for(lambda: steps_logged(run_dir), what="the first step row")
+    assert runs.stop_run(run_dir) and runs.stop_requested(run_dir)
+    time.sleep(0.05)
+    os.kill(pid, signal.SIGTERM)  # a second click
+    wait_for(lambda: not runs.is_running(run_dir), what="the trainer to stop")
+    status = RunReader(run_dir).status()
+    assert status["state"] == "stopped", status["message"]
+    assert (run_dir / "checkpoints" / "last.pt").exists()
+    assert "repeated stop signal(s) ignored" in (run_dir / "train.log").read_text()
+    assert not runs.stop_requested(run_dir)
+
+
 def test_a_killed_trainer_is_detected_as_interrupted(tiny_rafdb, tmp_path):
     run_dir = tmp_path / "runs" / "killed"
     pid = runs.start_run(run_dir=run_dir, options=tiny_options(tiny_rafdb, epochs=50))

@@ -159,3 +159,16 @@ def test_new_run_into_an_existing_run_folder_is_refused(tiny_rafdb, tmp_path, ca
     assert main(args) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert RunReader(run_dir).step_metrics().equals(before)
+
+
+def test_a_repeated_sigterm_is_counted_not_raised():
+    import signal
+
+    from scn.train import StopSignal
+
+    stop = StopSignal()
+    stop._handle(signal.SIGTERM, None)
+    stop._handle(signal.SIGTERM, None)
+    assert stop.requested and stop.repeats == 1
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signal.SIGINT, None)
