@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import signal
+import sqlite3
 import sys
 import time
 import traceback
@@ -450,10 +451,15 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
         writer.set_status(outcome, finished=time.time() if outcome == "finished" else None)
         log.info("run %s", outcome)
         return outcome
-    except BaseException:
+    except BaseException as exc:
         log.error("training failed:\n%s", traceback.format_exc())
         if writer is not None:
-            writer.set_status("failed", message=traceback.format_exc(), finished=time.time())
+            # The reason first: the app shows this message, and a traceback buries it.
+            reason = f"{exc}\n\n" if str(exc) else ""
+            try:
+                writer.set_status("failed", message=reason + traceback.format_exc(), finished=time.time())
+            except sqlite3.Error as db_error:  # e.g. the disk that failed the checkpoint is full
+                log.error("could not mark the run failed: %s", db_error)
         raise
     finally:
         if writer is not None:

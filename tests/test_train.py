@@ -172,3 +172,30 @@ def test_a_repeated_sigterm_is_counted_not_raised():
     assert stop.requested and stop.repeats == 1
     with pytest.raises(KeyboardInterrupt):
         stop._handle(signal.SIGINT, None)
+
+
+def test_a_full_disk_fails_the_run_with_the_reason_and_resume_continues(tiny_rafdb, tmp_path, monkeypatch):
+    from scn import checkpoint as checkpoint_module
+    from scn.checkpoint import CheckpointWriteError
+
+    run_dir = tmp_path / "full"
+    real_save = torch.save
+    saves = {"n": 0}
+
+    def save(obj, path):
+        saves["n"] += 1
+        if saves["n"] <= 2:  # epoch 1: last.pt and best.pt are written
+            return real_save(obj, path)
+        open(path, "wb").write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 58")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", save)
+    with pytest.raises(CheckpointWriteError, match="no space left on device"):
+        train(tiny_config(tiny_rafdb), run_dir=run_dir, progress=False)
+    status = RunReader(run_dir).status()
+    assert status["state"] == "failed" and status["message"].startswith("cannot write")
+    assert "no space left on device" in status["message"].splitlines()[0]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    monkeypatch.undo()
+    assert train(tiny_config(tiny_rafdb), run_dir=run_dir, resume=True, progress=False) == "finished"
+    assert RunReader(run_dir).epoch_metrics()["epoch"].tolist() == [1, 2]
