@@ -88,6 +88,7 @@ def runs_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "run": table["name"],
         "status": table["status"],
+        "problem": table["problem"].fillna(""),
         "dataset": table["dataset"],
         "method": table["method"],
         "epoch": [f"{e} of {t}" if t else str(e) for e, t in zip(table["epoch"], table["total_epochs"])],

@@ -15,7 +15,7 @@ from scn.checkpoint import CheckpointError, load_model
 from scn.faces import Box, draw_boxes
 from scn.images import ImageLoadError, load_image
 from scn.predict import alpha_percentile, predict_image, trained_on, training_alphas
-from scn.store import CHECKPOINT_DIR, list_runs, runs_root
+from scn.store import CHECKPOINT_DIR, RunDamagedError, list_runs, runs_root
 
 PREVIEW_SIDE = 1200
 
@@ -130,7 +130,11 @@ except CheckpointError as exc:
 st.info(f"This model was trained on **{trained_on(meta)}**. On photos unlike that data its predictions "
         "are a demonstration, not a measurement: do not over-trust them.")
 method = meta["model_config"]["method"]
-training = cached_training_alphas(str(run_dir))
+try:
+    training = cached_training_alphas(str(run_dir))
+except RunDamagedError as exc:
+    st.warning(f"{exc}: predicting from the checkpoint alone, without the training alphas.")
+    training = np.zeros(0)
 
 uploads = st.file_uploader("Photos", accept_multiple_files=True, key="uploads")
 photo = st.camera_input("Camera photo", key="camera") if st.toggle("Use the camera") else None

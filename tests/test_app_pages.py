@@ -139,6 +139,17 @@ def test_stop_is_offered_once_then_shows_stopping(empty_root, monkeypatch):
         assert not [b for b in at.button if b.key == "stop_home"]
 
 
+def test_damaged_runs_are_listed_and_explained(finished_runs):
+    os.truncate(finished_runs["baseline_dir"] / "run.db", 0)
+    at = render()
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["20260101-110000-baseline", "status"] == "damaged"
+    assert "is empty (0 bytes)" in table.loc["20260101-110000-baseline", "problem"]
+    at = render("pages/1_Training.py", session={"run_picker_choice": "20260101-110000-baseline"})
+    assert "is empty (0 bytes)" in texts(at.error)
+    assert "trainer is starting" not in texts(at.info)
+
+
 def test_home_form_accepts_a_rafdb_folder(finished_runs):
     at = render()
     at.radio(key="dataset").set_value("Dataset folder").run()

@@ -111,3 +111,13 @@ def test_baseline_run_explains_alpha(tmp_path, monkeypatch, grace_hopper_path):
     app = page(tmp_path / "runs", monkeypatch)
     app.file_uploader[0].set_value(("hopper.jpg", grace_hopper_path.read_bytes(), "image/jpeg")).run()
     assert any("no attention head" in c.value for c in app.caption)
+
+
+def test_a_run_with_a_damaged_database_still_predicts(run_dir, monkeypatch):
+    import os
+
+    os.truncate(run_dir / "run.db", 4096)
+    app = page(run_dir.parent, monkeypatch)
+    assert app.selectbox[0].options == ["demo (damaged)"]
+    assert "run.db is damaged" in app.warning[0].value
+    assert app.get("file_uploader")
