@@ -32,14 +32,8 @@ def start(*, label: str, options: dict) -> None:
 
 
 def start_demo() -> None:
-    # A second click or tab would start a second pair on the same two cores: refuse while one trains.
-    table = list_runs()
-    training = table[table["name"].str.contains("-demo-") & table["status"].isin(("starting", "running"))]
-    if len(training):
-        ui.flash(f"The demo is already training ({', '.join(training['name'])}).", kind="warning")
-        return
-    for label, options in runs.DEMO_RUNS.items():
-        start(label=f"demo-{label}", options=options)
+    code, message = runs.launch_demo(root=runs_root())
+    ui.flash(message, kind={0: "success", 3: "warning", None: "info"}.get(code, "error"))
 
 
 def start_from_form() -> None:

@@ -77,7 +77,16 @@ def test_demo_is_not_started_twice(empty_root):
         at = render()
         at.button(key="start_demo").click().run()
     assert "already training (20260101-120000-demo-scn)" in texts(at.warning)
-    assert [p.name for p in empty_root.iterdir()] == ["20260101-120000-demo-scn"]
+    assert [p.name for p in empty_root.iterdir() if p.is_dir()] == ["20260101-120000-demo-scn"]
+
+
+def test_demo_button_starts_the_pair_through_the_detached_launcher(empty_root, monkeypatch):
+    launched = []
+    monkeypatch.setattr(runs, "launch_demo", lambda *, root: launched.append(root) or (
+        0, "Started 20260101-120000-demo-scn (pid 11); it trains in the background."))
+    at = render()
+    at.button(key="start_demo").click().run()
+    assert launched == [empty_root] and "Started 20260101-120000-demo-scn" in texts(at.success)
 
 
 def test_home_form_refuses_a_missing_dataset_folder(empty_root, tmp_path):

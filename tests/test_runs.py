@@ -2,6 +2,7 @@
 import os
 import signal
 import sys
+import threading
 import time
 
 import pytest
@@ -74,6 +75,69 @@ def test_demo_runs_are_scn_and_baseline_on_the_noisy_benchmark():
     for options in runs.DEMO_RUNS.values():
         assert options["synth_noise"] == 0.3 and "data" not in options
         runs.train_command(run_dir="r", options=options)
+
+
+@pytest.fixture
+def tiny_demo(tiny_rafdb, monkeypatch):
+    """The demo pair, shrunk to the test dataset; its trainers are killed at the end."""
+    monkeypatch.setattr(runs, "DEMO_RUNS", {label: tiny_options(tiny_rafdb, epochs=500, method=label)
+                                            for label in ("scn", "baseline")})
+    pids = []
+    yield pids
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_two_concurrent_demo_starts_start_one_pair(tmp_path, tiny_demo):
+    root = tmp_path / "runs"
+    outcomes = []
+
+    def click():
+        try:
+            outcomes.append(runs.start_demo(root=root))
+        except runs.DemoRunningError as exc:
+            outcomes.append(exc)
+
+    clicks = [threading.Thread(target=click) for _ in range(2)]
+    for thread in clicks:
+        thread.start()
+    for thread in clicks:
+        thread.join()
+    started = [o for o in outcomes if isinstance(o, dict)]
+    assert len(started) == 1, outcomes
+    tiny_demo.extend(pid for _, pid in started[0].values())
+    assert isinstance(next(o for o in outcomes if not isinstance(o, dict)), runs.DemoRunningError)
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert len(folders) == 2 and sorted(f.split("-", 2)[2] for f in folders) == ["demo-baseline", "demo-scn"]
+    assert sorted(runs.demo_runs_alive(root=root)) == folders
+    assert all(runs._trainer_alive(pid, run_dir=run_dir) for run_dir, pid in started[0].values())
+    with pytest.raises(runs.DemoRunningError, match="already training"):
+        runs.start_demo(root=root)
+
+
+def test_a_demo_whose_second_trainer_fails_leaves_no_half_pair(tmp_path, tiny_rafdb, tiny_demo, monkeypatch):
+    first = tiny_options(tiny_rafdb, epochs=500)
+    monkeypatch.setattr(runs, "DEMO_RUNS", {"scn": first, "baseline": first | {"format": "parquet"}})
+    spawned = {}
+    real_start = runs.start_run
+
+    def start_run(*, run_dir, **kwargs):
+        pid = real_start(run_dir=run_dir, **kwargs)
+        spawned[pid] = run_dir
+        return pid
+
+    monkeypatch.setattr(runs, "start_run", start_run)
+    root = tmp_path / "runs"
+    with pytest.raises(runs.DemoStartError, match="not started: .*invalid choice: 'parquet'"):
+        runs.start_demo(root=root)
+    tiny_demo.extend(spawned)
+    assert len(spawned) == 1
+    assert not any(runs._trainer_alive(pid, run_dir=run_dir) for pid, run_dir in spawned.items())
+    assert [p for p in root.iterdir() if p.is_dir()] == []
+    assert runs.demo_runs_alive(root=root) == []
 
 
 def test_start_stop_resume_finish(tiny_rafdb, tmp_path):
