@@ -18,6 +18,7 @@ from scn.predict import alpha_percentile, predict_image, trained_on, training_al
 from scn.store import CHECKPOINT_DIR, RunDamagedError, list_runs, runs_root
 
 PREVIEW_SIDE = 1200
+MIN_FACE_SIDE = 16  # the smallest square a user may choose as a face
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
@@ -74,6 +75,10 @@ def alpha_caption(alpha: float, training: np.ndarray, method: str) -> str:
 
 def choose_region(key: str, size: tuple):
     """The fallback when no face is found: the whole image, or a square picked with number inputs."""
+    if min(size) < MIN_FACE_SIDE:
+        st.error(f"The image is {size[0]}x{size[1]} px: too small to hold a face "
+                 f"(at least {MIN_FACE_SIDE} px a side).")
+        return None
     choice = st.radio("Predict anyway on", ["the whole image", "a square I choose"], index=None,
                       key=f"fallback-{key}", horizontal=True)
     if choice == "the whole image":
@@ -81,7 +86,8 @@ def choose_region(key: str, size: tuple):
     if choice == "a square I choose":
         width, height = size
         left, middle, right = st.columns(3)
-        side = middle.number_input("side (px)", 16, min(width, height), min(width, height), key=f"side-{key}")
+        side = middle.number_input("side (px)", MIN_FACE_SIDE, min(width, height), min(width, height),
+                                   key=f"side-{key}")
         x = left.number_input("left (px)", 0, width - side, (width - side) // 2, key=f"x-{key}")
         y = right.number_input("top (px)", 0, height - side, (height - side) // 2, key=f"y-{key}")
         return ("box", int(x), int(y), int(side), int(side))
