@@ -154,6 +154,9 @@ def status_panel(reader: RunReader, *, key: str) -> dict:
     elif state in ("stopped", "interrupted", "failed") and reader.checkpoint_path("last").exists():
         columns[1].button("Resume", key=f"resume_{key}", on_click=_resume, args=(run_dir,),
                           help="Continue from checkpoints/last.pt with the relabelled labels")
+    if state != "damaged":
+        for warning in reader.meta("warnings", []):
+            st.warning(f"Warning from the trainer: {warning}.")
     if state == "damaged":
         st.error(f"{status['message']}. Its records cannot be shown; its checkpoints can still be "
                  "used on the Predict page and by `python -m scn eval`.")

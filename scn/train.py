@@ -32,7 +32,7 @@ from scn.data import CachedImages, Split, load_dataset, split_validation
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, rank_regularization, weighted_cross_entropy
-from scn.model import SCN
+from scn.model import SCN, load_pretrained
 from scn.relabel import relabel
 from scn.store import CHECKPOINT_DIR, DB_NAME, LOG_NAME, RunWriter
 
@@ -146,6 +146,15 @@ def prepare_data(config: TrainConfig, *, log=None):
     return config, train, val, dataset.test, root
 
 
+def dataset_warnings(train: Split, *, class_names) -> list:
+    """What about the training labels makes a run pointless, in sentences for the log and the app."""
+    present = torch.unique(train.labels).tolist()
+    if len(present) == 1:
+        return [f"every training label is {class_names[present[0]]}: with one class the model can "
+                "only learn to predict it, and SCN has nothing to relabel to"]
+    return []
+
+
 @torch.no_grad()
 def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> dict:
     """Accuracy, mean loss and confusion matrix (rows: given label, columns: prediction)."""
@@ -187,6 +196,10 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.config, self.train_split, self.val_split, self.test_split, root = prepare_data(config, log=log)
         config = self.config
+        warnings = dataset_warnings(self.train_split, class_names=config.class_names)
+        for warning in warnings:
+            log.warning(warning)
+        writer.set_meta("warnings", warnings)
         self.dataset_info = {"description": config.dataset_description, "path": str(root),
                              "format": config.format}
         self.device = resolve_device(config.device)
@@ -424,6 +437,10 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
     run_dir = Path(run_dir)
     if not resume and (run_dir / DB_NAME).exists():
         raise RunExistsError(f"{run_dir} already holds a run; resume it with --resume or choose another run folder")
+    if not resume and config.pretrained:
+        # Checked before the run folder exists: a run that failed on its weights would otherwise
+        # be left behind, and running the command again would say "already holds a run".
+        load_pretrained(SCN(len(config.class_names), method=config.method), config.pretrained)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_fd = lock.acquire(run_dir)
     log = _logger(run_dir)

@@ -159,6 +159,14 @@ def test_damaged_runs_are_listed_and_explained(finished_runs):
     assert "trainer is starting" not in texts(at.info)
 
 
+def test_status_panel_shows_the_trainers_warnings(finished_runs):
+    writer = RunWriter(finished_runs["scn_dir"])
+    writer.set_meta("warnings", ["every training label is happiness: one class"])
+    writer.close()
+    at = render("pages/1_Training.py")
+    assert "Warning from the trainer: every training label is happiness: one class." in texts(at.warning)
+
+
 def test_home_form_accepts_a_rafdb_folder(finished_runs):
     at = render()
     at.radio(key="dataset").set_value("Dataset folder").run()

@@ -199,3 +199,27 @@ def test_a_full_disk_fails_the_run_with_the_reason_and_resume_continues(tiny_raf
     monkeypatch.undo()
     assert train(tiny_config(tiny_rafdb), run_dir=run_dir, resume=True, progress=False) == "finished"
     assert RunReader(run_dir).epoch_metrics()["epoch"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("weights", ["missing", "garbage"])
+def test_bad_pretrained_weights_fail_before_a_run_folder_exists(tiny_rafdb, tmp_path, weights):
+    from scn.model import PretrainedWeightsError
+
+    path = tmp_path / "start.pt"
+    if weights == "garbage":
+        path.write_bytes(b"not a weights file")
+    run_dir = tmp_path / "runs" / "r"
+    with pytest.raises(PretrainedWeightsError):
+        train(tiny_config(tiny_rafdb, pretrained=str(path)), run_dir=run_dir, progress=False)
+    assert not run_dir.exists()
+
+
+def test_a_one_class_dataset_trains_with_a_warning(tmp_path):
+    from tests.helpers import write_rafdb
+
+    data = write_rafdb(tmp_path / "one", train=20, test=6, size=32, num_classes=1)
+    run_dir = tmp_path / "r"
+    assert train(tiny_config(data, epochs=1), run_dir=run_dir, progress=False) == "finished"
+    warnings = RunReader(run_dir).meta("warnings")
+    assert len(warnings) == 1 and "every training label is surprise" in warnings[0]
+    assert "WARNING every training label is surprise" in (run_dir / "train.log").read_text()
