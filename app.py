@@ -6,7 +6,7 @@ import streamlit as st
 
 import studio_ui as ui
 from scn import runs
-from scn.config import option_specs
+from scn.config import option_argv, option_specs
 from scn.data import check_dataset
 from scn.lock import RunLockedError
 from scn.store import list_runs, runs_root
@@ -25,24 +25,23 @@ HINTS = {name: spec.help for name, spec in option_specs().items()}
 
 
 def start(*, label: str, options: dict) -> None:
+    try:
+        option_argv(options)  # an out-of-range value is refused before a run folder exists
+    except ValueError as exc:
+        ui.flash(f"Not started: {exc}", kind="error")
+        return
     run_dir = runs.new_run_dir(root=runs_root(), label=label)
     try:
         pid = runs.start_run(run_dir=run_dir, options=options)
-    except (RunLockedError, runs.TrainerExitedError, ValueError) as exc:
+    except (RunLockedError, runs.TrainerExitedError) as exc:
         ui.flash(f"{run_dir.name}: {exc}", kind="error")
     else:
         ui.flash(f"Started {run_dir.name} (pid {pid}); it trains in the background.")
 
 
 def start_demo() -> None:
-    # A second click or tab would start a second pair on the same two cores: refuse while one trains.
-    table = list_runs()
-    training = table[table["name"].str.contains("-demo-") & table["status"].isin(("starting", "running"))]
-    if len(training):
-        ui.flash(f"The demo is already training ({', '.join(training['name'])}).", kind="warning")
-        return
-    for label, options in runs.DEMO_RUNS.items():
-        start(label=f"demo-{label}", options=options)
+    code, message = runs.launch_demo(root=runs_root())
+    ui.flash(message, kind={0: "success", 3: "warning", None: "info"}.get(code, "error"))
 
 
 def start_from_form() -> None:
@@ -91,6 +90,7 @@ def runs_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "run": table["name"],
         "status": table["status"],
+        "problem": table["problem"].fillna(""),
         "dataset": table["dataset"],
         "method": table["method"],
         "epoch": [f"{e} of {t}" if t else str(e) for e, t in zip(table["epoch"], table["total_epochs"])],

@@ -11,7 +11,7 @@ import streamlit as st
 
 from scn import analysis, lock, runs, thumbnails
 from scn.lock import RunLockedError
-from scn.store import RunNotFoundError, RunReader, list_runs, runs_root
+from scn.store import RunDamagedError, RunNotFoundError, RunReader, list_runs, runs_root
 
 # Live views of a run with a live trainer rerun this often: a newly written epoch shows within
 # REFRESH_SECONDS plus a render. Views of runs without one (finished, stopped) change only when
@@ -20,7 +20,7 @@ REFRESH_SECONDS = 2
 IDLE_REFRESH_SECONDS = 10
 # Colours of a run's state in markdown (no emoji: headless servers often lack an emoji font).
 STATE_COLORS = {"created": "gray", "starting": "orange", "running": "green", "finished": "blue",
-                "stopped": "gray", "failed": "red", "interrupted": "orange"}
+                "stopped": "gray", "failed": "red", "interrupted": "orange", "damaged": "red"}
 
 
 def page(title: str) -> None:
@@ -89,6 +89,8 @@ def run_guard(reader: RunReader):
     """Turn a run folder deleted (or moved) while a page shows it into a plain message."""
     try:
         yield
+    except RunDamagedError as exc:
+        st.error(f"{exc}. Its checkpoints can still be used on the Predict page.")
     except (RunNotFoundError, sqlite3.OperationalError):
         if reader.run_dir.exists() and (reader.run_dir / "run.db").exists():
             raise
@@ -143,13 +145,22 @@ def status_panel(reader: RunReader, *, key: str) -> dict:
     st.markdown(f":{STATE_COLORS.get(state, 'gray')}[**{state}**] · {detail}")
     run_dir = str(reader.run_dir)
     columns = st.columns([1, 1, 4])
-    if status["alive"]:
+    if status["alive"] and runs.stop_requested(run_dir):
+        columns[0].markdown(":orange[stopping…]", help="Stop was pressed: the trainer finishes its "
+                            "step and writes checkpoints/last.pt")
+    elif status["alive"]:
         columns[0].button("Stop", key=f"stop_{key}", on_click=_stop, args=(run_dir,),
                           help="Graceful: the trainer finishes its step and writes checkpoints/last.pt")
     elif state in ("stopped", "interrupted", "failed") and reader.checkpoint_path("last").exists():
         columns[1].button("Resume", key=f"resume_{key}", on_click=_resume, args=(run_dir,),
                           help="Continue from checkpoints/last.pt with the relabelled labels")
-    if state == "failed":
+    if state != "damaged":
+        for warning in reader.meta("warnings", []):
+            st.warning(f"Warning from the trainer: {warning}.")
+    if state == "damaged":
+        st.error(f"{status['message']}. Its records cannot be shown; its checkpoints can still be "
+                 "used on the Predict page and by `python -m scn eval`.")
+    elif state == "failed":
         st.error("The trainer failed.")
         st.code(status["message"] or reader.log_tail(), language="text")
     elif state == "interrupted":

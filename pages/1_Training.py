@@ -13,6 +13,8 @@ reader = ui.pick_run()
 def live() -> None:
     with ui.run_guard(reader):
         status = ui.status_panel(reader, key="training")
+        if status["state"] == "damaged":
+            return
         config = reader.config()
         steps, epochs = reader.step_metrics(), reader.epoch_metrics()
         total = status["total_epochs"] or config.get("epochs")

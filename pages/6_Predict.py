@@ -14,8 +14,10 @@ from scn.checkpoint import CheckpointError, load_model
 from scn.faces import Box, draw_boxes
 from scn.images import ImageLoadError, load_image
 from scn.predict import alpha_percentile, predict_image, trained_on, training_alphas
+from scn.store import RunDamagedError
 
 PREVIEW_SIDE = 1200
+MIN_FACE_SIDE = 16  # the smallest square a user may choose as a face
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
@@ -63,6 +65,10 @@ def alpha_caption(alpha: float, training: np.ndarray, method: str) -> str:
 
 def choose_region(key: str, size: tuple):
     """The fallback when no face is found: the whole image, or a square picked with number inputs."""
+    if min(size) < MIN_FACE_SIDE:
+        st.error(f"The image is {size[0]}x{size[1]} px: too small to hold a face "
+                 f"(at least {MIN_FACE_SIDE} px a side).")
+        return None
     choice = st.radio("Predict anyway on", ["the whole image", "a square I choose"], index=None,
                       key=f"fallback-{key}", horizontal=True)
     if choice == "the whole image":
@@ -70,7 +76,8 @@ def choose_region(key: str, size: tuple):
     if choice == "a square I choose":
         width, height = size
         left, middle, right = st.columns(3)
-        side = middle.number_input("side (px)", 16, min(width, height), min(width, height), key=f"side-{key}")
+        side = middle.number_input("side (px)", MIN_FACE_SIDE, min(width, height), min(width, height),
+                                   key=f"side-{key}")
         x = left.number_input("left (px)", 0, width - side, (width - side) // 2, key=f"x-{key}")
         y = right.number_input("top (px)", 0, height - side, (height - side) // 2, key=f"y-{key}")
         return ("box", int(x), int(y), int(side), int(side))
@@ -114,7 +121,11 @@ except CheckpointError as exc:
 st.info(f"This model was trained on **{trained_on(meta)}**. On photos unlike that data its predictions "
         "are a demonstration, not a measurement: do not over-trust them.")
 method = meta["model_config"]["method"]
-training = cached_training_alphas(str(reader.run_dir))
+try:
+    training = cached_training_alphas(str(reader.run_dir))
+except RunDamagedError as exc:
+    st.warning(f"{exc}: predicting from the checkpoint alone, without the training alphas.")
+    training = np.zeros(0)
 
 uploads = st.file_uploader("Photos", accept_multiple_files=True, key="uploads")
 photo = st.camera_input("Camera photo", key="camera") if st.toggle("Use the camera") else None

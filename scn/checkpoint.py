@@ -10,6 +10,7 @@ A checkpoint is a plain dict of tensors and primitives so that it loads with
     epoch         epochs completed; step_in_epoch > 0 marks a checkpoint taken mid-epoch
     optimizer, scheduler, labels (scn.labels.LabelState.state_dict()), rng, best, dataset
 """
+import errno
 import os
 from pathlib import Path
 
@@ -24,13 +25,30 @@ class CheckpointError(RuntimeError):
     """Raised for a missing, unreadable or foreign checkpoint file."""
 
 
+class CheckpointWriteError(CheckpointError):
+    """Raised when a checkpoint cannot be written (most often: the disk is full); the previous
+    file at that path is left as it was, so the run can resume once there is room."""
+
+
 def save_checkpoint(path, checkpoint: dict) -> None:
     """Write atomically, so a trainer killed while saving never leaves a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointWriteError(f"cannot write {path}: {_write_failure(exc)}") from exc
+
+
+def _write_failure(exc: Exception) -> str:
+    # A full disk reaches torch.save's zip writer as "[enforce fail at inline_container.cc:...]
+    # unexpected pos ..." rather than as ENOSPC, so both mean the same to the user.
+    if getattr(exc, "errno", None) == errno.ENOSPC or "unexpected pos" in str(exc):
+        return "no space left on device"
+    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
 
 
 def load_checkpoint(path) -> dict:

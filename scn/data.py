@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from scn.classes import CLASS_NAMES, CLASS_NAMES_WITH_CONTEMPT, RAFDB_LABELS, class_index
+from scn.images import ImageLoadError, load_image
 
 RAFDB_LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
 RAFDB_IMAGE_DIR = Path("Image") / "aligned"
@@ -84,8 +85,11 @@ def read_label_file(path: Path, *, valid=RAFDB_LABELS) -> dict:
     """Parse `name label` lines (RAF-DB and the official noise files) into {name: 0-based label}."""
     if not path.is_file():
         raise DatasetError(f"label file not found: {path}")
-    labels = {}
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    labels, first_seen = {}, {}
+    # utf-8-sig: a byte-order mark (Windows editors write one) would otherwise stick to the first
+    # name, which then no longer starts with "train" and that image silently leaves the dataset.
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(),
+                                  start=1):
         if not line.strip():
             continue
         parts = line.split()
@@ -97,6 +101,10 @@ def read_label_file(path: Path, *, valid=RAFDB_LABELS) -> dict:
                 f"{path}, line {number}: label {label} is outside {min(valid)}–{max(valid)} "
                 f"(RAF-DB labels are 1-based: {', '.join(f'{k} {v}' for k, v in valid.items())})"
             )
+        if parts[0] in first_seen:
+            raise DatasetError(f"{path}, lines {first_seen[parts[0]]} and {number}: {parts[0]} is listed "
+                               "twice; keep one line per image")
+        first_seen[parts[0]] = number
         labels[parts[0]] = label - 1
     if not labels:
         raise DatasetError(f"label file {path} holds no labels")
@@ -160,22 +168,22 @@ def _imagefolder_splits(root: Path, *, seed: int) -> tuple:
 
 
 def decode_image(path: Path, *, size: int) -> np.ndarray:
-    """RGB uint8 array of shape (3, size, size)."""
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
+    """RGB uint8 array of shape (3, size, size), decoded by scn.images.load_image (EXIF
+    orientation, 16-bit, CMYK, palette, alpha) so that training sees a photo as predict does."""
+    image = load_image(path)
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
 
 
 def _decode_all(paths: list, *, size: int, workers: int) -> tuple:
     def decode(path):
+        if not Path(path).is_file():
+            return None, f"{path}: missing"
         try:
             return decode_image(path, size=size), None
-        except FileNotFoundError:
-            return None, f"{path}: missing"
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            return None, f"{path}: unreadable ({exc.__class__.__name__}: {exc})"
+        except ImageLoadError as exc:
+            return None, f"{path}: unreadable ({str(exc).removeprefix(f'{path}: ')})"
 
     # PIL releases the GIL while decoding, so threads use every core without pickling pixels.
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -5,10 +5,14 @@ process session, with stdout/stderr appended to the run's train.log, so closing 
 restarting Streamlit leaves it running. The trainer's run lock (scn.lock) is the single source of
 truth for "is a trainer alive"; the spawn lock here only closes the window between spawning a
 trainer and that trainer taking its run lock, in which a second click or browser tab could spawn a
-duplicate.
+duplicate. The demo pair is started under a lock of its own in the runs folder, both or neither
+(`start_demo`), from a detached launcher process (`launch_demo`).
 """
 import fcntl
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +25,11 @@ from scn.config import option_argv
 from scn.store import LOG_NAME
 
 SPAWN_LOCK_NAME = "spawn.lock"
+# In the runs folder: held while a demo pair is checked and started, and the pids it started.
+DEMO_LOCK_NAME = ".demo.lock"
+DEMO_MARKER_NAME = ".demo.json"
+STOP_REQUEST_NAME = "stop.request"
+MAX_NAME_LENGTH = 80
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The one-click demo: SCN and the baseline side by side on the built-in benchmark with 30% label
@@ -43,15 +52,32 @@ def train_command(*, run_dir, options: dict, resume: bool = False) -> list:
     return argv + ["--resume"] if resume else argv
 
 
+def run_name(label: str) -> str:
+    """`label` as one harmless path component: a name typed into the form must not climb out of
+    the runs folder (`../x`), nest folders the app never lists (`a/b`), hide itself (`.x`) or
+    carry NUL and control characters."""
+    name = re.sub(r"[^\w.+-]+", "-", str(label))
+    name = re.sub(r"\.{2,}", ".", name).strip(".-")
+    return name[:MAX_NAME_LENGTH].rstrip(".-") or "run"
+
+
 def new_run_dir(*, root, label: str) -> Path:
-    """A fresh, not yet existing folder under `root` named by time and `label` (e.g. the method)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{stamp}-{label}"
+    """Create and return a fresh folder directly under `root`, named by time and `label` (e.g. the
+    method). Creating it here, not at spawn, reserves the name: two starts in the same second
+    get two folders instead of racing for one."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    base = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{run_name(label)}"
     candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
+    while True:
+        if candidate.resolve().parent != root.resolve():
+            raise ValueError(f"run name {label!r} does not name a folder inside {root}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = base.with_name(f"{base.name}-{n}")
 
 
 def is_running(run_dir) -> bool:
@@ -82,7 +108,10 @@ def resume_run(run_dir, *, wait_s: float = 60.0) -> int:
 def stop_run(run_dir) -> bool:
     """Ask the trainer to stop gracefully (SIGTERM: it finishes its step, writes last.pt and marks
     the run stopped). Only the trainer is signalled, not its process group, so data-loader workers
-    are shut down by the trainer rather than dying under it. False when no trainer is alive."""
+    are shut down by the trainer rather than dying under it. False when no trainer is alive.
+
+    The request is recorded in the run folder (a control file, with the trainer's pid) so that
+    every page and tab can show "stopping" instead of offering Stop again."""
     pid = trainer_pid(run_dir)
     if pid is None:
         return False
@@ -90,12 +119,127 @@ def stop_run(run_dir) -> bool:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    (Path(run_dir) / STOP_REQUEST_NAME).write_text(str(pid))
     return True
 
 
+def stop_requested(run_dir) -> bool:
+    """True while the live trainer of `run_dir` has been asked to stop and has not exited yet; a
+    request left by an earlier trainer of the run names another pid and does not count."""
+    pid = trainer_pid(run_dir)
+    try:
+        return pid is not None and (Path(run_dir) / STOP_REQUEST_NAME).read_text().strip() == str(pid)
+    except OSError:
+        return False
+
+
+class DemoRunningError(RuntimeError):
+    """Raised when a demo pair is already training (or still starting) in the runs folder."""
+
+
+class DemoStartError(RuntimeError):
+    """Raised when one of the demo's trainers could not be started; the other was stopped and both
+    run folders removed, so no half pair is left."""
+
+
+def demo_runs_alive(*, root) -> list:
+    """Names of the demo runs under `root` whose trainer is alive or still starting: a demo run
+    whose trainer holds its run lock, or one that start_demo spawned whose process still lives
+    (it takes its lock only after importing torch, which can outlast start_run's wait)."""
+    root = Path(root)
+    alive = {p.name for p in root.glob("*-demo-*") if p.is_dir() and lock.is_held(p)}
+    try:
+        spawned = json.loads((root / DEMO_MARKER_NAME).read_text())
+    except (OSError, ValueError):
+        spawned = {}
+    alive |= {name for name, pid in spawned.items() if _trainer_alive(pid, run_dir=root / name)}
+    return sorted(alive)
+
+
+def start_demo(*, root, wait_s: float = 60.0) -> dict:
+    """Start the one-click demo (DEMO_RUNS, side by side) in `root`: both trainers or neither.
+
+    Returns {label: (run_dir, pid)}. The whole check-and-start happens under an OS file lock in
+    `root`, so two callers (two tabs, two app servers, two scripts) cannot both pass the check;
+    the second gets DemoRunningError. If a trainer fails to start, the ones already started are
+    killed and their folders removed, and DemoStartError says why.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with _file_lock(root / DEMO_LOCK_NAME):
+        alive = demo_runs_alive(root=root)
+        if alive:
+            raise DemoRunningError(f"The demo is already training ({', '.join(alive)}).")
+        started, pids = {}, {}
+        try:
+            for label, options in DEMO_RUNS.items():
+                run_dir = new_run_dir(root=root, label=f"demo-{label}")
+                started[label] = (run_dir, None)
+                pid = start_run(run_dir=run_dir, options=options, wait_s=wait_s)
+                started[label], pids[run_dir.name] = (run_dir, pid), pid
+                (root / DEMO_MARKER_NAME).write_text(json.dumps(pids))
+        except BaseException as exc:
+            for run_dir, pid in started.values():
+                _discard(run_dir, pid=pid)
+            (root / DEMO_MARKER_NAME).unlink(missing_ok=True)
+            if not isinstance(exc, Exception):
+                raise
+            raise DemoStartError(f"The demo was not started: {exc}") from exc
+        return started
+
+
+def launch_demo(*, root, wait_s: float = 180.0) -> tuple:
+    """Run start_demo in a detached `python -m scn demo` process and wait for its answer:
+    (exit status, what it printed). Detached, so that a browser tab closed or an app server
+    stopped mid-click cannot leave one trainer of the pair started and the other not.
+    The status is 0 (started), 3 (already training), 2 (not started) or None (still starting
+    after `wait_s`; the launcher carries on)."""
+    argv = [sys.executable, "-m", "scn", "demo", "--root", str(Path(root).resolve())]
+    process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=_child_env(), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        return None, "The demo is still starting; it will appear in the runs table."
+    return process.returncode, output.strip()
+
+
+def _trainer_alive(pid, *, run_dir) -> bool:
+    """Whether `pid` is a live (not zombie) trainer of `run_dir`; the command line is checked
+    where /proc has it, so a pid reused by another process does not count."""
+    proc = Path(f"/proc/{pid}")
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.kill(int(pid), 0)
+        except (OSError, ValueError):
+            return False
+        return True
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        command = (proc / "cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X") and str(Path(run_dir).resolve()).encode() in command
+
+
+def _discard(run_dir, *, pid) -> None:
+    """Kill a trainer that start_demo started (its whole session: it was started as a session
+    leader) and remove its folder."""
+    if pid is not None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 30.0
+        while _trainer_alive(pid, run_dir=run_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 @contextmanager
-def _spawn_lock(run_dir):
-    fd = os.open(Path(run_dir) / SPAWN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+def _file_lock(path):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -103,18 +247,22 @@ def _spawn_lock(run_dir):
         os.close(fd)
 
 
+def _child_env() -> dict:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
 def _spawn(*, run_dir, argv: list, wait_s: float) -> int:
     """Start `argv` detached, then wait until it holds the run lock (or exits, or `wait_s` passes),
     all under the spawn lock, so a concurrent caller sees the run as held and is refused."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _spawn_lock(run_dir):
+    with _file_lock(run_dir / SPAWN_LOCK_NAME):
         if lock.is_held(run_dir):
             raise lock.RunLockedError(f"a trainer is already running for {run_dir}")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         with open(run_dir / LOG_NAME, "ab") as log:
-            process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
+            process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=_child_env(), stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         deadline = time.monotonic() + wait_s

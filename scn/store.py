@@ -81,6 +81,11 @@ class RunNotFoundError(FileNotFoundError):
     """Raised when a run folder (or its database) does not exist."""
 
 
+class RunDamagedError(RuntimeError):
+    """Raised when a run's database is truncated or otherwise unreadable; its checkpoints may
+    still be fine (predict and eval work from them alone)."""
+
+
 def runs_root() -> Path:
     """Where runs live: $SCN_RUNS_DIR, else ./runs."""
     return Path(os.environ.get("SCN_RUNS_DIR", "runs"))
@@ -91,7 +96,10 @@ def connect(run_dir, *, create: bool = False) -> sqlite3.Connection:
     if not create and not path.exists():
         raise RunNotFoundError(f"no run at {run_dir} (missing {DB_NAME})")
     conn = sqlite3.connect(path, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
+    # WAL is a property of the file, set once by its writer. A reader setting it would write a
+    # header into an empty (0-byte) run.db and so hide that the file was damaged.
+    if create:
+        conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
@@ -205,15 +213,38 @@ class RunReader:
         return self.run_dir.name
 
     def _query(self, sql: str, params=()) -> list:
-        conn = connect(self.run_dir)
+        conn = None
         try:
+            conn = connect(self.run_dir)
             return conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return []
             raise
+        except sqlite3.DatabaseError as exc:  # "malformed", "not a database": the file, not a query
+            raise RunDamagedError(f"{self.run_dir / DB_NAME} is damaged: {exc}") from exc
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
+
+    def damage(self) -> str | None:
+        """Why run.db cannot be trusted, judged from its size and header without opening it, or
+        None. A live trainer's database is never judged: it may be mid-creation or mid-checkpoint."""
+        path = self.run_dir / DB_NAME
+        if lock.is_held(self.run_dir):
+            return None
+        size = path.stat().st_size
+        if size == 0:
+            return f"{path} is empty (0 bytes)"
+        with open(path, "rb") as f:
+            header = f.read(100)
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+            return f"{path} is not an SQLite database"
+        page_size = int.from_bytes(header[16:18], "big")
+        expected = int.from_bytes(header[28:32], "big") * (65536 if page_size == 1 else page_size)
+        if size < expected:
+            return f"{path} is truncated ({size:,} of {expected:,} bytes)"
+        return None
 
     def _frame(self, sql: str, params=(), *, columns) -> pd.DataFrame:
         return pd.DataFrame(self._query(sql, params), columns=list(columns))
@@ -231,9 +262,13 @@ class RunReader:
     def status(self) -> dict:
         """The status row, with `state` corrected by liveness: a run that says "running" but whose
         trainer holds no lock is reported "interrupted" (killed, crashed, or the machine rebooted)."""
-        rows = self._query(
-            "SELECT state, pid, heartbeat, started, finished, epoch, total_epochs, step, "
-            "steps_per_epoch, message FROM status WHERE id = 1")
+        damage = self.damage()
+        try:
+            rows = [] if damage else self._query(
+                "SELECT state, pid, heartbeat, started, finished, epoch, total_epochs, step, "
+                "steps_per_epoch, message FROM status WHERE id = 1")
+        except RunDamagedError as exc:
+            rows, damage = [], str(exc)
         keys = ("state", "pid", "heartbeat", "started", "finished", "epoch", "total_epochs", "step",
                 "steps_per_epoch", "message")
         status = dict(zip(keys, rows[0])) if rows else {k: None for k in keys} | {"state": "created"}
@@ -241,6 +276,8 @@ class RunReader:
         status["alive"] = alive
         if status["state"] in ("running", "starting") and not alive:
             status["state"] = "interrupted"
+        if damage:
+            status |= {"state": "damaged", "message": damage}
         status["heartbeat_age"] = time.time() - status["heartbeat"] if status["heartbeat"] else None
         return status
 
@@ -377,13 +414,19 @@ class RunReader:
         return TrainConfig.from_dict(self.config())
 
     def summary(self) -> dict:
-        config, status = self.config(), self.status()
-        epochs = self.epoch_metrics()
+        status = self.status()
+        try:
+            if status["state"] == "damaged":
+                raise RunDamagedError(status["message"])
+            config, epochs = self.config(), self.epoch_metrics()
+        except RunDamagedError as exc:
+            return self._damaged_summary(status, reason=str(exc))
         best = epochs["test_accuracy"].max() if len(epochs) else None
         return {
             "name": self.name,
             "path": str(self.run_dir),
             "status": status["state"],
+            "problem": None,
             "dataset": config.get("dataset_description", config.get("data", "")),
             "method": config.get("method_label", config.get("method", "")),
             "epoch": int(epochs["epoch"].max()) if len(epochs) else 0,
@@ -393,11 +436,28 @@ class RunReader:
             "started": status["started"],
         }
 
+    def _damaged_summary(self, status: dict, *, reason: str) -> dict:
+        """What can still be said of a run whose database is damaged: config.json (the trainer
+        writes it beside the database) and the file times."""
+        try:
+            config = json.loads((self.run_dir / CONFIG_NAME).read_text())
+        except (OSError, ValueError):
+            config = {}
+        return {
+            "name": self.name, "path": str(self.run_dir), "status": "damaged", "problem": reason,
+            "dataset": config.get("dataset_description", config.get("data", "")),
+            "method": config.get("method_label", config.get("method", "")),
+            "epoch": 0, "total_epochs": config.get("epochs"), "best_test_accuracy": None,
+            "last_test_accuracy": None,
+            "started": status["started"] or (self.run_dir / DB_NAME).stat().st_mtime,
+        }
+
 
 def list_runs(root=None) -> pd.DataFrame:
-    """One row per run folder under `root` (default runs_root()), newest first."""
+    """One row per run folder under `root` (default runs_root()), newest first. A run whose
+    database is damaged is listed with status "damaged" and the reason in `problem`, not left out."""
     root = Path(root) if root is not None else runs_root()
-    columns = ["name", "path", "status", "dataset", "method", "epoch", "total_epochs",
+    columns = ["name", "path", "status", "problem", "dataset", "method", "epoch", "total_epochs",
                "best_test_accuracy", "last_test_accuracy", "started"]
     if not root.is_dir():
         return pd.DataFrame(columns=columns)
@@ -405,7 +465,7 @@ def list_runs(root=None) -> pd.DataFrame:
     for run_dir in sorted(p for p in root.iterdir() if (p / DB_NAME).exists()):
         try:
             rows.append(RunReader(run_dir).summary())
-        except (RunNotFoundError, sqlite3.DatabaseError):
-            continue
+        except RunNotFoundError:
+            continue  # deleted while listing
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values("started", ascending=False, na_position="last").reset_index(drop=True)

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import signal
+import sqlite3
 import sys
 import time
 import traceback
@@ -31,7 +32,7 @@ from scn.data import CachedImages, Split, load_dataset, split_validation
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, rank_regularization, weighted_cross_entropy
-from scn.model import SCN
+from scn.model import SCN, load_pretrained
 from scn.relabel import relabel
 from scn.store import DB_NAME, LOG_NAME, RunWriter, checkpoint_path
 
@@ -43,19 +44,28 @@ class RunExistsError(FileExistsError):
 
 
 class StopSignal:
-    """Turns the first SIGTERM/SIGINT into a request to stop after the current step."""
+    """Turns the first SIGTERM/SIGINT into a request to stop after the current step.
+
+    A repeated SIGTERM (a second Stop click, a supervisor that signals twice) is only counted:
+    raising inside the optimizer step would fail the run and lose the mid-epoch checkpoint the
+    first signal asked for. A second Ctrl-C stays a hard interrupt for someone at a terminal.
+    """
 
     def __init__(self):
         self.requested = False
+        self.repeats = 0
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if not self.requested:
+            self.requested = True
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
+        else:
+            self.repeats += 1
 
 
 @dataclass
@@ -136,6 +146,15 @@ def prepare_data(config: TrainConfig, *, log=None):
     return config, train, val, dataset.test, root
 
 
+def dataset_warnings(train: Split, *, class_names) -> list:
+    """What about the training labels makes a run pointless, in sentences for the log and the app."""
+    present = torch.unique(train.labels).tolist()
+    if len(present) == 1:
+        return [f"every training label is {class_names[present[0]]}: with one class the model can "
+                "only learn to predict it, and SCN has nothing to relabel to"]
+    return []
+
+
 @torch.no_grad()
 def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> dict:
     """Accuracy, mean loss and confusion matrix (rows: given label, columns: prediction)."""
@@ -177,6 +196,10 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.config, self.train_split, self.val_split, self.test_split, root = prepare_data(config, log=log)
         config = self.config
+        warnings = dataset_warnings(self.train_split, class_names=config.class_names)
+        for warning in warnings:
+            log.warning(warning)
+        writer.set_meta("warnings", warnings)
         self.dataset_info = {"description": config.dataset_description, "path": str(root),
                              "format": config.format}
         self.device = resolve_device(config.device)
@@ -300,7 +323,9 @@ class Trainer:
                            "record": record.state_dict()}
                 save_checkpoint(checkpoint_path(self.run_dir, "last"),
                                 self.checkpoint(epoch=epoch - 1, step_in_epoch=step + 1, partial=partial))
-                self.log.info("stopped at epoch %d step %d; checkpoint written", epoch, step + 1)
+                self.log.info("stopped at epoch %d step %d; checkpoint written%s", epoch, step + 1,
+                              f" ({self.stop.repeats} repeated stop signal(s) ignored)"
+                              if self.stop.repeats else "")
                 return "stopped"
         return "completed"
 
@@ -412,6 +437,10 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
     run_dir = Path(run_dir)
     if not resume and (run_dir / DB_NAME).exists():
         raise RunExistsError(f"{run_dir} already holds a run; resume it with --resume or choose another run folder")
+    if not resume and config.pretrained:
+        # Checked before the run folder exists: a run that failed on its weights would otherwise
+        # be left behind, and running the command again would say "already holds a run".
+        load_pretrained(SCN(len(config.class_names), method=config.method), config.pretrained)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_fd = lock.acquire(run_dir)
     log = _logger(run_dir)
@@ -439,10 +468,15 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
         writer.set_status(outcome, finished=time.time() if outcome == "finished" else None)
         log.info("run %s", outcome)
         return outcome
-    except BaseException:
+    except BaseException as exc:
         log.error("training failed:\n%s", traceback.format_exc())
         if writer is not None:
-            writer.set_status("failed", message=traceback.format_exc(), finished=time.time())
+            # The reason first: the app shows this message, and a traceback buries it.
+            reason = f"{exc}\n\n" if str(exc) else ""
+            try:
+                writer.set_status("failed", message=reason + traceback.format_exc(), finished=time.time())
+            except sqlite3.Error as db_error:  # e.g. the disk that failed the checkpoint is full
+                log.error("could not mark the run failed: %s", db_error)
         raise
     finally:
         if writer is not None:

@@ -83,7 +83,16 @@ def test_demo_is_not_started_twice(empty_root, trained_runs):
         at = render()
         at.button(key="start_demo").click().run()
     assert "already training (20260101-120000-demo-scn)" in texts(at.warning)
-    assert [p.name for p in empty_root.iterdir()] == ["20260101-120000-demo-scn"]
+    assert [p.name for p in empty_root.iterdir() if p.is_dir()] == ["20260101-120000-demo-scn"]
+
+
+def test_demo_button_starts_the_pair_through_the_detached_launcher(empty_root, monkeypatch):
+    launched = []
+    monkeypatch.setattr(runs, "launch_demo", lambda *, root: launched.append(root) or (
+        0, "Started 20260101-120000-demo-scn (pid 11); it trains in the background."))
+    at = render()
+    at.button(key="start_demo").click().run()
+    assert launched == [empty_root] and "Started 20260101-120000-demo-scn" in texts(at.success)
 
 
 def test_home_form_refuses_a_missing_dataset_folder(empty_root, tmp_path):
@@ -114,6 +123,54 @@ def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path
     at.text_input(key="pretrained").input(str(weights)).run()
     at.button(key="start_run").click().run()
     assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] == 0.3
+
+
+def test_home_form_keeps_a_hostile_run_name_inside_the_runs_folder(tmp_path, monkeypatch):
+    root = tmp_path / "x" / "runs" / "inner"
+    root.mkdir(parents=True)
+    monkeypatch.setenv("SCN_RUNS_DIR", str(root))
+    started = []
+    monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.append(run_dir) or 1)
+    at = render()
+    at.text_input(key="run_label").input("/../../../victim").run()
+    at.button(key="start_run").click().run()
+    assert [d.parent for d in started] == [root] and started[0].name.endswith("-victim")
+    assert [p.name for p in root.iterdir()] == [started[0].name]
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["runs"]
+
+
+def test_stop_is_offered_once_then_shows_stopping(empty_root, monkeypatch):
+    run_dir = empty_root / "20260101-120000-scn"
+    write_fake_run(run_dir, state="running")
+    signalled = []
+    monkeypatch.setattr(runs.os, "kill", lambda pid, sig: signalled.append((pid, sig)))
+    with lock_held(run_dir):
+        at = render()
+        at.button(key="stop_home").click().run()
+        assert signalled == [(os.getpid(), runs.signal.SIGTERM)]
+        assert not [b for b in at.button if b.key == "stop_home"]
+        assert "stopping…" in texts(at.markdown)
+        at = render(session={"run_picker_choice": run_dir.name})
+        assert not [b for b in at.button if b.key == "stop_home"]
+
+
+def test_damaged_runs_are_listed_and_explained(finished_runs):
+    os.truncate(finished_runs["baseline_dir"] / "run.db", 0)
+    at = render()
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["20260101-110000-baseline", "status"] == "damaged"
+    assert "is empty (0 bytes)" in table.loc["20260101-110000-baseline", "problem"]
+    at = render("pages/1_Training.py", session={"run_picker_choice": "20260101-110000-baseline"})
+    assert "is empty (0 bytes)" in texts(at.error)
+    assert "trainer is starting" not in texts(at.info)
+
+
+def test_status_panel_shows_the_trainers_warnings(finished_runs):
+    writer = RunWriter(finished_runs["scn_dir"])
+    writer.set_meta("warnings", ["every training label is happiness: one class"])
+    writer.close()
+    at = render("pages/1_Training.py")
+    assert "Warning from the trainer: every training label is happiness: one class." in texts(at.warning)
 
 
 def test_home_form_accepts_a_rafdb_folder(finished_runs):

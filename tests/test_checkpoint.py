@@ -34,3 +34,28 @@ def test_foreign_and_corrupt_files_are_refused(tmp_path):
         load_model(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_model(tmp_path / "absent.pt")
+
+
+def full_disk(error):
+    """torch.save that writes part of the file, then fails as a full disk makes it fail."""
+    def save(obj, path):
+        open(path, "wb").write(b"partial")
+        raise error
+    return save
+
+
+@pytest.mark.parametrize("error", [
+    OSError(28, "No space left on device"),
+    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1234 vs 1200"),
+])
+def test_a_full_disk_keeps_the_old_checkpoint_and_says_why(tmp_path, monkeypatch, error):
+    from scn.checkpoint import CheckpointWriteError
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"model": {}, "model_config": MODEL_CONFIG, "epoch": 1})
+    monkeypatch.setattr(torch, "save", full_disk(error))
+    with pytest.raises(CheckpointWriteError, match="no space left on device"):
+        save_checkpoint(path, {"model": {}, "model_config": MODEL_CONFIG, "epoch": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["epoch"] == 1

@@ -136,3 +136,47 @@ def test_check_dataset_says_what_is_wrong(tiny_rafdb, tmp_path):
     assert "class folders" in check_dataset(tmp_path / "empty", format="imagefolder")
     (tiny_rafdb / "Image" / "aligned" / "train_00001_aligned.jpg").unlink()
     assert "train images are missing" in check_dataset(tiny_rafdb, format="rafdb")
+
+
+def test_byte_order_mark_does_not_hide_the_first_image(tiny_rafdb):
+    path = tiny_rafdb / RAFDB_LABEL_FILE
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    data = load_dataset(tiny_rafdb, image_size=24)
+    assert len(data.train) == 48 and data.train.names[0] == "train_00001.jpg"
+
+
+def test_an_image_listed_twice_is_refused_with_both_lines(tiny_rafdb, tmp_path):
+    path = tiny_rafdb / RAFDB_LABEL_FILE
+    original = path.read_text()
+    path.write_text(original + "train_00002.jpg 5\n")
+    with pytest.raises(DatasetError, match=r"lines 2 and 70: train_00002.jpg is listed twice"):
+        load_dataset(tiny_rafdb, image_size=24)
+    path.write_text(original)
+    noise = tmp_path / "noise.txt"
+    noise.write_text("train_00001.jpg 7\ntrain_00001.jpg 6\n")
+    with pytest.raises(DatasetError, match=r"noise.txt, lines 1 and 2"):
+        load_dataset(tiny_rafdb, image_size=24, noise_file=noise)
+
+
+def test_training_decodes_images_as_predict_does(tiny_rafdb):
+    import numpy as np
+
+    from scn.images import load_image
+
+    folder = tiny_rafdb / RAFDB_IMAGE_DIR
+    # 16-bit grayscale at a mid grey: a plain 8-bit conversion would clip it to white.
+    Image.fromarray(np.full((32, 32), 20000, dtype=np.uint16)).save(folder / "train_00001_aligned.png")
+    # Stored sideways with an EXIF tag saying "rotate": the top half is bright once upright.
+    sideways = np.zeros((32, 32, 3), dtype=np.uint8)
+    sideways[:, 16:] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 8  # display rotated a quarter turn counter-clockwise: the right half goes on top
+    Image.fromarray(sideways).save(folder / "train_00002_aligned.jpg", exif=exif, quality=100)
+    path = tiny_rafdb / RAFDB_LABEL_FILE
+    path.write_text(path.read_text().replace("train_00001.jpg", "train_00001.png"))
+    data = load_dataset(tiny_rafdb, image_size=32)
+    grey = data.train.images[data.train.names.index("train_00001.png")]
+    expected = np.asarray(load_image(folder / "train_00001_aligned.png")).transpose(2, 0, 1)
+    assert torch.equal(grey, torch.from_numpy(expected.copy())) and 70 < grey.float().mean() < 85
+    upright = data.train.images[data.train.names.index("train_00002.jpg")].float().mean(dim=(0, 2))
+    assert upright[:16].mean() > 200 and upright[16:].mean() < 50

@@ -187,3 +187,15 @@ def test_cli_bad_run_is_an_error_without_traceback(tmp_path, trained_runs, grace
     assert main(["predict", "--run", str(run), str(grace_hopper_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_cli_predicts_from_the_checkpoint_of_a_run_whose_database_is_damaged(run_dir, grace_hopper_path,
+                                                                               capsys):
+    import os
+
+    os.truncate(run_dir / "run.db", 4096)
+    assert main(["predict", "--run", str(run_dir), "--json", str(grace_hopper_path)]) == 0
+    captured = capsys.readouterr()
+    assert "run.db is damaged" in captured.err and "checkpoint alone" in captured.err
+    face = json.loads(captured.out)["images"][0]["faces"][0]
+    assert face["alpha_percentile"] is None

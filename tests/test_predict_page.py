@@ -117,3 +117,27 @@ def test_baseline_run_explains_alpha(tmp_path, trained_runs, monkeypatch, grace_
     app = page(tmp_path / "runs", monkeypatch)
     app.file_uploader[0].set_value(("hopper.jpg", grace_hopper_path.read_bytes(), "image/jpeg")).run()
     assert any("no attention head" in c.value for c in app.caption)
+
+
+def test_a_run_with_a_damaged_database_still_predicts(run_dir, monkeypatch):
+    import os
+
+    os.truncate(run_dir / "run.db", 4096)
+    app = page(run_dir.parent, monkeypatch)
+    assert app.selectbox[0].options == ["demo (damaged)"]
+    assert "run.db is damaged" in app.warning[0].value
+    assert app.get("file_uploader")
+
+
+def test_an_image_too_small_for_a_face_is_refused_and_later_uploads_still_show(run_dir, monkeypatch):
+    app = page(run_dir.parent, monkeypatch)
+    app.file_uploader[0].set_value([
+        ("tiny.png", encode(Image.new("RGB", (12, 8), (90, 90, 90))), "image/png"),
+        ("wall.png", encode(Image.new("RGB", (160, 120), (90, 90, 90))), "image/png"),
+    ]).run()
+    assert not app.exception, app.exception
+    assert [e.value for e in app.error] == ["The image is 12x8 px: too small to hold a face (at least 16 px a side)."]
+    assert [r.key for r in app.radio if (r.key or "").startswith("fallback-")] == ["fallback-1-wall.png"]
+    app.radio(key="fallback-1-wall.png").set_value("a square I choose").run()
+    assert not app.exception, app.exception
+    assert "box x=20 y=0 120x120 px (manual)" in app.markdown[-1].value

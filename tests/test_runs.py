@@ -2,6 +2,7 @@
 import os
 import signal
 import sys
+import threading
 import time
 
 import pytest
@@ -43,11 +44,30 @@ def test_train_command_maps_options_to_flags(tmp_path):
         runs.train_command(run_dir="r", options={"colour": "red"})
 
 
-def test_new_run_dir_never_reuses_a_folder(tmp_path):
+def test_new_run_dir_reserves_a_fresh_folder(tmp_path):
     first = runs.new_run_dir(root=tmp_path, label="scn")
-    first.mkdir()
     second = runs.new_run_dir(root=tmp_path, label="scn")
-    assert second != first and second.name.startswith(first.name) and not second.exists()
+    assert first.is_dir() and second.is_dir() and second != first
+    assert second.name.startswith(first.name)
+
+
+@pytest.mark.parametrize("label", ["/../../../victim", "../victim", "a/b", "..", ".hidden",
+                                   "nul\x00byte", "tab\tand\nnewline", "..\\..\\x", "/", ""])
+def test_run_names_stay_one_folder_inside_the_runs_root(tmp_path, label):
+    root = tmp_path / "x" / "runs" / "inner"
+    run_dir = runs.new_run_dir(root=root, label=label)
+    assert run_dir.parent == root and run_dir.is_dir()
+    assert [p.name for p in root.iterdir()] == [run_dir.name]
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["runs"]
+    name = run_dir.name.split("-", 2)[2]
+    assert name and not name.startswith(".") and ".." not in name
+    assert not any(c in name for c in "/\\\x00\t\n")
+
+
+def test_run_names_keep_what_a_user_typed_when_it_is_harmless():
+    assert runs.run_name("scn-noise30_v2.1") == "scn-noise30_v2.1"
+    assert runs.run_name("/../../../victim") == "victim"
+    assert runs.run_name("a/b") == "a-b"
 
 
 def test_demo_runs_are_scn_and_baseline_on_the_noisy_benchmark():
@@ -55,6 +75,71 @@ def test_demo_runs_are_scn_and_baseline_on_the_noisy_benchmark():
     for options in runs.DEMO_RUNS.values():
         assert options["synth_noise"] == 0.3 and "data" not in options
         runs.train_command(run_dir="r", options=options)
+
+
+@pytest.fixture
+def tiny_demo(tiny_rafdb, monkeypatch):
+    """The demo pair, shrunk to the test dataset; its trainers are killed at the end."""
+    monkeypatch.setattr(runs, "DEMO_RUNS", {label: tiny_options(tiny_rafdb, epochs=500, method=label)
+                                            for label in ("scn", "baseline")})
+    pids = []
+    yield pids
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.slow
+def test_two_concurrent_demo_starts_start_one_pair(tmp_path, tiny_demo):
+    root = tmp_path / "runs"
+    outcomes = []
+
+    def click():
+        try:
+            outcomes.append(runs.start_demo(root=root))
+        except runs.DemoRunningError as exc:
+            outcomes.append(exc)
+
+    clicks = [threading.Thread(target=click) for _ in range(2)]
+    for thread in clicks:
+        thread.start()
+    for thread in clicks:
+        thread.join()
+    started = [o for o in outcomes if isinstance(o, dict)]
+    assert len(started) == 1, outcomes
+    tiny_demo.extend(pid for _, pid in started[0].values())
+    assert isinstance(next(o for o in outcomes if not isinstance(o, dict)), runs.DemoRunningError)
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert len(folders) == 2 and sorted(f.split("-", 2)[2] for f in folders) == ["demo-baseline", "demo-scn"]
+    assert sorted(runs.demo_runs_alive(root=root)) == folders
+    assert all(runs._trainer_alive(pid, run_dir=run_dir) for run_dir, pid in started[0].values())
+    with pytest.raises(runs.DemoRunningError, match="already training"):
+        runs.start_demo(root=root)
+
+
+@pytest.mark.slow
+def test_a_demo_whose_second_trainer_fails_leaves_no_half_pair(tmp_path, tiny_rafdb, tiny_demo, monkeypatch):
+    first = tiny_options(tiny_rafdb, epochs=500)
+    monkeypatch.setattr(runs, "DEMO_RUNS", {"scn": first, "baseline": first | {"format": "parquet"}})
+    spawned = {}
+    real_start = runs.start_run
+
+    def start_run(*, run_dir, **kwargs):
+        pid = real_start(run_dir=run_dir, **kwargs)
+        spawned[pid] = run_dir
+        return pid
+
+    monkeypatch.setattr(runs, "start_run", start_run)
+    root = tmp_path / "runs"
+    with pytest.raises(runs.DemoStartError, match="not started: format must be one of rafdb, imagefolder"):
+        runs.start_demo(root=root)
+    tiny_demo.extend(spawned)
+    assert len(spawned) == 1
+    assert not any(runs._trainer_alive(pid, run_dir=run_dir) for pid, run_dir in spawned.items())
+    assert [p for p in root.iterdir() if p.is_dir()] == []
+    assert runs.demo_runs_alive(root=root) == []
 
 
 @pytest.mark.slow
@@ -79,6 +164,23 @@ def test_start_stop_resume_finish(tiny_rafdb, tmp_path):
     wait_for(lambda: reader.status()["state"] == "finished", what="the resumed run to finish")
     assert reader.epoch_metrics()["epoch"].tolist() == [1, 2, 3, 4]
     assert "resumed at epoch" in (run_dir / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_two_stop_signals_stop_once_with_a_checkpoint(tiny_rafdb, tmp_path):
+    run_dir = tmp_path / "runs" / "twice"
+    # Steps long enough (160 px) that the second signal lands inside the step the first one ends.
+    pid = runs.start_run(run_dir=run_dir, options=tiny_options(tiny_rafdb, epochs=50, image_size=160))
+    wait_for(lambda: steps_logged(run_dir), what="the first step row")
+    assert runs.stop_run(run_dir) and runs.stop_requested(run_dir)
+    time.sleep(0.05)
+    os.kill(pid, signal.SIGTERM)  # a second click
+    wait_for(lambda: not runs.is_running(run_dir), what="the trainer to stop")
+    status = RunReader(run_dir).status()
+    assert status["state"] == "stopped", status["message"]
+    assert (run_dir / "checkpoints" / "last.pt").exists()
+    assert "repeated stop signal(s) ignored" in (run_dir / "train.log").read_text()
+    assert not runs.stop_requested(run_dir)
 
 
 @pytest.mark.slow

@@ -95,3 +95,52 @@ def test_missing_runs_and_empty_roots(tmp_path):
     make_run(tmp_path / "runs" / "one")
     (tmp_path / "runs" / "not-a-run").mkdir()
     assert list_runs(tmp_path / "runs")["name"].tolist() == ["one"]
+
+
+def damage(db, how):
+    if how == "truncated":
+        os.truncate(db, 4096)  # the first page alone: the tables it names are gone
+    else:
+        os.truncate(db, 0)
+
+
+@pytest.mark.parametrize("how, reason", [("truncated", "is truncated"), ("empty", "is empty (0 bytes)")])
+def test_a_damaged_database_is_listed_as_damaged_with_the_reason(tmp_path, how, reason):
+    make_run(tmp_path / "runs" / "good").close()
+    writer = make_run(tmp_path / "runs" / "bad")
+    writer.set_status("finished")
+    writer.close()
+    damage(tmp_path / "runs" / "bad" / "run.db", how)
+    table = list_runs(tmp_path / "runs").set_index("name")
+    assert table.loc["bad", "status"] == "damaged" and reason in table.loc["bad", "problem"]
+    assert table.loc["bad", "method"] == "SCN"  # from config.json
+    assert table.loc["good", "status"] == "interrupted" and pd.isna(table.loc["good", "problem"])
+    status = RunReader(tmp_path / "runs" / "bad").status()
+    assert status["state"] == "damaged" and reason in status["message"]
+    if how == "empty":  # reading must not write a header into the empty file and so hide it
+        assert (tmp_path / "runs" / "bad" / "run.db").stat().st_size == 0
+
+
+def test_a_malformed_database_raises_run_damaged_error(tmp_path):
+    from scn.store import RunDamagedError
+
+    writer = make_run(tmp_path / "r")
+    writer.close()
+    db = tmp_path / "r" / "run.db"
+    data = bytearray(db.read_bytes())
+    data[4096:] = b"\xff" * (len(data) - 4096)  # same size, every page after the first garbage
+    db.write_bytes(bytes(data))
+    with pytest.raises(RunDamagedError, match="run.db is damaged"):
+        RunReader(tmp_path / "r").epoch_metrics()
+    assert list_runs(tmp_path).loc[0, "status"] == "damaged"
+
+
+def test_the_empty_database_of_a_starting_trainer_is_not_damaged(tmp_path):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "run.db").touch()
+    fd = lock.acquire(run_dir)
+    try:
+        assert RunReader(run_dir).status()["state"] == "created"
+    finally:
+        os.close(fd)

@@ -161,3 +161,67 @@ def test_new_run_into_an_existing_run_folder_is_refused(tiny_rafdb, tmp_path, ca
     assert main(args) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert RunReader(run_dir).step_metrics().equals(before)
+
+
+def test_a_repeated_sigterm_is_counted_not_raised():
+    import signal
+
+    from scn.train import StopSignal
+
+    stop = StopSignal()
+    stop._handle(signal.SIGTERM, None)
+    stop._handle(signal.SIGTERM, None)
+    assert stop.requested and stop.repeats == 1
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signal.SIGINT, None)
+
+
+def test_a_full_disk_fails_the_run_with_the_reason_and_resume_continues(tiny_rafdb, tmp_path, monkeypatch):
+    from scn import checkpoint as checkpoint_module
+    from scn.checkpoint import CheckpointWriteError
+
+    run_dir = tmp_path / "full"
+    real_save = torch.save
+    saves = {"n": 0}
+
+    def save(obj, path):
+        saves["n"] += 1
+        if saves["n"] <= 2:  # epoch 1: last.pt and best.pt are written
+            return real_save(obj, path)
+        open(path, "wb").write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 58")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", save)
+    with pytest.raises(CheckpointWriteError, match="no space left on device"):
+        train(tiny_config(tiny_rafdb), run_dir=run_dir, progress=False)
+    status = RunReader(run_dir).status()
+    assert status["state"] == "failed" and status["message"].startswith("cannot write")
+    assert "no space left on device" in status["message"].splitlines()[0]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    monkeypatch.undo()
+    assert train(tiny_config(tiny_rafdb), run_dir=run_dir, resume=True, progress=False) == "finished"
+    assert RunReader(run_dir).epoch_metrics()["epoch"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("weights", ["missing", "garbage"])
+def test_bad_pretrained_weights_fail_before_a_run_folder_exists(tiny_rafdb, tmp_path, weights):
+    from scn.model import PretrainedWeightsError
+
+    path = tmp_path / "start.pt"
+    if weights == "garbage":
+        path.write_bytes(b"not a weights file")
+    run_dir = tmp_path / "runs" / "r"
+    with pytest.raises(PretrainedWeightsError):
+        train(tiny_config(tiny_rafdb, pretrained=str(path)), run_dir=run_dir, progress=False)
+    assert not run_dir.exists()
+
+
+def test_a_one_class_dataset_trains_with_a_warning(tmp_path):
+    from tests.helpers import write_rafdb
+
+    data = write_rafdb(tmp_path / "one", train=20, test=6, size=32, num_classes=1)
+    run_dir = tmp_path / "r"
+    assert train(tiny_config(data, epochs=1), run_dir=run_dir, progress=False) == "finished"
+    warnings = RunReader(run_dir).meta("warnings")
+    assert len(warnings) == 1 and "every training label is surprise" in warnings[0]
+    assert "WARNING every training label is surprise" in (run_dir / "train.log").read_text()

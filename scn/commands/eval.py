@@ -30,6 +30,8 @@ def run(args) -> int:
 
     try:
         reader = RunReader(args.run)
+        if (status := reader.status())["state"] == "damaged":
+            print(f"warning: {status['message']}; evaluating from the checkpoints alone", file=sys.stderr)
         which = ("last", "best") if args.checkpoint == "both" else (args.checkpoint,)
         loaded = {w: load_model(reader.checkpoint_path(w)) for w in which}
         config = TrainConfig.from_dict(next(iter(loaded.values()))[1]["run_config"])

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from scn.store import RunNotFoundError, checkpoint_path
+from scn.store import RunDamagedError, RunNotFoundError, checkpoint_path
 
 HELP = "predict expressions, attention weights and Grad-CAM for the faces in photos"
 
@@ -92,6 +92,10 @@ def run(args) -> int:
     try:
         training = training_alphas(run_dir)
     except RunNotFoundError:
+        training = []
+    except RunDamagedError as exc:
+        print(f"warning: {exc}; predicting from the checkpoint alone, without alpha percentiles",
+              file=sys.stderr)
         training = []
     if meta["model_config"]["method"] == "baseline":
         training = []

@@ -17,4 +17,7 @@ def run(args) -> int:
     shown = runs[["name", "status", "method", "epoch", "total_epochs", "best_test_accuracy",
                   "last_test_accuracy", "dataset"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for name, problem in zip(runs["name"], runs["problem"]):
+        if problem:
+            print(f"{name}: {problem}")
     return 0
