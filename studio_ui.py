@@ -51,7 +51,8 @@ def pick_run(*, label: str = "Run", key: str = "run_picker", exclude: str | None
         return None
     remembered = st.session_state.get(f"{key}_choice") or st.query_params.get("run")
     index = names.index(remembered) if remembered in names else 0
-    name = st.selectbox(label, names, index=index, key=key)
+    status = dict(zip(table["name"], table["status"]))
+    name = st.selectbox(label, names, index=index, key=key, format_func=lambda n: f"{n} ({status[n]})")
     st.session_state[f"{key}_choice"] = name
     if key == "run_picker":
         st.query_params["run"] = name

@@ -139,9 +139,11 @@ def test_home_form_keeps_a_hostile_run_name_inside_the_runs_folder(tmp_path, mon
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["runs"]
 
 
-def test_stop_is_offered_once_then_shows_stopping(empty_root, monkeypatch):
-    run_dir = empty_root / "20260101-120000-scn"
-    write_fake_run(run_dir, state="running")
+def test_stop_is_offered_once_then_shows_stopping(empty_root, trained_runs, monkeypatch):
+    run_dir = copy_run(trained_runs["scn"], empty_root)
+    writer = RunWriter(run_dir)
+    writer.set_status("running", epoch=2)
+    writer.close()
     signalled = []
     monkeypatch.setattr(runs.os, "kill", lambda pid, sig: signalled.append((pid, sig)))
     with lock_held(run_dir):

@@ -7,7 +7,7 @@ def test_attention_matrix_stacks_every_epoch(finished_runs):
     reader = RunReader(finished_runs["scn_dir"])
     epochs, alpha, is_high = reader.attention_matrix()
     assert epochs == [1, 2, 3, 4]
-    assert alpha.shape == is_high.shape == (4, 60)
+    assert alpha.shape == is_high.shape == (4, len(reader.samples("train")))
     np.testing.assert_array_equal(alpha[2], reader.attention(3)["alpha"].to_numpy())
     np.testing.assert_array_equal(is_high[2], reader.attention(3)["is_high"].to_numpy())
 
