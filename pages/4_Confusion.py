@@ -16,7 +16,7 @@ def matrix_view(reader, epoch: int, *, title: str, key: str) -> None:
                                       title=title), key=key)
     metrics = analysis.per_class_metrics(matrix, class_names=class_names)
     accuracy = matrix.trace() / max(1, matrix.sum())
-    st.caption(f"Accuracy {accuracy:.1%} · macro F1 {metrics['f1'].mean():.3f}")
+    st.caption(f"Accuracy {accuracy:.1%} · macro F1 {analysis.macro_f1(matrix):.3f}")
     st.dataframe(metrics, hide_index=True, width="stretch", column_config={
         name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "f1")})
 

@@ -74,6 +74,17 @@ def test_per_class_metrics_and_normalise():
     assert analysis.normalise_rows(np.array([[1, 3], [0, 0]])).tolist() == [[0.25, 0.75], [0, 0]]
 
 
+def test_macro_f1_counts_undefined_classes_as_zero():
+    one_class = np.zeros((7, 7))
+    one_class[:, 3] = [10, 2, 5, 40, 12, 6, 25]  # every test image predicted as class 3
+    f1_of_class_3 = 2 * (40 / 100) * 1.0 / (40 / 100 + 1.0)
+    assert analysis.macro_f1(one_class) == pytest.approx(f1_of_class_3 / 7)
+    two_of_three = np.array([[5, 1, 0], [2, 6, 0], [0, 0, 0]])  # class 2 never occurs: not averaged
+    metrics = analysis.per_class_metrics(two_of_three, class_names="abc")
+    assert analysis.macro_f1(two_of_three) == pytest.approx(metrics["f1"][:2].mean())
+    assert np.isnan(analysis.macro_f1(np.zeros((3, 3))))
+
+
 def test_reviewed_labels_revert_returns_to_original():
     original = np.array([0, 1, 2])
     events = _events([(1, 1, 0, 0, 5), (2, 1, 1, 1, 4), (3, 2, 1, 4, 6)])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from scn import lock, runs
+from scn import analysis, lock, runs
 from scn.config import make_config
 from scn.store import RunReader, RunWriter
 from scn.train import train
@@ -271,6 +271,8 @@ def test_confusion_page_epoch_change_and_side_by_side(finished_runs):
     per_class = at.dataframe[0].value
     assert per_class["class"].tolist()[:2] == ["surprise", "fear"]
     assert "Both at epoch 4" in texts(at.caption)
+    matrix = RunReader(finished_runs["scn_dir"]).confusion(4)
+    assert f"macro F1 {analysis.macro_f1(matrix):.3f}" in texts(at.caption)
     at.select_slider(key="confusion_epoch").set_value(1).run()
     assert "Epoch 1 is the first recorded epoch" in texts(at.info)
 
