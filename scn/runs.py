@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -265,6 +266,9 @@ def _spawn(*, run_dir, argv: list, wait_s: float) -> int:
             process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=_child_env(), stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
+        # Whoever spawned it (often a Streamlit server that runs for days) must collect its exit
+        # status, or every finished trainer stays behind as a defunct child.
+        threading.Thread(target=process.wait, name=f"reap-{process.pid}", daemon=True).start()
         deadline = time.monotonic() + wait_s
         while not lock.is_held(run_dir):
             code = process.poll()

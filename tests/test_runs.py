@@ -4,6 +4,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -159,6 +160,7 @@ def test_start_stop_resume_finish(tiny_rafdb, tmp_path):
     assert not runs.stop_run(run_dir)
     stopped_at = len(reader.epoch_metrics())
     assert stopped_at < 4
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), what="the exited trainer to be reaped, not defunct")
 
     runs.resume_run(run_dir)
     wait_for(lambda: reader.status()["state"] == "finished", what="the resumed run to finish")
