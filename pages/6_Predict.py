@@ -17,6 +17,7 @@ from scn.predict import alpha_percentile, predict_image, trained_on, training_al
 from scn.store import RunDamagedError
 
 PREVIEW_SIDE = 1200
+UNSURE_ALPHA = 0.05
 MIN_FACE_SIDE = 16  # the smallest square a user may choose as a face
 
 
@@ -59,6 +60,9 @@ def alpha_caption(alpha: float, training: np.ndarray, method: str) -> str:
     percentile = alpha_percentile(alpha, training)
     if percentile is None:
         return "No training epoch recorded yet, so there is no distribution to compare with."
+    if percentile == 0:
+        return ("Lower than every training sample's weight (latest recorded epoch): the model is "
+                "less sure of this face than of any image it trained on.")
     return (f"Higher than or equal to {percentile:.0f}% of the run's training samples' weights "
             f"(latest recorded epoch). Low weights mark faces the model finds uncertain.")
 
@@ -96,10 +100,17 @@ def show_faces(key: str, faces, checkpoint: tuple, training: np.ndarray, method:
         picture = face.overlay if cam_class == face.cam_class else overlay_for_class(
             *checkpoint, np.asarray(face.crop), cam_class)
         cam.image(picture, caption=f"Grad-CAM for {cam_class} (last residual block)", width="stretch")
-        ui.plotly(charts.probability_figure(face.probs, class_names=face.class_names, top=face.top_class),
-                  key=f"probs-{key}-{number}")
-        chart.metric("attention weight alpha", f"{face.alpha:.3f}")
-        chart.caption(alpha_caption(face.alpha, training, method))
+        with chart:
+            ui.plotly(charts.probability_figure(face.probs, class_names=face.class_names, top=face.top_class),
+                      key=f"probs-{key}-{number}")
+            st.caption("Class probabilities of the classifier, before the attention weight scales its "
+                       "logits; alpha, below, is the model's certainty about this face.")
+            st.metric("attention weight alpha (certainty)", f"{face.alpha:.3f}")
+            if method != "baseline" and face.alpha < UNSURE_ALPHA:
+                st.warning(f"alpha is near 0 (below {UNSURE_ALPHA}): the model is very unsure about this "
+                           "face, so the class above is a weak guess. Uncertain faces are what SCN "
+                           "learns to down-weight: occluded, blurred, ambiguous or unlike the training data.")
+            st.caption(alpha_caption(face.alpha, training, method))
 
 
 ui.page("Predict")

@@ -1,7 +1,9 @@
 """Grad-CAM on SCN's last residual block, with the `grad-cam` package, and heatmap overlays.
 
-SCN returns `(alpha, logits)`; grad-cam wants a model that returns logits, so `LogitsOnly`
-wraps it and keeps the alpha of the same forward pass. One forward and one backward pass then
+SCN returns `(alpha, alpha * logits)`; grad-cam wants a model that returns logits, so `LogitsOnly`
+wraps it, returns the logits *before* alpha scales them and keeps the alpha of the same forward
+pass. Scaled logits would make a face with alpha near 0 look uniformly unsure (every probability
+1/C) and give it a blank map, hiding what the classifier sees; alpha is reported beside them. One forward and one backward pass then
 give the probabilities, the attention weights and the class activation maps of a whole batch.
 """
 import numpy as np
@@ -13,7 +15,7 @@ from torch import nn
 
 
 class LogitsOnly(nn.Module):
-    """SCN as grad-cam expects it: `forward` returns the logits; `last_alpha` holds the alphas."""
+    """SCN as grad-cam expects it: `forward` returns the unscaled logits; `last_alpha` holds the alphas."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -21,7 +23,7 @@ class LogitsOnly(nn.Module):
         self.last_alpha = None
 
     def forward(self, x):
-        alpha, logits = self.model(x)
+        alpha, logits = self.model.heads(x)
         self.last_alpha = alpha.detach()
         return logits
 
@@ -31,7 +33,7 @@ def _leaf_output(module, args, output):
 
 
 def grad_cam(model: nn.Module, batch: torch.Tensor, *, classes=None) -> tuple:
-    """(alpha [B], logits [B, C], cams [B, H, W] in [0, 1]) for `batch` [B, 3, H, W].
+    """(alpha [B], unscaled logits [B, C], cams [B, H, W] in [0, 1]) for `batch` [B, 3, H, W].
 
     `classes[i]` is the class index whose evidence the map of sample i shows; None means each
     sample's top class (grad-cam picks the argmax of the same forward pass). The map is computed

@@ -3,7 +3,9 @@
 `predict_image` detects the faces (or takes the whole image, or a box chosen by hand), crops
 them from the full-resolution image, preprocesses them exactly as training does (resize to the
 checkpoint's image_size, scale to [0, 1], normalise with its mean/std) and runs the model once
-for all faces. `load_model_cached` serves each checkpoint from memory until its file changes.
+for all faces. Class probabilities are the softmax of the classifier's logits before alpha
+scales them; alpha is kept beside them as the model's certainty about the face (SCN's
+importance weight), so a face with alpha near 0 still shows what the classifier sees. `load_model_cached` serves each checkpoint from memory until its file changes.
 """
 import threading
 from dataclasses import dataclass

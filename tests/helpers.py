@@ -44,6 +44,19 @@ def copy_run(source, root, *, name: str | None = None) -> Path:
     return target
 
 
+def make_unsure(run_dir) -> Path:
+    """Rewrite the run's checkpoints so that alpha is about 0 for every face (alpha's bias -30):
+    the state of an SCN model whose attention has collapsed."""
+    from scn.checkpoint import load_checkpoint, save_checkpoint
+    from scn.store import checkpoint_path
+
+    for which in ("best", "last"):
+        checkpoint = load_checkpoint(checkpoint_path(run_dir, which))
+        checkpoint["model"]["alpha.0.bias"].fill_(-30.0)
+        save_checkpoint(checkpoint_path(run_dir, which), checkpoint)
+    return run_dir
+
+
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)

@@ -12,10 +12,10 @@ def model_and_batch(size=64, batch=2):
     return SCN(7).eval(), torch.randn(batch, 3, size, size)
 
 
-def test_logits_only_returns_logits_and_keeps_alpha():
+def test_logits_only_returns_unscaled_logits_and_keeps_alpha():
     model, batch = model_and_batch()
     with torch.no_grad():
-        alpha, logits = model(batch)
+        alpha, logits = model.heads(batch)
         wrapped = LogitsOnly(model)
         assert torch.allclose(wrapped(batch), logits)
     assert torch.allclose(wrapped.last_alpha, alpha)
@@ -27,7 +27,7 @@ def test_cams_have_the_input_size_and_lie_in_unit_range():
     assert cams.shape == (3, 80, 80) and cams.dtype == np.float32
     assert cams.min() >= 0.0 and cams.max() <= 1.0 and cams.max() > 0.5
     with torch.no_grad():
-        direct_alpha, direct_logits = model(batch)
+        direct_alpha, direct_logits = model.heads(batch)
     assert torch.allclose(alpha, direct_alpha[:, 0], atol=1e-5)
     assert torch.allclose(logits, direct_logits, atol=1e-5)
 

@@ -13,7 +13,7 @@ from scn.predict import (alpha_percentile, load_model_cached, predict_image, pre
 from scn.store import RunReader, RunWriter, checkpoint_path
 from scn.synth import SynthConfig
 from scn.synth.sample import draw_sample, render, sample_rng
-from tests.helpers import copy_run
+from tests.helpers import copy_run, make_unsure
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def direct_forward(model, meta, image, box):
     x = (torch.from_numpy(pixels).permute(2, 0, 1)[None] / 255 - torch.tensor(config["mean"]).view(1, 3, 1, 1)) \
         / torch.tensor(config["std"]).view(1, 3, 1, 1)
     with torch.no_grad():
-        alpha, logits = model(x)
+        alpha, logits = model.heads(x)  # probabilities before alpha scales the logits
     return float(alpha), torch.softmax(logits, 1)[0].numpy()
 
 
@@ -157,7 +157,7 @@ def test_cli_json_reports_a_bad_image_and_predicts_the_others(run_dir, grace_hop
     assert "error" in report["images"][0]
     face = report["images"][1]["faces"][0]
     assert set(face["box"]) == {"x", "y", "w", "h"} and len(face["probabilities"]) == 7
-    assert 0.0 < face["alpha"] < 1.0 and 0.0 <= face["alpha_percentile"] <= 100.0
+    assert 0.0 <= face["alpha"] <= 1.0 and 0.0 <= face["alpha_percentile"] <= 100.0
 
 
 def test_cli_whole_image_option(run_dir, tmp_path, capsys):
@@ -199,3 +199,12 @@ def test_cli_predicts_from_the_checkpoint_of_a_run_whose_database_is_damaged(run
     assert "run.db is damaged" in captured.err and "checkpoint alone" in captured.err
     face = json.loads(captured.out)["images"][0]["faces"][0]
     assert face["alpha_percentile"] is None
+
+
+def test_a_face_with_alpha_near_zero_keeps_its_probabilities_and_cam(run_dir, grace_hopper):
+    model, meta = load_model_cached(checkpoint_path(make_unsure(run_dir), "best"))
+    face = predict_image(model, meta, grace_hopper)[0]
+    assert face.alpha < 1e-6
+    assert face.probs.max() - face.probs.min() > 1e-3  # not the uniform 1/7 of the scaled logits
+    assert np.allclose(face.probs, direct_forward(model, meta, grace_hopper, face.box)[1], atol=1e-5)
+    assert face.cam.max() > 0.5  # a map, not a blank

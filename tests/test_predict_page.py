@@ -7,7 +7,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from scn.store import checkpoint_path
-from tests.helpers import copy_run, encode
+from tests.helpers import copy_run, encode, make_unsure
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -73,8 +73,9 @@ def test_upload_shows_boxes_probabilities_alpha_and_cam(run_dir, monkeypatch, gr
     assert "1 face(s), numbered as listed below" in captions(app)
     chart = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert len(chart["data"][0]["y"]) == 7 and abs(sum(chart["data"][0]["x"]) - 1.0) < 1e-4
-    assert 0.0 < float(app.metric[0].value) < 1.0
-    assert any("% of the run's training samples" in c.value for c in app.caption)
+    assert 0.0 <= float(app.metric[0].value) <= 1.0
+    assert any("the run's training samples' weights" in c.value or "Lower than every training sample" in c.value
+               for c in app.caption)
     top = faces[0].split(": ")[1].split(" (")[0]
     assert f"Grad-CAM for {top} (last residual block)" in captions(app)
 
@@ -141,3 +142,16 @@ def test_an_image_too_small_for_a_face_is_refused_and_later_uploads_still_show(r
     app.radio(key="fallback-1-wall.png").set_value("a square I choose").run()
     assert not app.exception, app.exception
     assert "box x=20 y=0 120x120 px (manual)" in app.markdown[-1].value
+
+
+def test_a_face_with_alpha_near_zero_is_called_unsure(run_dir, monkeypatch, grace_hopper_path):
+    make_unsure(run_dir)
+    app = page(run_dir.parent, monkeypatch)
+    app.file_uploader[0].set_value(("hopper.jpg", grace_hopper_path.read_bytes(), "image/jpeg")).run()
+    assert not app.exception, app.exception
+    assert float(app.metric[0].value) == 0.0
+    assert any("the model is very unsure about this face" in w.value for w in app.warning)
+    assert any("Lower than every training sample's weight" in c.value for c in app.caption)
+    assert any("before the attention weight scales its logits" in c.value for c in app.caption)
+    chart = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert max(chart["data"][0]["x"]) > 1 / 7 + 1e-3
