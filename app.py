@@ -87,15 +87,17 @@ def pretrained_problem(text: str) -> str | None:
 
 
 def runs_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers first and the long descriptions last, so accuracy is on screen on a laptop."""
     return pd.DataFrame({
         "run": table["name"],
         "status": table["status"],
-        "problem": table["problem"].fillna(""),
-        "dataset": table["dataset"],
-        "method": table["method"],
         "epoch": [f"{e} of {t}" if t else str(e) for e, t in zip(table["epoch"], table["total_epochs"])],
-        "best test acc.": table["best_test_accuracy"],
+        "best test acc.": table["best_test_accuracy"].astype(float),
+        "last test acc.": table["last_test_accuracy"].astype(float),
+        "method": table["method"].fillna(""),
         "started": [ui.started_label(s) for s in table["started"]],
+        "dataset": table["dataset"].fillna(""),
+        "problem": table["problem"].fillna(""),
     })
 
 
@@ -113,7 +115,9 @@ def runs_overview() -> None:
         return
     st.dataframe(runs_table(table), hide_index=True, width="stretch",
                  column_config={"best test acc.": st.column_config.ProgressColumn(
-                     format="percent", min_value=0.0, max_value=1.0)})
+                     format="percent", min_value=0.0, max_value=1.0),
+                     "last test acc.": st.column_config.NumberColumn(format="percent"),
+                     "dataset": st.column_config.TextColumn(width="medium")})
     reader = ui.pick_run(label="Selected run")
     if reader is not None:
         with ui.run_guard(reader):

@@ -13,18 +13,21 @@ CURVES = (("test_accuracy", "Test accuracy", True), ("train_accuracy", "Train ac
 ui.page("Compare runs")
 
 
+METRIC_COLUMNS = ("last test acc.", "best test acc.", "best val acc.", "epoch (best val)",
+                  "test acc. at best val", "epochs")
+
+
 def final_metrics(name: str, epochs: pd.DataFrame, summary: pd.Series) -> dict:
-    row = {"run": name, "method": summary["method"], "dataset": summary["dataset"],
-           "status": summary["status"], "epochs": len(epochs)}
-    if not len(epochs):
-        return row
-    last = epochs.iloc[-1]
-    row |= {"last test acc.": last["test_accuracy"], "best test acc.": epochs["test_accuracy"].max()}
-    if epochs["val_accuracy"].notna().any():
+    """The run's figures first, then what it is (long text last, so the numbers stay on screen)."""
+    row = dict.fromkeys(METRIC_COLUMNS, float("nan")) | {"epochs": len(epochs)}
+    if len(epochs):
+        row |= {"last test acc.": epochs["test_accuracy"].iloc[-1], "best test acc.": epochs["test_accuracy"].max()}
+    if len(epochs) and epochs["val_accuracy"].notna().any():
         chosen = epochs.loc[epochs["val_accuracy"].idxmax()]
         row |= {"best val acc.": chosen["val_accuracy"], "epoch (best val)": int(chosen["epoch"]),
                 "test acc. at best val": chosen["test_accuracy"]}
-    return row
+    return {"run": name} | row | {"status": summary["status"], "method": summary["method"] or "",
+                                  "dataset": summary["dataset"] or ""}
 
 
 def compare(readers: list, table: pd.DataFrame) -> None:
@@ -39,7 +42,8 @@ def compare(readers: list, table: pd.DataFrame) -> None:
     percent = {column: "percent" for column in ("last test acc.", "best test acc.", "best val acc.",
                                                 "test acc. at best val")}
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-        column: st.column_config.NumberColumn(format=fmt) for column, fmt in percent.items()})
+        column: st.column_config.NumberColumn(format=fmt) for column, fmt in percent.items()}
+        | {"epoch (best val)": st.column_config.NumberColumn(format="%d")})
     columns = st.columns(2)
     for i, (column, title, is_percent) in enumerate(CURVES):
         with columns[i % 2]:

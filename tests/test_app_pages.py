@@ -70,6 +70,9 @@ def test_home_lists_runs_with_status_and_progress(finished_runs):
     assert table["run"].tolist() == ["20260101-120000-scn", "20260101-110000-baseline"]
     assert table["epoch"].tolist() == ["4 of 4", "4 of 4"]
     assert table["method"].tolist() == ["SCN", "Baseline"]
+    columns = list(table.columns)
+    assert columns.index("last test acc.") < columns.index("method") < columns.index("dataset")
+    assert not table.isin(["None"]).any().any()
     assert "finished" in texts(at.markdown)
     assert [b.label for b in at.button] == ["Start the demo", "Start"]
 
@@ -285,6 +288,8 @@ def test_compare_page_overlays_runs(finished_runs):
     best = [int(RunReader(finished_runs[k]).epoch_metrics().set_index("epoch")["val_accuracy"].idxmax())
             for k in ("scn_dir", "baseline_dir")]
     assert table["epoch (best val)"].tolist() == best
+    assert list(table.columns)[:3] == ["run", "last test acc.", "best test acc."]
+    assert list(table.columns)[-1] == "dataset" and not table.isin(["None"]).any().any()
 
 
 def test_interrupted_and_failed_runs_explain_themselves(empty_root):

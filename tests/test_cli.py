@@ -53,3 +53,23 @@ def test_eval_works_from_the_checkpoints_of_a_run_whose_database_is_damaged(tiny
     captured = capsys.readouterr()
     assert "is truncated" in captured.err and "checkpoints alone" in captured.err
     assert "last (epoch 1): test accuracy" in captured.out
+
+
+def test_every_option_of_every_command_has_help():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    missing = [f"{name} {', '.join(action.option_strings)}" for name, sub in commands.items()
+               for action in sub._actions if action.option_strings and action.dest != "help" and not action.help]
+    assert missing == []
+
+
+def test_runs_prints_a_readable_table(finished_runs, capsys):
+    from scn.cli import main
+    from scn.store import RunReader
+
+    assert main(["runs", "--root", str(finished_runs["root"])]) == 0
+    header, scn_line, baseline_line = capsys.readouterr().out.splitlines()
+    assert header.split()[:5] == ["run", "status", "epoch", "best", "test"]
+    best = RunReader(finished_runs["scn_dir"]).epoch_metrics()["test_accuracy"].max()
+    assert scn_line.split()[:4] == ["20260101-120000-scn", "finished", "4/4", f"{best:.1%}"]
+    assert "None" not in scn_line + baseline_line and "the built-in synthetic benchmark" in scn_line

@@ -9,7 +9,8 @@ HELP = "evaluate a run's last and best checkpoints on its test split"
 
 def add_arguments(parser) -> None:
     parser.add_argument("--run", required=True, help="run folder, e.g. runs/scn-noise30")
-    parser.add_argument("--checkpoint", choices=("last", "best", "both"), default="both")
+    parser.add_argument("--checkpoint", choices=("last", "best", "both"), default="both",
+                        help="last: the final epoch; best: chosen on the validation split; both (default)")
 
 
 def per_class_table(confusion, class_names) -> str:

@@ -8,15 +8,31 @@ def add_arguments(parser) -> None:
     parser.add_argument("--root", help="runs folder (default: $SCN_RUNS_DIR or ./runs)")
 
 
+def percent(value) -> str:
+    return "" if value is None or value != value else f"{value:.1%}"
+
+
+def readable_table(runs):
+    """What a person scans for: state, progress and accuracy first, long descriptions last."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "run": runs["name"], "status": runs["status"],
+        "epoch": [f"{e}/{t}" if t else str(e) for e, t in zip(runs["epoch"], runs["total_epochs"])],
+        "best test": runs["best_test_accuracy"].map(percent),
+        "last test": runs["last_test_accuracy"].map(percent),
+        "method": runs["method"].fillna(""),
+        "dataset": [text if len(text) <= 60 else text[:57] + "..." for text in runs["dataset"].fillna("")],
+    })
+
+
 def run(args) -> int:
     root = args.root or runs_root()
     runs = list_runs(root)
     if runs.empty:
         print(f"no runs under {root}")
         return 0
-    shown = runs[["name", "status", "method", "epoch", "total_epochs", "best_test_accuracy",
-                  "last_test_accuracy", "dataset"]]
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(readable_table(runs).to_string(index=False))
     for name, problem in zip(runs["name"], runs["problem"]):
         if problem:
             print(f"{name}: {problem}")
