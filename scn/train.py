@@ -103,6 +103,15 @@ def _batches(order: torch.Tensor, batch_size: int) -> list:
     return batches
 
 
+def _writes_to(stream, path: Path) -> bool:
+    """Whether `stream` is the file at `path` (same device and inode)."""
+    try:
+        mine, theirs = os.fstat(stream.fileno()), os.stat(path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
 def _logger(run_dir: Path) -> logging.Logger:
     log = logging.getLogger(f"scn.train.{run_dir.resolve()}")
     log.setLevel(logging.INFO)
@@ -110,9 +119,10 @@ def _logger(run_dir: Path) -> logging.Logger:
     log.handlers.clear()
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     handlers = [logging.FileHandler(run_dir / LOG_NAME)]
-    # A spawned trainer's stderr is already redirected into the log; only a terminal gets a copy.
-    if sys.stderr.isatty():
-        handlers.append(logging.StreamHandler())
+    # A trainer spawned by the app writes its stdout into the log already; anyone else (a terminal,
+    # a pipe, a batch job's output file) gets every line on stdout too, one per epoch at least.
+    if not _writes_to(sys.stdout, run_dir / LOG_NAME):
+        handlers.append(logging.StreamHandler(sys.stdout))
     for handler in handlers:
         handler.setFormatter(formatter)
         log.addHandler(handler)

@@ -165,7 +165,9 @@ def test_start_stop_resume_finish(tiny_rafdb, tmp_path):
     runs.resume_run(run_dir)
     wait_for(lambda: reader.status()["state"] == "finished", what="the resumed run to finish")
     assert reader.epoch_metrics()["epoch"].tolist() == [1, 2, 3, 4]
-    assert "resumed at epoch" in (run_dir / "train.log").read_text()
+    log = (run_dir / "train.log").read_text()
+    assert "resumed at epoch" in log
+    assert log.count(" epoch 4/4: ") == 1  # stdout goes into the log; the lines are not doubled
 
 
 @pytest.mark.slow

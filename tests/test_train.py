@@ -152,6 +152,21 @@ def test_cli_train_then_eval_and_runs(tiny_rafdb, tmp_path, capsys):
     assert "cli" in capsys.readouterr().out
 
 
+def test_without_a_terminal_every_epoch_is_a_line_on_stdout(tiny_rafdb, tmp_path):
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "piped"
+    result = subprocess.run([sys.executable, "-m", "scn", "train", "--data", str(tiny_rafdb), "--run-dir",
+                             str(run_dir), "--epochs", "2", "--image-size", "32", "--batch-size", "16",
+                             "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    epochs = [line for line in result.stdout.splitlines() if " epoch " in line and "train acc" in line]
+    assert [line.split(" epoch ")[1].split(":")[0] for line in epochs] == ["1/2", "2/2"]
+    logged = (run_dir / "train.log").read_text().count("train acc")
+    assert logged == 2  # the log file gets each line once
+
+
 def test_new_run_into_an_existing_run_folder_is_refused(tiny_rafdb, tmp_path, capsys):
     run_dir = tmp_path / "taken"
     args = ["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1", "--image-size", "32",
