@@ -10,6 +10,7 @@ bit-exact resume of CPU runs — are unchanged) and `device_train_batch`, vector
 samples, for uint8 batches already on a GPU and a generator on that GPU.
 """
 import math
+from functools import lru_cache
 
 import torch
 
@@ -88,6 +89,13 @@ def erase_boxes(count: int, *, height: int, width: int, generator: torch.Generat
     return torch.stack([top, left, h, w], dim=1) * erased[:, None]
 
 
+@lru_cache(maxsize=8)
+def _statistics(mean: tuple, std: tuple, device: torch.device) -> tuple:
+    """Normalisation constants on `device`, made once: building them every step would copy from
+    pageable memory, which waits for the GPU."""
+    return tuple(torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1).mul(255.0).to(device) for v in (mean, std))
+
+
 def device_train_batch(images: torch.Tensor, *, generator: torch.Generator, mean, std,
                        start: int = 0, total: int | None = None) -> torch.Tensor:
     """The same recipe as `train_batch`, vectorised for the device that holds `images` (uint8
@@ -111,8 +119,7 @@ def device_train_batch(images: torch.Tensor, *, generator: torch.Generator, mean
     x = torch.where(flip, x.flip(-1), x)
     # The official code clips and casts to uint8, which truncates.
     x = torch.where(noisy, (x + noise[rows] * NOISE_STD).clamp(0, 255).floor(), x)
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255.0
-    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1) * 255.0
+    mean_t, std_t = _statistics(tuple(mean), tuple(std), device)
     x = (x - mean_t) / std_t
     top, left, h, w = boxes[rows].unbind(1)
     ys = torch.arange(height, device=device).view(1, -1, 1)
