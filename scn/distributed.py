@@ -141,6 +141,10 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def is_rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
 def from_environment(device_name: str) -> Ranks:
     """Ranks of this process, with the process group initialised when torchrun started several.
     The CUDA device of each process is its LOCAL_RANK, so `--device cuda` means "this process's GPU"."""
