@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+import torch
 
 import studio_ui as ui
 from scn import runs
@@ -66,6 +67,7 @@ def start_from_form() -> None:
     for name in ("preset", "epochs", "batch_size", "image_size", "lr", "relabel_epoch", "beta",
                  "margin_1", "margin_2", "relabel_scope", "seed", "threads", "device"):
         options[name] = state[name]
+    options["processes"] = state.get("processes")
     start(label=state.run_label.strip() or options["method"], options=options)
 
 
@@ -181,6 +183,8 @@ with right:
                 format_func={"low": "low-importance group (paper)", "all": "all samples (official code)"}.get)
     a.number_input("Seed", 0, 2**31 - 1, 0, key="seed", help=HINTS["seed"])
     b.selectbox("Device", ("auto", "cpu", "cuda"), key="device", help=HINTS["device"])
+    if (gpus := torch.cuda.device_count()) > 1:
+        a.number_input("GPUs (one process each)", 1, gpus, 1, key="processes", help=HINTS["processes"])
     st.text_input("Start from weights (optional)", key="pretrained",
                   placeholder="runs/pretrain/checkpoints/last.pt",
                   help="A checkpoint of ours, a plain ResNet-18 state dict or the official SCN MS-Celeb "

@@ -115,6 +115,9 @@ class TrainConfig:
                                  help="keep the default NCHW memory layout")
     threads: int = option(0, flag="--threads", group="run", min=0, help="CPU threads (default 0: all cores)")
     seed: int = option(0, flag="--seed", group="run", min=0, help="seed of data split, order and augmentation")
+    processes: int = option(1, flag="--processes", group="run", min=1,
+                            help="training processes on this machine, one per GPU (default 1); more "
+                                 "than one starts the trainer under torchrun with DDP")
     log_every: int = option(10, flag="--log-every", group="run", min=1,
                             help="steps between metric rows (default 10)")
     mean: tuple = field(default=IMAGENET_MEAN)

@@ -54,27 +54,6 @@ class Dataset:
     test: Split
 
 
-class CachedImages(torch.utils.data.Dataset):
-    """Decoded images with a live label tensor; yields `(image, label, index)` like the official code.
-
-    `labels` is shared, not copied: relabels written into it reach the batches drawn after them.
-    `__getitems__` lets a DataLoader fetch a whole batch with one tensor index.
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index):
-        return self.images[index], int(self.labels[index]), index
-
-    def __getitems__(self, indices):
-        positions = torch.as_tensor(indices, dtype=torch.long)
-        return self.images[positions], self.labels[positions], positions
-
-
 def rafdb_image_path(root: Path, name: str) -> Path:
     """`train_00001.jpg` → `Image/aligned/train_00001_aligned.jpg` (RAF-DB's aligned naming)."""
     stem, suffix = Path(name).stem, Path(name).suffix or ".jpg"

@@ -18,13 +18,13 @@ def importance_groups(alpha: torch.Tensor, *, beta: float) -> torch.Tensor:
     A batch of one sample has no low group: its only sample is high.
     """
     alpha = alpha.reshape(-1)
-    high = torch.zeros_like(alpha, dtype=torch.bool)
     if len(alpha) < 2:
-        high[:] = True
-        return high
+        return torch.ones_like(alpha, dtype=torch.bool)
     order = torch.sort(alpha, descending=True, stable=True).indices
-    high[order[: high_group_size(len(alpha), beta=beta)]] = True
-    return high
+    # Each sample's place in the ranking, by scatter from device tensors: assigning a Python
+    # constant through an index would copy it to the GPU and wait there on every step.
+    place = torch.empty_like(order).scatter_(0, order, torch.arange(len(order), device=alpha.device))
+    return place < high_group_size(len(alpha), beta=beta)
 
 
 def rank_regularization(alpha: torch.Tensor, *, beta: float, margin: float) -> torch.Tensor:

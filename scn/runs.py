@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scn import lock
 from scn.config import option_argv
-from scn.store import LOG_NAME
+from scn.store import CONFIG_NAME, LOG_NAME
 
 SPAWN_LOCK_NAME = "spawn.lock"
 # In the runs folder: held while a demo pair is checked and started, and the pids it started.
@@ -47,10 +47,23 @@ class TrainerExitedError(RuntimeError):
 
 def train_command(*, run_dir, options: dict, resume: bool = False) -> list:
     """The argv that trains `run_dir` with `options` (config.json names; None means "default").
-    Unknown names raise KeyError and out-of-range values ValueError (see scn.config.option_argv)."""
-    argv = [sys.executable, "-m", "scn", "train", "--run-dir", str(Path(run_dir).resolve()),
-            *option_argv(options)]
+    Unknown names raise KeyError and out-of-range values ValueError (see scn.config.option_argv).
+
+    With `processes` above 1 (or, on resume, a run that was started so) the trainer is started
+    under torchrun, one process per GPU of this machine (`--standalone`: a free rendezvous port)."""
+    argv = ["-m", "scn", "train", "--run-dir", str(Path(run_dir).resolve()), *option_argv(options)]
+    processes = options.get("processes") or (_stored_processes(run_dir) if resume else 1)
+    if processes > 1:
+        argv = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *argv]
+    argv = [sys.executable, *argv]
     return argv + ["--resume"] if resume else argv
+
+
+def _stored_processes(run_dir) -> int:
+    try:
+        return int(json.loads((Path(run_dir) / CONFIG_NAME).read_text()).get("processes") or 1)
+    except (OSError, ValueError):
+        return 1
 
 
 def run_name(label: str) -> str:

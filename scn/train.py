@@ -8,7 +8,13 @@ current step, writes `last` (mid-epoch, with the epoch's random state) and exits
 Determinism: every epoch draws its shuffling and augmentation from a generator seeded by
 (seed, epoch), and a mid-epoch checkpoint stores that generator's state, so a resumed run
 retraces an uninterrupted one on the CPU.
+
+On CUDA the uint8 batches are copied one step ahead (scn.pipeline) and augmented on the GPU with a
+generator there; metrics and relabel events stay on the device until a metric row is due, so the
+CPU does not wait for the GPU between rows. Under torchrun each process trains its share of every
+global batch (scn.distributed); rank 0 alone evaluates and writes the run folder.
 """
+import json
 import logging
 import math
 import os
@@ -25,16 +31,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from scn import augment, lock
+from scn import augment, distributed, lock, pipeline
 from scn.checkpoint import load_checkpoint, save_checkpoint
 from scn.config import TrainConfig
-from scn.data import CachedImages, Split, load_dataset, split_validation
+from scn.data import Split, load_dataset, split_validation
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, rank_regularization, weighted_cross_entropy
 from scn.model import SCN, load_pretrained
-from scn.relabel import relabel
-from scn.store import DB_NAME, LOG_NAME, RunWriter, checkpoint_path
+from scn.relabel import relabel_rows
+from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunWriter, checkpoint_path
 
 EVAL_BATCH = 256
 
@@ -94,13 +100,22 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
-def _batches(order: torch.Tensor, batch_size: int) -> list:
-    """Split a permutation into batches; a final batch of one joins the previous one, because
-    batch norm cannot train on a single sample and rank regularization needs two."""
+def _batches(order: torch.Tensor, batch_size: int, *, smallest: int = 2) -> list:
+    """Split a permutation into batches; a final batch under `smallest` joins the previous one,
+    because batch norm cannot train on a single sample and rank regularization needs two (two per
+    process under data parallelism)."""
     batches = list(torch.split(order, batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
+    if len(batches) > 1 and len(batches[-1]) < smallest:
         batches[-2:] = [torch.cat(batches[-2:])]
     return batches
+
+
+def _on_host(record: EpochRecord) -> EpochRecord:
+    return replace(record, **{k: v.cpu() for k, v in vars(record).items() if isinstance(v, torch.Tensor)})
+
+
+def _on_device(record: EpochRecord, device) -> EpochRecord:
+    return replace(record, **{k: v.to(device) for k, v in vars(record).items() if isinstance(v, torch.Tensor)})
 
 
 def _writes_to(stream, path: Path) -> bool:
@@ -200,8 +215,11 @@ class Trainer:
     """Holds the state of one run between steps; `train()` below is the entry point."""
 
     def __init__(self, config: TrainConfig, *, run_dir: Path, writer: RunWriter, log, stop: StopSignal,
-                 checkpoint: dict | None, progress: bool):
-        self.run_dir, self.writer, self.log, self.stop = run_dir, writer, log, stop
+                 checkpoint: dict | None, progress: bool, ranks: distributed.Ranks = distributed.Ranks()):
+        self.run_dir, self.writer, self.log, self.stop, self.ranks = run_dir, writer, log, stop, ranks
+        if config.batch_size < 2 * ranks.world:
+            raise ValueError(f"batch size {config.batch_size} gives some of the {ranks.world} processes "
+                             "fewer than 2 images per step; use a batch of at least 2 per process")
         if config.threads > 0:
             torch.set_num_threads(config.threads)
         self.config, self.train_split, self.val_split, self.test_split, root = prepare_data(config, log=log)
@@ -212,7 +230,7 @@ class Trainer:
         writer.set_meta("warnings", warnings)
         self.dataset_info = {"description": config.dataset_description, "path": str(root),
                              "format": config.format}
-        self.device = resolve_device(config.device)
+        self.device = distributed.device_for(ranks, resolve_device(config.device))
         self.precision = resolve_precision(config.precision, self.device)
 
         torch.manual_seed(config.seed)
@@ -220,9 +238,16 @@ class Trainer:
                          drop_rate=config.drop_rate, method=config.method)
         if self.model.load_report is not None:
             log.info("pretrained weights: %s", self.model.load_report)
+        if ranks.active and self.device.type == "cuda":
+            # Batch statistics over the global batch, as one process would compute them.
+            # (SyncBatchNorm has no CPU implementation: CPU processes normalise their own share.)
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.model.to(self.device)
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.heads = distributed.data_parallel_heads(self.model, ranks=ranks, device=self.device,
+                                                     alpha_in_loss=config.uses_alpha
+                                                     and (config.attention or config.rank_reg))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_gamma)
@@ -233,8 +258,13 @@ class Trainer:
         self.start_epoch, self.start_step, self.partial = 1, 0, None
         if checkpoint is not None:
             self._restore(checkpoint)
-        self.train_images = CachedImages(self.train_split.images, self.labels.current)
-        self.steps_per_epoch = len(_batches(torch.arange(len(self.train_split)), config.batch_size))
+        self.cache = pipeline.pin(self.train_split.images, self.device)
+        # The labels batches are drawn with; relabels reach them at once and the history (on the
+        # host, in self.labels) when `_flush_relabels` runs.
+        self.current_labels = self.labels.current.to(self.device, copy=True)
+        self.pending_relabels = []
+        self.steps_per_epoch = len(_batches(torch.arange(len(self.train_split)), config.batch_size,
+                                            smallest=2 * ranks.world))
         # One bar for the whole run, so its ETA is the run's, not the epoch's.
         self.bar = tqdm(total=config.epochs * self.steps_per_epoch, unit="step", dynamic_ncols=True,
                         initial=(self.start_epoch - 1) * self.steps_per_epoch + self.start_step,
@@ -290,73 +320,123 @@ class Trainer:
             for epoch in range(self.start_epoch, config.epochs + 1):
                 if self.train_epoch(epoch) == "stopped":
                     return "stopped"
-                self.end_epoch(epoch)
+                if self.ranks.is_main:
+                    self.end_epoch(epoch)
+                else:
+                    # Rank 0 alone evaluates and writes; the others keep the schedule in step.
+                    self.scheduler.step()
         finally:
             self.bar.close()
         return "finished"
 
     def train_epoch(self, epoch: int) -> str:
-        config = self.config
+        config, ranks, device = self.config, self.ranks, self.device
         generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
         torch.manual_seed(_epoch_seed(config.seed, epoch) + 1)
-        batches = _batches(torch.randperm(len(self.train_split), generator=generator), config.batch_size)
+        order = torch.randperm(len(self.train_split), generator=generator)
+        batches = _batches(order, config.batch_size, smallest=2 * ranks.world)
+        on_gpu = device.type == "cuda"
+        # Indices for the device, copied once an epoch: a copy from pageable memory waits for the GPU.
+        device_batches = _batches(order.to(device), config.batch_size, smallest=2 * ranks.world)
+        # The CPU keeps augmenting with the order's generator (its resume is bit-exact); a GPU
+        # augments with a generator of its own, seeded alike on every rank.
+        augment_generator = (torch.Generator(device).manual_seed(_epoch_seed(config.seed, epoch) + 2)
+                             if on_gpu else generator)
         record, first_step = EpochRecord.empty(len(self.train_split)), 0
         if self.partial is not None and epoch == self.start_epoch:
             generator.set_state(self.partial["generator"])
+            if on_gpu and self.partial.get("augment_generator") is not None:
+                augment_generator.set_state(self.partial["augment_generator"])
             torch.set_rng_state(self.partial["torch_rng"])
             record = EpochRecord(**self.partial["record"])
             first_step = self.start_step
         self.partial = None
-        self.record = record
+        self.record = record = _on_device(record, device)
         bar = self.bar
         bar.set_description(f"epoch {epoch}/{config.epochs}")
-        window_start, window_images = time.perf_counter(), 0
-        for step in range(first_step, len(batches)):
-            started = time.perf_counter()
-            metrics = self._train_step(epoch, step, batches[step], generator)
-            record.seconds += time.perf_counter() - started
-            window_images += len(batches[step])
+        window = torch.zeros(4, dtype=torch.float64, device=device)
+        window_start = time.perf_counter()
+        # A GPU gets only this rank's rows; the CPU augments the whole global batch, as one process
+        # would, and each rank keeps its share, so processes and a single process draw alike.
+        prefetcher = pipeline.Prefetcher(self.cache, batches, device=device,
+                                         rows=ranks.share if on_gpu else None)
+        for step, images in prefetcher.iterate(first=first_step):
+            window += self._train_step(epoch, step, device_batches[step], images, augment_generator)
             last = step == len(batches) - 1
-            if step % config.log_every == 0 or last or self.stop.requested:
+            due = step % config.log_every == 0 or last
+            # Every rank must stop after the same step: under torchrun they agree on it when a row is due.
+            stopping = (due and ranks.any(self.stop.requested, device=device)) if ranks.active \
+                else self.stop.requested
+            if due or stopping:
+                self._flush_relabels()
+                loss_wce, loss_rr, correct, seen = ranks.sum(window).tolist()
+                window.zero_()
                 now = time.perf_counter()
-                images_per_s = window_images / max(now - window_start, 1e-9)
-                window_start, window_images = now, 0
+                record.seconds += now - window_start
+                record.loss_wce += loss_wce
+                record.loss_rr += loss_rr
+                record.correct += int(correct)
+                record.seen += int(seen)
+                images_per_s = seen / max(now - window_start, 1e-9)
+                metrics = {"loss": (loss_wce + loss_rr) / seen, "loss_wce": loss_wce / seen,
+                           "loss_rr": loss_rr / seen, "accuracy": correct / seen}
                 self.writer.log_step({
                     "global_step": (epoch - 1) * len(batches) + step, "epoch": epoch, "step": step,
                     "time": time.time(), "lr": self.optimizer.param_groups[0]["lr"],
                     "images_per_s": images_per_s, **metrics})
                 self.writer.set_status("running", epoch=epoch - 1, step=step + 1)
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}", img_s=f"{images_per_s:.0f}")
+                window_start = time.perf_counter()
             bar.update(1)
-            if self.stop.requested and not last:
+            if stopping and not last:
                 partial = {"generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                           "record": record.state_dict()}
-                save_checkpoint(checkpoint_path(self.run_dir, "last"),
-                                self.checkpoint(epoch=epoch - 1, step_in_epoch=step + 1, partial=partial))
+                           "augment_generator": augment_generator.get_state() if on_gpu else None,
+                           "record": _on_host(record).state_dict()}
+                if ranks.is_main:
+                    save_checkpoint(checkpoint_path(self.run_dir, "last"),
+                                    self.checkpoint(epoch=epoch - 1, step_in_epoch=step + 1, partial=partial))
                 self.log.info("stopped at epoch %d step %d; checkpoint written%s", epoch, step + 1,
                               f" ({self.stop.repeats} repeated stop signal(s) ignored)"
                               if self.stop.repeats else "")
                 return "stopped"
+        self.ranks.check_agree(self.current_labels, what="the training labels")
+        self.record = _on_host(record)
         return "completed"
 
-    def _train_step(self, epoch: int, step: int, positions: torch.Tensor, generator) -> dict:
-        config, record = self.config, self.record
-        images, targets, positions = self.train_images.__getitems__(positions)
-        x = augment.train_batch(images, generator=generator, mean=config.mean, std=config.std)
-        x = x.to(self.device, non_blocking=True)
+    def _train_step(self, epoch: int, step: int, positions: torch.Tensor, images: torch.Tensor,
+                    generator) -> torch.Tensor:
+        """One optimisation step on the global batch `positions` ([B] training-set indices on the
+        device), of which `images` (uint8 on the device) holds this process's share, or all B rows
+        on the CPU.
+
+        Returns this process's [loss_wce sum, loss_rr sum, correct, images] as a float64 tensor on
+        the device: reading it waits for the GPU, which the caller does only when a row is due."""
+        config, record, ranks, device = self.config, self.record, self.ranks, self.device
+        total, rows = len(positions), self.ranks.share(len(positions))
+        if device.type == "cuda":
+            x = augment.device_train_batch(images, generator=generator, mean=config.mean, std=config.std,
+                                           start=rows.start, total=total)
+        else:
+            x = augment.train_batch(images, generator=generator, mean=config.mean, std=config.std)[rows]
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        targets_device = targets.to(self.device, non_blocking=True)
-        with autocast(self.device, self.precision):
-            alpha, logits = self.model.heads(x)
+        targets_all = self.current_labels[positions]
+        targets = targets_all[rows]
+        with autocast(device, self.precision):
+            alpha, logits = self.heads(x)
         alpha, logits = alpha.float().reshape(-1), logits.float()
         weighted = config.uses_alpha and config.attention
         scaled = alpha[:, None] * logits if weighted else logits
-        loss_wce = weighted_cross_entropy(scaled, targets_device)
+        loss_wce = weighted_cross_entropy(scaled, targets)
+        if ranks.active:
+            # DDP averages gradients over processes; scaled so, the step is the global batch mean.
+            loss_wce = loss_wce * (len(targets) * ranks.world / total)
+        # SCN's high/low split and rank regularization are over the global batch.
+        alpha_all = ranks.gather(alpha, total=total)
         if config.uses_alpha and config.rank_reg:
-            loss_rr = rank_regularization(alpha, beta=config.beta, margin=config.margin_1)
+            loss_rr = rank_regularization(alpha_all, beta=config.beta, margin=config.margin_1)
         else:
-            loss_rr = torch.zeros((), device=self.device)
+            loss_rr = torch.zeros((), device=device)
         loss = loss_wce + loss_rr
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -367,35 +447,45 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
 
-        alpha_cpu = alpha.detach().cpu()
-        is_high = importance_groups(alpha_cpu, beta=config.beta)
-        record.alpha[positions] = alpha_cpu
+        alpha_all = alpha_all.detach()
+        is_high = importance_groups(alpha_all, beta=config.beta)
+        record.alpha[positions] = alpha_all
         record.is_high[positions] = is_high
-        record.label[positions] = targets
-        correct = int((scaled.detach().argmax(1).cpu() == targets).sum())
-        loss_wce_value, loss_rr_value = loss_wce.item(), loss_rr.item()
-        record.loss_wce += loss_wce_value * len(positions)
-        record.loss_rr += loss_rr_value * len(positions)
-        record.correct += correct
-        record.seen += len(positions)
+        record.label[positions] = targets_all
+        correct = (scaled.detach().argmax(1) == targets).sum()
+        wce_sum = loss_wce.detach() * (total / ranks.world)
         if config.uses_alpha and config.relabel and epoch >= config.relabel_epoch:
-            self._relabel(epoch, step, positions, targets, scaled.detach(), alpha_cpu, is_high)
-        return {"loss": loss_wce_value + loss_rr_value, "loss_wce": loss_wce_value,
-                "loss_rr": loss_rr_value, "accuracy": correct / len(positions)}
+            self._relabel(epoch, step, positions, targets_all, scaled.detach(), alpha_all, is_high)
+        seen = torch.full((), len(targets), dtype=torch.float64, device=device)
+        return torch.stack([wce_sum.double(), loss_rr.detach().double() * len(targets), correct.double(), seen])
 
-    def _relabel(self, epoch, step, positions, targets, scaled, alpha, is_high) -> None:
-        config = self.config
+    def _relabel(self, epoch, step, positions, targets_all, scaled, alpha_all, is_high) -> None:
+        """Decide on this process's rows, gather the decisions of the global batch, and apply them
+        to the device labels at once; the events reach the history at the next `_flush_relabels`."""
+        config, ranks = self.config, self.ranks
+        rows = ranks.share(len(positions))
         eligible = ~is_high if config.relabel_scope == "low" else torch.ones_like(is_high)
-        decision = relabel(torch.softmax(scaled, dim=1).cpu(), targets, margin=config.margin_2,
-                           eligible=eligible)
-        events = [
-            RelabelEvent(epoch=epoch, step=step, index=int(positions[p]), old=int(targets[p]),
-                         new=int(new), p_max=float(pmax), p_given=float(pgiven), alpha=float(alpha[p]),
-                         group="high" if bool(is_high[p]) else "low")
-            for p, new, pmax, pgiven in zip(decision.positions.tolist(), decision.new_labels,
-                                            decision.p_max, decision.p_given)
-        ]
-        self.labels.apply(events)
+        change, new, p_max, p_given = relabel_rows(torch.softmax(scaled, dim=1), targets_all[rows],
+                                                   margin=config.margin_2, eligible=eligible[rows])
+        decided = ranks.gather(torch.stack([change.float(), new.float(), p_max, p_given], dim=1),
+                               total=len(positions))
+        change, new = decided[:, 0] > 0.5, decided[:, 1].long()
+        self.current_labels[positions] = torch.where(change, new, targets_all)
+        self.pending_relabels.append((epoch, step, torch.stack([
+            positions.double(), targets_all.double(), decided[:, 0].double(), new.double(),
+            decided[:, 2].double(), decided[:, 3].double(), alpha_all.double(), is_high.double()], dim=1)))
+
+    def _flush_relabels(self) -> None:
+        """Move the relabels decided since the last flush into the label history (a host sync)."""
+        pending, self.pending_relabels = self.pending_relabels, []
+        for epoch, step, rows in pending:
+            events = [
+                RelabelEvent(epoch=epoch, step=step, index=int(index), old=int(old), new=int(new),
+                             p_max=float(pmax), p_given=float(pgiven), alpha=float(alpha),
+                             group="high" if high else "low")
+                for index, old, changed, new, pmax, pgiven, alpha, high in rows.cpu().tolist() if changed
+            ]
+            self.labels.apply(events)
 
     def end_epoch(self, epoch: int) -> None:
         config, record, writer = self.config, self.record, self.writer
@@ -445,6 +535,16 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
     """Train one run into `run_dir`; returns "finished" or "stopped". Raises on failure, after
     recording the traceback in the run's status."""
     run_dir = Path(run_dir)
+    # On resume the run's own device decides the backend, not this invocation's default.
+    stored = run_dir / CONFIG_NAME
+    device = json.loads(stored.read_text()).get("device", config.device) if resume and stored.is_file() \
+        else config.device
+    ranks = distributed.from_environment(device)
+    if not ranks.is_main:
+        return _train_other_rank(config, run_dir=run_dir, resume=resume, ranks=ranks)
+    if not ranks.active and config.processes > 1 and not resume:
+        raise ValueError(f"--processes {config.processes} needs the processes started by torchrun: "
+                         f"torchrun --standalone --nproc-per-node {config.processes} -m scn train …")
     if not resume and (run_dir / DB_NAME).exists():
         raise RunExistsError(f"{run_dir} already holds a run; resume it with --resume or choose another run folder")
     if not resume and config.pretrained:
@@ -471,7 +571,12 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
         if checkpoint is not None:
             writer.discard_from(epoch=checkpoint["epoch"] + 1, step=checkpoint["step_in_epoch"])
         trainer = Trainer(config, run_dir=run_dir, writer=writer, log=log, stop=stop,
-                          checkpoint=checkpoint, progress=sys.stderr.isatty() if progress is None else progress)
+                          checkpoint=checkpoint, progress=sys.stderr.isatty() if progress is None else progress,
+                          ranks=ranks)
+        writer.set_meta("processes", ranks.world)
+        if ranks.active:
+            log.info("%d processes (torchrun), %d images per process per step", ranks.world,
+                     trainer.config.batch_size // ranks.world)
         writer.write_config(trainer.config.to_dict())
         trainer.record_samples()
         outcome = trainer.run()
@@ -492,3 +597,23 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
         if writer is not None:
             writer.close()
         os.close(lock_fd)
+        distributed.shutdown()
+
+
+def _train_other_rank(config: TrainConfig, *, run_dir: Path, resume: bool, ranks) -> str:
+    """A torchrun process other than rank 0: it trains its share of every batch and writes
+    nothing; its errors go to stderr, which torchrun prints with the rank."""
+    log = logging.getLogger(f"scn.train.rank{ranks.rank}")
+    log.setLevel(logging.WARNING)
+    stop = StopSignal()
+    stop.install()
+    try:
+        checkpoint = None
+        if resume:
+            checkpoint = load_checkpoint(checkpoint_path(run_dir, "last"))
+            config = TrainConfig.from_dict(checkpoint["run_config"])
+        trainer = Trainer(config, run_dir=run_dir, writer=distributed.SilentWriter(), log=log, stop=stop,
+                          checkpoint=checkpoint, progress=False, ranks=ranks)
+        return trainer.run()
+    finally:
+        distributed.shutdown()

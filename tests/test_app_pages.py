@@ -128,6 +128,22 @@ def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path
     assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] == 0.3
 
 
+@pytest.mark.parametrize("gpus", [0, 4])
+def test_home_form_offers_several_processes_only_with_several_gpus(empty_root, monkeypatch, gpus):
+    import torch
+
+    started = {}
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.update(options) or 1)
+    at = render()
+    offered = [n for n in at.number_input if n.key == "processes"]
+    assert len(offered) == (gpus > 1)
+    if offered:
+        offered[0].set_value(3).run()
+    at.button(key="start_run").click().run()
+    assert started["processes"] == (3 if gpus else None)
+
+
 def test_home_form_keeps_a_hostile_run_name_inside_the_runs_folder(tmp_path, monkeypatch):
     root = tmp_path / "x" / "runs" / "inner"
     root.mkdir(parents=True)

@@ -4,10 +4,12 @@ The figures themselves come from full-scale runs (see the README); nothing here 
 """
 import argparse
 import json
+import subprocess
+import sys
 
 import pytest
 
-from bench import (noise_robustness, precision_accuracy, relabel_quality, speed_report, store_queries,
+from bench import (gpu_throughput, noise_robustness, precision_accuracy, relabel_quality, speed_report, store_queries,
                    synth_calibration, train_throughput)
 from scn.store import RunReader
 
@@ -95,3 +97,23 @@ def test_sensitivity_variants_override_the_grid_settings(tmp_path):
     command = noise_robustness.train_command(job, tmp_path / "data", tmp_path / job["name"], args)
     values = [command[i + 1] for i, option in enumerate(command) if option == "--margin2"]
     assert values == ["0.4"]
+
+
+def test_gpu_throughput_runs_at_toy_scale_on_the_cpu(tiny_rafdb, tmp_path):
+    out = tmp_path / "gpu.json"
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps({"cuda_tests": {"exit": 0}}))
+    gpu_throughput.main(["--data", str(tiny_rafdb), "--sizes", "32", "--batches", "8", "--steps", "2",
+                         "--warmup", "1", "--workers", "0", "--device", "cpu", "--extra", str(extra),
+                         "--json", str(out)])
+    report = json.loads(out.read_text())
+    row = report["sizes"]["32"]["8"]
+    assert report["cuda_tests"] == {"exit": 0} and report["machine"]["device"] == "cpu"
+    assert report["train_images"] == 48 and "finished" in report
+    assert all(row[k] > 0 for k in ("ceiling", "plain_loop", "trainer_scn", "trainer_baseline",
+                                    "trainer_scn_vs_ceiling", "plain_loop_vs_ceiling"))
+    # The GPU machine has what `scn train` needs and not the app's packages.
+    probe = subprocess.run([sys.executable, "-c", "import json, sys, bench.gpu_throughput; "
+                            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"],
+                           capture_output=True, text=True, check=True)
+    assert not {"streamlit", "plotly", "pytorch_grad_cam", "matplotlib"} & set(json.loads(probe.stdout))

@@ -3,7 +3,7 @@ import torch
 from PIL import Image
 
 from scn import augment
-from scn.data import (RAFDB_IMAGE_DIR, RAFDB_LABEL_FILE, CachedImages, DatasetError, check_dataset,
+from scn.data import (RAFDB_IMAGE_DIR, RAFDB_LABEL_FILE, DatasetError, check_dataset,
                       load_dataset, split_validation)
 from tests.helpers import class_image, write_rafdb
 
@@ -14,18 +14,6 @@ def test_rafdb_layout_loads_both_splits(tiny_rafdb):
     assert data.train.images.shape == (48, 3, 24, 24) and data.train.images.dtype == torch.uint8
     assert data.train.names[0] == "train_00001.jpg"
     assert data.train.labels[:8].tolist() == [0, 1, 2, 3, 4, 5, 6, 0]  # 1-based file → 0-based
-
-
-def test_cached_images_yield_image_label_index(tiny_rafdb):
-    data = load_dataset(tiny_rafdb, image_size=24)
-    labels = data.train.labels.clone()
-    dataset = CachedImages(data.train.images, labels)
-    image, label, index = dataset[5]
-    assert image.shape == (3, 24, 24) and label == 5 and index == 5
-    labels[5] = 2  # a relabel reaches later fetches
-    assert dataset[5][1] == 2
-    images, batch_labels, positions = dataset.__getitems__([1, 5])
-    assert images.shape == (2, 3, 24, 24) and batch_labels.tolist() == [1, 2]
 
 
 def test_missing_label_file_is_named(tmp_path):

@@ -71,3 +71,60 @@ def test_fp16_with_grad_scaler_stops_mid_epoch_and_resumes(tiny_rafdb, tmp_path,
     final = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert all(math.isfinite(float(t.float().abs().sum())) for t in final["model"].values())
     assert len(reader.relabels()) == len(final["labels"]["history"])
+
+
+@needs_cuda
+def test_device_augmentation_on_cuda_matches_its_cpu_contract():
+    from scn import augment
+    from scn.config import IMAGENET_MEAN, IMAGENET_STD
+
+    images = torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8, device="cuda")
+    norm = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    a = augment.device_train_batch(images, generator=torch.Generator("cuda").manual_seed(0), **norm)
+    b = augment.device_train_batch(images, generator=torch.Generator("cuda").manual_seed(0), **norm)
+    assert a.device.type == "cuda" and a.dtype == torch.float32 and a.shape == images.shape
+    assert torch.equal(a, b)
+    erased = (a == 0).all(dim=1).any(dim=(1, 2)).float().mean().item()
+    assert 0.4 < erased < 0.6
+
+
+@needs_cuda
+def test_cuda_prefetcher_copies_the_batches_asked_for():
+    from scn.pipeline import Prefetcher, pin
+
+    device = torch.device("cuda")
+    images = pin(torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8), device)
+    assert images.is_pinned()
+    batches = list(torch.split(torch.randperm(40), 16))
+    for step, got in Prefetcher(images, batches, device=device, rows=lambda total: slice(0, total // 2)).iterate():
+        assert got.device.type == "cuda"
+        assert torch.equal(got.cpu(), images[batches[step][:len(batches[step]) // 2]])
+
+
+@needs_cuda
+def test_cuda_steps_between_metric_rows_do_not_wait_for_the_gpu(tiny_rafdb, tmp_path, monkeypatch):
+    """Under torch's sync debug mode, a training step (augmentation, forward, backward, Adam,
+    rank regularization, relabeling) makes no host sync; rows and the epoch end may."""
+    import warnings
+
+    from scn.train import Trainer
+
+    original, syncs = Trainer._train_step, []
+
+    def step(self, *args, **kwargs):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                result = original(self, *args, **kwargs)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        syncs.append([str(w.message) for w in caught if "synchroniz" in str(w.message)])
+        return result
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    config = tiny_config(tiny_rafdb, device="cuda", precision="bf16", batch_size=4, relabel_epoch=1,
+                         log_every=100)
+    assert train(config, run_dir=tmp_path / "r", progress=False) == "finished"
+    # The first steps build cached constants and optimizer state once.
+    assert len(syncs) > 10 and not any(syncs[3:]), syncs[3:]

@@ -35,3 +35,12 @@ def test_margin_is_strict():
 def test_nothing_eligible_changes_nothing():
     decision = relabel(PROBS, LABELS, margin=0.0, eligible=torch.zeros(4, dtype=torch.bool))
     assert decision.positions.numel() == 0
+
+
+def test_rows_give_the_decision_for_every_row_without_data_dependent_shapes():
+    from scn.relabel import relabel_rows
+
+    change, new, p_max, p_given = relabel_rows(PROBS, LABELS, margin=0.2,
+                                               eligible=torch.tensor([True, True, True, False]))
+    assert change.tolist() == [True, False, False, False]
+    assert new.tolist() == [0, 0, 2, 1] and p_max.shape == p_given.shape == (4,)

@@ -45,6 +45,17 @@ def test_train_command_maps_options_to_flags(tmp_path):
         runs.train_command(run_dir="r", options={"colour": "red"})
 
 
+def test_train_command_starts_several_processes_under_torchrun(tmp_path):
+    argv = runs.train_command(run_dir=tmp_path / "r", options={"processes": 4, "device": "cuda"})
+    assert argv[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4"]
+    assert argv[5:8] == ["-m", "scn", "train"] and argv[-4:] == ["--processes", "4", "--device", "cuda"]
+    (tmp_path / "r" / "config.json").parent.mkdir()
+    (tmp_path / "r" / "config.json").write_text('{"processes": 4}')
+    resumed = runs.train_command(run_dir=tmp_path / "r", options={}, resume=True)
+    assert "--nproc-per-node=4" in resumed and resumed[-1] == "--resume"
+    assert runs.train_command(run_dir=tmp_path / "r", options={"processes": 1})[1:3] == ["-m", "scn"]
+
+
 def test_new_run_dir_reserves_a_fresh_folder(tmp_path):
     first = runs.new_run_dir(root=tmp_path, label="scn")
     second = runs.new_run_dir(root=tmp_path, label="scn")

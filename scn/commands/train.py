@@ -22,6 +22,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from scn.checkpoint import CheckpointError
     from scn.data import DatasetError
+    from scn.distributed import is_rank_zero
     from scn.lock import RunLockedError
     from scn.model import PretrainedWeightsError
     from scn.train import RunExistsError, train
@@ -36,5 +37,7 @@ def run(args) -> int:
     except (CheckpointError, DatasetError, PretrainedWeightsError, RunExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not is_rank_zero():
+        return 0  # torchrun's other processes would repeat rank 0's line in the log
     print(f"{outcome}: {args.run_dir}")
     return 0

@@ -1,0 +1,16 @@
+import torch
+
+from scn.pipeline import Prefetcher, pin
+
+
+def test_cpu_prefetcher_yields_each_batch_from_the_first_step_asked():
+    images = torch.arange(10 * 3 * 2 * 2, dtype=torch.uint8).reshape(10, 3, 2, 2)
+    batches = list(torch.split(torch.tensor([4, 1, 7, 0, 9, 2, 3, 5, 6, 8]), 4))
+    cpu = torch.device("cpu")
+    assert pin(images, cpu) is images
+    steps = list(Prefetcher(images, batches, device=cpu).iterate(first=1))
+    assert [step for step, _ in steps] == [1, 2]
+    assert all(torch.equal(got, images[batches[step]]) for step, got in steps)
+    share = list(Prefetcher(images, batches, device=cpu, rows=lambda total: slice(1, 3)).iterate())
+    assert torch.equal(share[0][1], images[batches[0][1:3]])
+    assert list(Prefetcher(images, batches, device=cpu).iterate(first=3)) == []
