@@ -5,7 +5,7 @@ Each command module defines HELP (one line), `add_arguments(parser)` and `run(ar
 import argparse
 import importlib
 
-COMMANDS = ("train", "eval", "runs", "synth", "predict")
+COMMANDS = ("train", "eval", "runs", "synth", "pretrain", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
