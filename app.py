@@ -68,9 +68,10 @@ def start_from_form() -> None:
 
 
 def pretrained_option(text: str) -> str | None:
-    """The trainer's --pretrained value for the form's field: empty, "imagenet" or a resolved path."""
+    """The trainer's --pretrained value for the form's field: empty (the trainer's default: the
+    synth-face backbone on the built-in benchmark), a name or a resolved path."""
     text = text.strip()
-    if text in ("", "imagenet"):
+    if text in ("", "imagenet", "synth-face", "none"):
         return text or None
     return str(Path(text).expanduser().resolve())
 
@@ -170,11 +171,13 @@ with right:
     a.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
     b.selectbox("Device", ("auto", "cpu", "cuda"), key="device")
     st.text_input("Start from weights (optional)", key="pretrained",
-                  placeholder="runs/pretrain/checkpoints/last.pt",
-                  help="A checkpoint of ours, a plain ResNet-18 state dict or the official SCN MS-Celeb "
-                       "file; only the backbone is loaded. 'imagenet' uses torchvision's weights if they "
-                       "are in the local torch cache. SCN relabels well only from a competent start: see "
-                       "the README's Results.")
+                  placeholder="synth-face on the built-in benchmark",
+                  help="Empty: the synth-face backbone (identity-trained, no expression labels) on the "
+                       "built-in benchmark, random weights on a dataset folder. 'none': random weights "
+                       "(SCN tends to collapse from them: see the README's Results). A checkpoint of "
+                       "ours, a plain ResNet-18 state dict or the official SCN MS-Celeb file; only the "
+                       "backbone is loaded. 'imagenet' uses torchvision's weights if they are in the "
+                       "local torch cache.")
     if problem := pretrained_problem(st.session_state.pretrained):
         st.error(problem)
 st.button("Start", type="primary", on_click=start_from_form, key="start_run")

@@ -13,6 +13,7 @@ reader = ui.pick_run()
 def live() -> None:
     with ui.run_guard(reader):
         status = ui.status_panel(reader, key="training")
+        ui.collapse_banner(reader)
         config = reader.config()
         steps, epochs = reader.step_metrics(), reader.epoch_metrics()
         total = status["total_epochs"] or config.get("epochs")

@@ -85,6 +85,7 @@ def galleries(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list
 
 def live() -> None:
     with ui.run_guard(reader):
+        ui.collapse_banner(reader)
         config = reader.config()
         epochs, alpha, is_high = reader.attention_matrix()
         if not epochs:

@@ -17,6 +17,11 @@ PRESETS = {
                   beta=0.7, margin_1=0.15, margin_2=0.2, epochs=70, relabel_epoch=10),
 }
 
+# The face backbone runs on the built-in benchmark start from unless told otherwise (scn.pretrain):
+# the paper's runs start from a face-recognition backbone, and from random weights SCN collapses.
+BUILT_IN_START = "synth-face"
+NO_START = "none"
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -55,6 +60,18 @@ class TrainConfig:
     drop_rate: float = 0.0
     pretrained: str | None = None
     val_fraction: float = 0.1
+    alpha_warmup_epochs: int = field(default=0, metadata={
+        "flag": "--alpha-warmup-epochs", "group": "method", "min": 0,
+        "help": "train this many first epochs with alpha fixed at 1 (plain cross-entropy, no rank "
+                "regularization, no relabeling) before the attention head switches on (default 0)"})
+    alpha_bias_init: float | None = field(default=None, metadata={
+        "flag": "--alpha-bias-init", "group": "method",
+        "help": "initial bias of the alpha head, so alpha starts near sigmoid(bias), e.g. 3 for 0.95 "
+                "(default: PyTorch's initialisation, alpha near 0.5)"})
+    relabel_min_val_accuracy: float = field(default=0.0, metadata={
+        "flag": "--relabel-min-val-acc", "group": "method", "min": 0.0, "max": 1.0,
+        "help": "relabel in an epoch only if the previous epoch's validation accuracy reached this "
+                "(training accuracy without a validation split; default 0: always)"})
 
     device: str = "auto"
     precision: str = "auto"
@@ -78,6 +95,8 @@ class TrainConfig:
             (0.0 <= self.val_fraction < 0.5, "validation fraction must lie in [0, 0.5)"),
             (self.lr > 0, "learning rate must be positive"),
             (self.relabel_epoch >= 1, "relabel epoch must be at least 1 (epochs count from 1)"),
+            (self.alpha_warmup_epochs >= 0, "alpha warm-up epochs must be at least 0"),
+            (0.0 <= self.relabel_min_val_accuracy <= 1.0, "relabel minimum validation accuracy must lie in [0, 1]"),
         ]
         for ok, message in checks:
             if not ok:
@@ -108,8 +127,15 @@ class TrainConfig:
 
 
 def make_config(*, preset: str = "official", **overrides) -> TrainConfig:
-    """A preset's values, then every override that is not None."""
+    """A preset's values, then every override that is not None.
+
+    Runs on the built-in benchmark (no `data`) start from the synth-face backbone unless `pretrained`
+    says otherwise; "none" means random weights (recorded as None)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = PRESETS[preset] | {k: v for k, v in overrides.items() if v is not None}
+    if "pretrained" not in values and not values.get("data"):
+        values["pretrained"] = BUILT_IN_START
+    if values.get("pretrained") == NO_START:
+        values["pretrained"] = None
     return replace(TrainConfig(preset=preset), **values)

@@ -33,7 +33,8 @@ FLAGS = {
     "threads": "--threads", "seed": "--seed", "val_fraction": "--val-fraction",
     "noise_file": "--noise-file", "synth_train": "--synth-train", "synth_test": "--synth-test",
     "synth_noise": "--synth-noise", "precision": "--precision", "drop_rate": "--drop-rate",
-    "log_every": "--log-every",
+    "log_every": "--log-every", "alpha_warmup_epochs": "--alpha-warmup-epochs",
+    "alpha_bias_init": "--alpha-bias-init", "relabel_min_val_accuracy": "--relabel-min-val-acc",
 }
 SWITCHES = {"attention": "--no-attention", "rank_reg": "--no-rank-reg", "relabel": "--no-relabel",
             "channels_last": "--no-channels-last"}

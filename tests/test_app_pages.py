@@ -253,3 +253,21 @@ def test_run_guard_turns_a_vanished_folder_into_a_message(finished_runs):
     assert not at.exception
     assert "no longer exists" in texts(at.warning)
     assert texts(at.markdown) == "page goes on"
+
+
+@pytest.mark.parametrize("page", PAGES[:3])
+def test_collapse_warnings_show_as_a_banner(finished_runs, page):
+    from scn.collapse import ADVICE, CollapseWarning
+
+    writer = RunWriter(finished_runs["scn_dir"])
+    for epoch in (3, 4):
+        writer.log_warnings(epoch, [CollapseWarning("relabel_one_class", f"90% of epoch {epoch}'s relabels are "
+                                                    "to happiness", {"class": "happiness", "share": 0.9})])
+    writer.close()
+    banner = texts(render(page).warning)
+    assert "Relabels flow into one class" in banner and "(epoch 3, 4)" in banner
+    assert "90% of epoch 4's relabels are to happiness" in banner and ADVICE["relabel_one_class"] in banner
+
+
+def test_a_healthy_run_has_no_collapse_banner(finished_runs):
+    assert "collapsed" not in texts(render("pages/1_Training.py").warning)

@@ -159,3 +159,38 @@ def test_new_run_into_an_existing_run_folder_is_refused(tiny_rafdb, tmp_path, ca
     assert main(args) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert RunReader(run_dir).step_metrics().equals(before)
+
+
+def test_alpha_warmup_trains_plain_cross_entropy_first(tiny_rafdb, tmp_path):
+    from scn.model import SCN
+
+    run_dir = tmp_path / "warmup"
+    config = tiny_config(tiny_rafdb, epochs=1, relabel_epoch=1, alpha_warmup_epochs=1, alpha_bias_init=3.0)
+    train(config, run_dir=run_dir, progress=False)
+    reader = RunReader(run_dir)
+    assert reader.step_metrics()["loss_rr"].eq(0).all()  # no rank regularization while alpha is 1
+    assert reader.relabels().empty  # nor relabeling: the head's groups mean nothing yet
+    assert reader.warnings().empty  # and no alpha collapse reported for a head that is off
+    # The head is not trained during the warm-up: it is still the one the trainer built.
+    torch.manual_seed(config.seed)
+    fresh = SCN(7, alpha_bias=3.0).alpha[0]
+    model = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+    assert torch.equal(model["alpha.0.weight"], fresh.weight) and torch.all(model["alpha.0.bias"] == 3.0)
+    assert reader.config()["alpha_warmup_epochs"] == 1
+
+
+def test_relabeling_waits_for_the_validation_accuracy_gate(tiny_rafdb, tmp_path):
+    run_dir = tmp_path / "gated"
+    train(tiny_config(tiny_rafdb, relabel_epoch=1, relabel_min_val_accuracy=1.0), run_dir=run_dir, progress=False)
+    assert RunReader(run_dir).relabels().empty
+    assert "relabeling in epoch 2: held back (validation accuracy" in (run_dir / "train.log").read_text()
+
+
+def test_built_in_runs_start_from_the_face_backbone_and_data_runs_from_random():
+    assert make_config().pretrained == "synth-face"
+    assert make_config(pretrained="none").pretrained is None
+    assert make_config(data="/data/raf").pretrained is None
+    assert make_config(data="/data/raf", pretrained="synth-face").pretrained == "synth-face"
+    for preset in ("official", "paper"):
+        config = make_config(preset=preset)
+        assert (config.alpha_warmup_epochs, config.alpha_bias_init, config.relabel_min_val_accuracy) == (0, None, 0.0)

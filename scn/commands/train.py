@@ -46,8 +46,16 @@ def add_arguments(parser) -> None:
     method.add_argument("--margin2", dest="margin_2", type=float, help="relabel margin")
     method.add_argument("--drop-rate", type=float, help="dropout before the heads")
     method.add_argument("--pretrained",
-                        help="'imagenet' (locally cached torchvision weights) or a weights file "
-                             "(plain state dict, our checkpoint, or the official MS-Celeb file)")
+                        help="'synth-face' (the identity-trained face backbone of `python -m scn pretrain`; "
+                             "the default on the built-in benchmark), 'none' (random weights; the default "
+                             "with --data), 'imagenet' (locally cached torchvision weights) or a weights "
+                             "file (plain state dict, our checkpoint, or the official MS-Celeb file)")
+    method.add_argument("--alpha-warmup-epochs", type=int,
+                        help="first epochs with alpha fixed at 1 before the attention head switches on (default 0)")
+    method.add_argument("--alpha-bias-init", type=float,
+                        help="initial bias of the alpha head, e.g. 3 so alpha starts near 0.95")
+    method.add_argument("--relabel-min-val-acc", dest="relabel_min_val_accuracy", type=float,
+                        help="relabel only after an epoch whose validation accuracy reached this (default 0)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--run-dir", required=True, help="run folder, e.g. runs/scn-noise30")
@@ -75,7 +83,7 @@ def run(args) -> int:
         "data", "format", "noise_file", "skip_bad", "val_fraction", "synth_train", "synth_test",
         "synth_noise", "method", "attention", "rank_reg", "relabel", "relabel_scope", "epochs",
         "batch_size", "image_size", "lr", "relabel_epoch", "beta", "margin_1", "margin_2", "drop_rate",
-        "pretrained", "device", "precision", "channels_last", "threads", "seed", "log_every")}
+        "pretrained", "alpha_warmup_epochs", "alpha_bias_init", "relabel_min_val_accuracy", "device", "precision", "channels_last", "threads", "seed", "log_every")}
     try:
         config = make_config(preset=args.preset, **options)
         outcome = train(config, run_dir=args.run_dir, resume=args.resume,
