@@ -158,7 +158,8 @@ with right:
     a, b = st.columns(2)
     a.number_input("Epochs", 1, 200, 12, key="epochs")
     b.number_input("Relabel from epoch", 1, 200, 4, key="relabel_epoch")
-    a.number_input("Image size", 32, 256, 112, step=16, key="image_size")
+    a.number_input("Image size", 32, 256, 64, step=16, key="image_size",
+                   help="64 px: the size the synth-face backbone is trained at")
     b.number_input("Threads", 1, 64, value=None, key="threads", placeholder="all cores")
     a.number_input("Batch size", 2, 4096, value=None, key="batch_size", placeholder="preset")
     b.number_input("Learning rate", 1e-6, 1.0, value=None, format="%g", key="lr", placeholder="preset")

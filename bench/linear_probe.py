@@ -82,8 +82,8 @@ def main(argv=None) -> int:
     from scn.synth import default_dataset
 
     started = time.time()
-    backbone = ensure_backbone()
     expression = expression_start(args)
+    backbone = ensure_backbone()
     dataset = load_dataset(default_dataset(train=args.train, test=args.test, progress=False),
                            image_size=args.image_size)
     torch.manual_seed(0)

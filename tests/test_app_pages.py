@@ -271,3 +271,16 @@ def test_collapse_warnings_show_as_a_banner(finished_runs, page):
 
 def test_a_healthy_run_has_no_collapse_banner(finished_runs):
     assert "collapsed" not in texts(render("pages/1_Training.py").warning)
+
+
+def test_training_page_shows_the_backbone_build_before_the_first_step(empty_root):
+    run_dir = empty_root / "20260101-120000-demo-scn"
+    writer = RunWriter(run_dir)
+    writer.write_config({"method": "scn", "epochs": 10, "pretrained": "synth-face"})
+    writer.set_status("starting", total_epochs=10)
+    writer.close()
+    (run_dir / "train.log").write_text("INFO synth-face epoch 3/10: identity loss 3.1, held-out identity "
+                                       "accuracy 41.0%, 120 s so far, about 280 s left\n")
+    at = render("pages/1_Training.py")
+    assert "synth-face backbone" in texts(at.info)
+    assert "synth-face epoch 3/10" in texts(at.code)

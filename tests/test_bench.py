@@ -124,8 +124,9 @@ def test_standing_start_demo_part(tmp_path, tiny_face_backbone, capsys):
 def test_standing_start_remedies_start_from_random_weights():
     args = argparse.Namespace(part=["remedies"], remedy_seeds=[0], seeds=[0])
     jobs = standing_start.jobs(args)
-    assert [j["variant"] for j in jobs] == list(standing_start.REMEDIES)
-    assert {j["start"] for j in jobs} == {"none"} and {j["noise"] for j in jobs} == {0.3}
+    assert [(j["noise"], j["variant"]) for j in jobs] == [(0.3, "baseline"), (0.3, "scn")] + [
+        (0.0, variant) for variant in standing_start.REMEDIES]
+    assert {j["start"] for j in jobs} == {"none"}
     args = argparse.Namespace(train=40, test=14, image_size=32, epochs=1, relabel_epoch=1)
     argv = standing_start.command(jobs[-1], "run", args)
     assert argv[argv.index("--pretrained") + 1] == "none" and "--alpha-warmup-epochs" in argv

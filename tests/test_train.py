@@ -184,13 +184,3 @@ def test_relabeling_waits_for_the_validation_accuracy_gate(tiny_rafdb, tmp_path)
     train(tiny_config(tiny_rafdb, relabel_epoch=1, relabel_min_val_accuracy=1.0), run_dir=run_dir, progress=False)
     assert RunReader(run_dir).relabels().empty
     assert "relabeling in epoch 2: held back (validation accuracy" in (run_dir / "train.log").read_text()
-
-
-def test_built_in_runs_start_from_the_face_backbone_and_data_runs_from_random():
-    assert make_config().pretrained == "synth-face"
-    assert make_config(pretrained="none").pretrained is None
-    assert make_config(data="/data/raf").pretrained is None
-    assert make_config(data="/data/raf", pretrained="synth-face").pretrained == "synth-face"
-    for preset in ("official", "paper"):
-        config = make_config(preset=preset)
-        assert (config.alpha_warmup_epochs, config.alpha_bias_init, config.relabel_min_val_accuracy) == (0, None, 0.0)
