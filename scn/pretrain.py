@@ -81,6 +81,8 @@ def build_backbone(*, people: int = PEOPLE, images_per_person: int = IMAGES_PER_
     tells held-out images of the people apart."""
     from scn.synth.identities import identity_set  # the generator needs OpenCV
 
+    if images_per_person <= HELD_OUT_PER_PERSON:
+        raise ValueError(f"each person needs more than {HELD_OUT_PER_PERSON} images: that many are held out")
     started = time.time()
     log(f"rendering the identity set: {people} people × {images_per_person} images at {image_size} px")
     images, labels = identity_set(people=people, images=images_per_person, size=image_size, seed=seed,

@@ -29,7 +29,7 @@ def tiny_face_backbone(cache):
 
     path = pretrain.backbone_path()
     path.parent.mkdir(parents=True)
-    torch.save(pretrain.build_backbone(people=3, images_per_person=2, image_size=32, epochs=1,
+    torch.save(pretrain.build_backbone(people=3, images_per_person=3, image_size=32, epochs=1,
                                        log=lambda m: None, progress=False), path)
 
 

@@ -53,3 +53,8 @@ def test_pretrain_command_writes_a_custom_backbone(tmp_path, capsys):
                  "--no-progress"]) == 0
     assert "held-out identity accuracy" in capsys.readouterr().out
     assert SCN(7, pretrained=str(out)).load_report.fraction == 1.0
+
+
+def test_a_recipe_must_leave_training_images():
+    with pytest.raises(ValueError, match="more than 2 images"):
+        pretrain.build_backbone(people=3, images_per_person=2, epochs=1, log=lambda m: None, progress=False)
