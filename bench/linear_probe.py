@@ -28,6 +28,7 @@ from scn.config import IMAGENET_MEAN, IMAGENET_STD
 from scn.data import load_dataset
 from scn.model import SCN
 from scn.runs import DEMO_DATA
+from scn.store import RunReader
 
 
 @torch.no_grad()
@@ -99,6 +100,8 @@ def main(argv=None) -> int:
            "settings": {k: getattr(args, k) for k in ("train", "test", "image_size", "expression_train",
                                                       "expression_epochs")},
            "majority_share": float(counts.max() / counts.sum()), "synth_face_recipe": recipe,
+           "expression_start_test_accuracy": float(
+               RunReader(expression.parent.parent).epoch_metrics()["test_accuracy"].iloc[-1]),
            "results": results, "seconds": time.time() - started}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))

@@ -55,7 +55,7 @@ def jobs(args) -> list:
                   for seed in args.remedy_seeds if noise == 0.0 or variant in FAILURE_VARIANTS]
     if "demo" in args.part:
         found += [{"part": "demo", "start": "synth-face", "noise": noise, "variant": variant, "seed": seed,
-                   "options": options} for noise in (0.3, 0.0) for seed in args.seeds
+                   "options": options} for seed in args.seeds for noise in args.demo_noise
                   for variant, options in DEMO_METHODS.items()]
     for job in found:
         job["name"] = f"{job['part']}-{job['start']}-noise{job['noise']:g}-{job['variant']}-seed{job['seed']}"
@@ -77,6 +77,7 @@ def summarize(reader: RunReader) -> dict:
     predicted = reader.confusion(int(last["epoch"]), "test").sum(axis=0)
     return {
         "last_test_accuracy": float(last["test_accuracy"]),
+        "last_train_accuracy": float(last["train_accuracy"]), "last_val_accuracy": float(last["val_accuracy"]),
         "best_val_epoch": int(best["epoch"]), "best_val_test_accuracy": float(best["test_accuracy"]),
         "test_accuracy_by_epoch": [round(float(a), 4) for a in epochs["test_accuracy"]],
         "last_alpha_mean": float(last["alpha_mean"]), "last_alpha_std": float(last["alpha_std"]),
@@ -84,7 +85,16 @@ def summarize(reader: RunReader) -> dict:
         "last_top_predicted_share": float(predicted.max() / max(predicted.sum(), 1)),
         "warnings": {kind: [int(e) for e in rows["epoch"]] for kind, rows in warnings.groupby("kind")},
         "seconds": float(epochs["seconds"].sum()),
+        "start_weights": start_weights(reader),
     }
+
+
+def start_weights(reader: RunReader) -> str:
+    """What the run started from, as its trainer logged it (which backbone file, how much matched)."""
+    for line in (reader.run_dir / "train.log").read_text(errors="replace").splitlines():
+        if "pretrained weights: " in line or "starting from random weights" in line:
+            return line.split(" INFO ", 1)[-1]
+    return "unknown"
 
 
 def run_job(job: dict, args) -> dict:
@@ -121,6 +131,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=DEMO_DATA["epochs"])
     parser.add_argument("--relabel-epoch", type=int, default=DEMO_DATA["relabel_epoch"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the demo part")
+    parser.add_argument("--demo-noise", type=float, nargs="+", default=[0.3, 0.0], help="noise rates of the demo part")
     parser.add_argument("--remedy-seeds", type=int, nargs="+", default=[0], help="seeds of the remedies part")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--runs-dir", default="runs/bench-standing-start")

@@ -119,10 +119,11 @@ def test_standing_start_demo_part(tmp_path, tiny_face_backbone, capsys):
     run = next(r for r in report["runs"] if r["variant"] == "scn")
     assert RunReader(tmp_path / "runs" / run["name"]).config()["pretrained"] == "synth-face"
     assert isinstance(run["warnings"], dict) and "best-on-val" in capsys.readouterr().out
+    assert run["start_weights"].startswith("pretrained weights: synth-face backbone")
 
 
 def test_standing_start_remedies_start_from_random_weights():
-    args = argparse.Namespace(part=["remedies"], remedy_seeds=[0], seeds=[0])
+    args = argparse.Namespace(part=["remedies"], remedy_seeds=[0], seeds=[0], demo_noise=[0.3, 0.0])
     jobs = standing_start.jobs(args)
     assert [(j["noise"], j["variant"]) for j in jobs] == [(0.3, "baseline"), (0.3, "scn")] + [
         (0.0, variant) for variant in standing_start.REMEDIES]
