@@ -68,7 +68,7 @@ class CollapseWarning:
     figures: dict = field(default_factory=dict)
 
 
-def dominant_prediction(confusion, *, class_names) -> CollapseWarning | None:
+def dominant_prediction(confusion, *, class_names, split: str = "validation") -> CollapseWarning | None:
     """One class takes most of the predictions. `confusion`: rows given label, columns prediction."""
     confusion = np.asarray(confusion, dtype=float)
     total = confusion.sum()
@@ -82,7 +82,7 @@ def dominant_prediction(confusion, *, class_names) -> CollapseWarning | None:
         return None
     return CollapseWarning(
         "one_class",
-        f"{share:.0%} of the validation predictions are {class_names[top]} "
+        f"{share:.0%} of the {split} predictions are {class_names[top]} "
         f"(it is {label_share:.0%} of the labels)",
         {"class": class_names[top], "prediction_share": share, "label_share": label_share})
 
@@ -127,11 +127,11 @@ def relabel_one_class(new_labels, *, class_names) -> CollapseWarning | None:
 
 
 def check_epoch(*, confusion, alpha, new_labels, train_size: int, class_names,
-                check_alpha: bool = True) -> list:
-    """Every symptom of one epoch. `confusion`: validation (rows given, columns predicted); `alpha`:
+                check_alpha: bool = True, split: str = "validation") -> list:
+    """Every symptom of one epoch. `confusion`: on `split` (rows given, columns predicted); `alpha`:
     the epoch's attention weights (ignored unless `check_alpha`, e.g. for the baseline, whose alpha
     is 1 by construction); `new_labels`: the new class of each of the epoch's relabel events."""
-    found = [dominant_prediction(confusion, class_names=class_names),
+    found = [dominant_prediction(confusion, class_names=class_names, split=split),
              alpha_collapse(alpha) if check_alpha else None,
              relabel_surge(relabels=len(new_labels), train_size=train_size),
              relabel_one_class(new_labels, class_names=class_names)]

@@ -415,7 +415,8 @@ class Trainer:
         warnings = check_epoch(confusion=selection["confusion"].numpy(), alpha=record.alpha.numpy(),
                                new_labels=[e.new for e in events], train_size=n_train,
                                class_names=config.class_names,
-                               check_alpha=config.uses_alpha and epoch > config.alpha_warmup_epochs)
+                               check_alpha=config.uses_alpha and epoch > config.alpha_warmup_epochs,
+                               split="test" if val is None else "validation")
         writer.log_warnings(epoch, warnings)
         for warning in warnings:
             self.log.warning("collapse warning, epoch %d (%s): %s", epoch, warning.kind, warning.message)

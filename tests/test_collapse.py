@@ -21,6 +21,8 @@ def test_dominant_prediction_flags_a_model_that_predicts_one_class():
     assert warning.kind == "one_class" and warning.figures["class"] == "happiness"
     assert warning.figures["prediction_share"] == 1.0 and "happiness" in warning.message
     assert collapse.dominant_prediction(HEALTHY, class_names=CLASS_NAMES) is None
+    assert "of the test predictions" in collapse.dominant_prediction(one_class_confusion(0), class_names=CLASS_NAMES,
+                                                                      split="test").message
 
 
 def test_dominant_prediction_allows_a_majority_class_predicted_at_its_own_share():
