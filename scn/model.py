@@ -141,7 +141,7 @@ def load_pretrained(model: SCN, pretrained, *, min_match: float = MIN_BACKBONE_M
         if not path.is_file():
             raise PretrainedWeightsError(
                 f"the synth-face backbone is not built yet ({path}); build it once with "
-                "`python -m scn pretrain` (about 4 minutes on 2 idle CPU cores)")
+                "`python -m scn pretrain` (under 11 minutes on 2 CPU cores)")
         source = f"synth-face backbone ({path.name})"
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     elif pretrained == "imagenet":

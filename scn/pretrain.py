@@ -9,7 +9,8 @@ Recipe: `PEOPLE` people × `IMAGES_PER_PERSON` images of the identity set (scn.s
 Adam with a cosine schedule, SCN's own augmentation after a colour jitter that makes colours useless
 for telling people apart, bfloat16 + channels_last where the CPU has it.
 Two images of each person are held out and the identity accuracy on them is recorded, so a broken
-build shows as a number near chance (1 / PEOPLE). About 7 minutes on 2 CPU cores.
+build shows as a number near chance (1 / PEOPLE). Measured: 571 s (recipe 1) and 629 s (recipe 2) with
+one thread on 2 cores busy with other jobs (README, Results).
 
 The file lives in `<cache>/backbones/` (see scn.synth.cache.studio_cache), named by the generator
 version and `RECIPE_VERSION`: change either and a new backbone is built rather than a stale one
@@ -67,7 +68,7 @@ def ensure_backbone(*, log=print, progress: bool = True) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         # Another process may have built it while this one waited for the lock.
         if not path.is_file():
-            log(f"building the {SYNTH_FACE} backbone once (about 4 minutes on 2 idle CPU cores) into {path}")
+            log(f"building the {SYNTH_FACE} backbone once (under 11 minutes on 2 CPU cores) into {path}")
             checkpoint = build_backbone(log=log, progress=progress)
             tmp = path.with_suffix(".tmp")
             torch.save(checkpoint, tmp)
