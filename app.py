@@ -72,9 +72,10 @@ def start_from_form() -> None:
 
 
 def pretrained_option(text: str) -> str | None:
-    """The trainer's --pretrained value for the form's field: empty, "imagenet" or a resolved path."""
+    """The trainer's --pretrained value for the form's field: empty (the trainer's default: the
+    synth-face backbone on the built-in benchmark), a name or a resolved path."""
     text = text.strip()
-    if text in ("", "imagenet"):
+    if text in ("", "imagenet", "synth-face", "none"):
         return text or None
     return str(Path(text).expanduser().resolve())
 
@@ -167,7 +168,8 @@ with right:
     a, b = st.columns(2)
     a.number_input("Epochs", 1, 200, 12, key="epochs", help=HINTS["epochs"])
     b.number_input("Relabel from epoch", 1, 200, 4, key="relabel_epoch", help=HINTS["relabel_epoch"])
-    a.number_input("Image size", 32, 256, 112, step=16, key="image_size", help=HINTS["image_size"])
+    a.number_input("Image size", 32, 256, 64, step=16, key="image_size",
+                   help=HINTS["image_size"] + "; 64 px is the size the synth-face backbone is trained at")
     b.number_input("Threads", 1, 64, value=None, key="threads", help=HINTS["threads"], placeholder="all cores")
     a.number_input("Batch size", 2, 4096, value=None, key="batch_size", help=HINTS["batch_size"],
                    placeholder="preset")
@@ -186,11 +188,13 @@ with right:
     if (gpus := torch.cuda.device_count()) > 1:
         a.number_input("GPUs (one process each)", 1, gpus, 1, key="processes", help=HINTS["processes"])
     st.text_input("Start from weights (optional)", key="pretrained",
-                  placeholder="runs/pretrain/checkpoints/last.pt",
-                  help="A checkpoint of ours, a plain ResNet-18 state dict or the official SCN MS-Celeb "
-                       "file; only the backbone is loaded. 'imagenet' uses torchvision's weights if they "
-                       "are in the local torch cache. SCN relabels well only from a competent start: see "
-                       "the README's Results.")
+                  placeholder="synth-face on the built-in benchmark",
+                  help="Empty: the synth-face backbone (identity-trained, no expression labels) on the "
+                       "built-in benchmark, random weights on a dataset folder. 'none': random weights "
+                       "(SCN tends to collapse from them: see the README's Results). A checkpoint of "
+                       "ours, a plain ResNet-18 state dict or the official SCN MS-Celeb file; only the "
+                       "backbone is loaded. 'imagenet' uses torchvision's weights if they are in the "
+                       "local torch cache.")
     if problem := pretrained_problem(st.session_state.pretrained):
         st.error(problem)
 st.button("Start", type="primary", on_click=start_from_form, key="start_run")

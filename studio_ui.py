@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from scn import analysis, lock, runs, thumbnails
+from scn import analysis, collapse, lock, runs, thumbnails
 from scn.lock import RunLockedError
 from scn.store import RunDamagedError, RunNotFoundError, RunReader, list_runs, runs_root
 
@@ -96,6 +96,16 @@ def run_guard(reader: RunReader):
         if reader.run_dir.exists() and (reader.run_dir / "run.db").exists():
             raise
         st.warning(f"The run folder {reader.run_dir} no longer exists (deleted or moved).")
+
+
+def collapse_banner(reader: RunReader) -> None:
+    """One warning per kind of collapse the trainer detected (scn.collapse): in which epochs, the
+    latest figures, what it means and what to try. Nothing when the run is healthy."""
+    table = reader.warnings()
+    for kind, rows in table.groupby("kind", sort=False):
+        epochs = ", ".join(str(e) for e in rows["epoch"])
+        st.warning(f"**{collapse.TITLES.get(kind, kind)}** (epoch {epochs}): {rows['message'].iloc[-1]}.  \n"
+                   f"{collapse.ADVICE.get(kind, '')}", icon=":material/warning:")
 
 
 def flash(message: str, *, kind: str = "success") -> None:

@@ -15,6 +15,7 @@ def live() -> None:
         status = ui.status_panel(reader, key="training")
         if status["state"] == "damaged":
             return
+        ui.collapse_banner(reader)
         config = reader.config()
         steps, epochs = reader.step_metrics(), reader.epoch_metrics()
         total = status["total_epochs"] or config.get("epochs")
@@ -27,7 +28,8 @@ def live() -> None:
         st.progress(done, text=f"{epoch} of {total} epochs done ({done:.0%}){eta}")
         if not len(steps):
             st.info("No training steps logged yet: the trainer is starting (building the dataset "
-                    "cache and the model).")
+                    "cache, on first use the synth-face backbone, and the model). Its log so far:")
+            st.code(reader.log_tail(lines=12) or "(empty)", language="text")
             return
         last_epoch = epochs.iloc[-1] if len(epochs) else None
         metrics = st.columns(4)

@@ -85,6 +85,7 @@ def galleries(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list
 
 def live() -> None:
     with ui.run_guard(reader):
+        ui.collapse_banner(reader)
         config = reader.config()
         # The trainer records alpha = 1 for every sample of a baseline run: nothing to look at.
         if config.get("method") == "baseline":

@@ -26,6 +26,7 @@ def no_events_message(config: dict) -> None:
 
 def overview(class_names: list, truth: pd.DataFrame | None) -> None:
     with ui.run_guard(reader):
+        ui.collapse_banner(reader)
         counts = reader.relabel_counts()
         if not len(counts):
             no_events_message(reader.config())

@@ -25,6 +25,11 @@ PRESETS = {
                   beta=0.7, margin_1=0.15, margin_2=0.2, epochs=70, relabel_epoch=10),
 }
 
+# The face backbone runs on the built-in benchmark start from unless told otherwise (scn.pretrain):
+# the paper's runs start from a face-recognition backbone, and from random weights SCN collapses.
+BUILT_IN_START = "synth-face"
+NO_START = "none"
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -102,9 +107,24 @@ class TrainConfig:
     drop_rate: float = option(0.0, flag="--drop-rate", group="method", min=0.0, below=1.0,
                               help="dropout before the heads (default 0)")
     pretrained: str | None = option(None, flag="--pretrained", group="method",
-                                    help="'imagenet' (locally cached torchvision weights) or a weights "
-                                         "file (plain state dict, our checkpoint, or the official "
-                                         "MS-Celeb file)")
+                                    help="'synth-face' (the identity-trained face backbone of `python -m "
+                                         "scn pretrain`; the default on the built-in benchmark), 'none' "
+                                         "(random weights; the default with --data), 'imagenet' (locally "
+                                         "cached torchvision weights) or a weights file (plain state dict, "
+                                         "our checkpoint, or the official MS-Celeb file)")
+    alpha_warmup_epochs: int = option(0, flag="--alpha-warmup-epochs", group="method", min=0,
+                                      help="train this many first epochs with alpha fixed at 1 (plain "
+                                           "cross-entropy, no rank regularization, no relabeling) before the "
+                                           "attention head switches on (default 0)")
+    alpha_bias_init: float | None = option(None, flag="--alpha-bias-init", group="method",
+                                           help="initial bias of the alpha head, so alpha starts near "
+                                                "sigmoid(bias), e.g. 3 for 0.95 (default: PyTorch's "
+                                                "initialisation, alpha near 0.5)")
+    relabel_min_val_accuracy: float = option(0.0, flag="--relabel-min-val-acc", group="method", min=0.0,
+                                             max=1.0,
+                                             help="relabel in an epoch only if the previous epoch's "
+                                                  "validation accuracy reached this (training accuracy "
+                                                  "without a validation split; default 0: always)")
 
     device: str = option("auto", flag="--device", group="run",
                          help="auto (a GPU when PyTorch sees one), cpu, cuda or cuda:N")
@@ -260,13 +280,23 @@ def option_argv(options_: dict) -> list:
 
 def config_argv(config: TrainConfig) -> list:
     """Trainer flags that rebuild `config` (every option, so no preset value is assumed)."""
-    return option_argv({spec.name: getattr(config, spec.name) for spec in options()})
+    values = {spec.name: getattr(config, spec.name) for spec in options()}
+    if config.pretrained is None:
+        values["pretrained"] = NO_START  # None alone would mean "the default start"
+    return option_argv(values)
 
 
 def make_config(*, preset: str | None = "official", **overrides) -> TrainConfig:
-    """A preset's values, then every override that is not None."""
+    """A preset's values, then every override that is not None.
+
+    Runs on the built-in benchmark (no `data`) start from the synth-face backbone unless `pretrained`
+    says otherwise; "none" means random weights (recorded as None)."""
     preset = preset or "official"
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = PRESETS[preset] | {k: v for k, v in overrides.items() if v is not None}
+    if "pretrained" not in values and not values.get("data"):
+        values["pretrained"] = BUILT_IN_START
+    if values.get("pretrained") == NO_START:
+        values["pretrained"] = None
     return replace(TrainConfig(preset=preset), **values)

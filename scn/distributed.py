@@ -121,8 +121,8 @@ class _Heads(torch.nn.Module):
 
 def data_parallel_heads(model, *, ranks: Ranks, device: torch.device, alpha_in_loss: bool):
     """`model.heads`, wrapped in DistributedDataParallel when there are several processes. When
-    the loss ignores alpha (baseline, or both ablations) its head gets no gradient, which DDP
-    must be told to expect."""
+    the loss ignores alpha (baseline, both ablations, or an alpha warm-up) its head gets no
+    gradient, which DDP must be told to expect."""
     if not ranks.active:
         return model.heads
     return torch.nn.parallel.DistributedDataParallel(

@@ -48,7 +48,7 @@ class SCN(nn.Module):
     """ResNet-18 trunk up to global pooling (512-d) → dropout → `fc` and `alpha` heads."""
 
     def __init__(self, num_classes: int = 7, *, pretrained=None, drop_rate: float = 0.0,
-                 method: str = "scn"):
+                 method: str = "scn", alpha_bias: float | None = None):
         super().__init__()
         if method not in ("scn", "baseline"):
             raise ValueError(f"method must be 'scn' or 'baseline', not {method!r}")
@@ -58,6 +58,9 @@ class SCN(nn.Module):
         self.dropout = nn.Dropout(drop_rate)
         self.fc = nn.Linear(512, num_classes)
         self.alpha = nn.Sequential(nn.Linear(512, 1), nn.Sigmoid()) if method == "scn" else None
+        if self.alpha is not None and alpha_bias is not None:
+            # A large bias starts every alpha near sigmoid(bias), i.e. near 1 for bias 3.
+            nn.init.constant_(self.alpha[0].bias, alpha_bias)
         self.load_report = load_pretrained(self, pretrained) if pretrained else None
 
     def heads(self, x):
@@ -127,12 +130,24 @@ def map_backbone_keys(state_dict: dict) -> dict:
 def load_pretrained(model: SCN, pretrained, *, min_match: float = MIN_BACKBONE_MATCH) -> LoadReport:
     """Load backbone weights into `model` and report matched/missing keys.
 
-    `pretrained` is "imagenet" (torchvision's weights, which must already be in the local torch
-    cache: nothing is downloaded) or a path to a plain state dict, a checkpoint of ours, or the
+    `pretrained` is "synth-face" (the identity-trained backbone of scn.pretrain, which must have been
+    built: `python -m scn pretrain`), "imagenet" (torchvision's weights, which must already be in the
+    local torch cache: nothing is downloaded) or a path to a plain state dict, a checkpoint of ours, or the
     official SCN MS-Celeb file. Raises PretrainedWeightsError when fewer than `min_match` of the
     backbone tensors are found with the right shape.
     """
-    if pretrained == "imagenet":
+    if pretrained == "synth-face":
+        # scn.pretrain builds on this module, so it is imported only when its backbone is asked for.
+        from scn.pretrain import backbone_path
+
+        path = backbone_path()
+        if not path.is_file():
+            raise PretrainedWeightsError(
+                f"the synth-face backbone is not built yet ({path}); build it once with "
+                "`python -m scn pretrain` (under 11 minutes on 2 CPU cores)")
+        source = f"synth-face backbone ({path.name})"
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    elif pretrained == "imagenet":
         source = "torchvision ImageNet ResNet-18"
         weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name

@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS relabels (
 CREATE INDEX IF NOT EXISTS relabels_by_epoch ON relabels (epoch, old, new);
 CREATE TABLE IF NOT EXISTS confusion (
     epoch INTEGER NOT NULL, split TEXT NOT NULL, matrix TEXT NOT NULL, PRIMARY KEY (epoch, split));
+CREATE TABLE IF NOT EXISTS warnings (
+    id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,
+    figures TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reviews (
     event_id INTEGER PRIMARY KEY, idx INTEGER NOT NULL, decision TEXT NOT NULL
         CHECK (decision IN ('accept', 'revert')), time REAL NOT NULL);
@@ -67,6 +70,7 @@ STEP_COLUMNS = ("global_step", "epoch", "step", "time", "loss", "loss_wce", "los
 EPOCH_COLUMNS = ("epoch", "time", "seconds", "lr", "images_per_s", "train_loss", "train_loss_wce",
                  "train_loss_rr", "train_accuracy", "val_accuracy", "test_accuracy", "test_loss",
                  "alpha_mean", "alpha_std", "alpha_gap", "relabels")
+WARNING_COLUMNS = ("epoch", "kind", "message", "figures")
 RELABEL_COLUMNS = ("epoch", "step", "idx", "old", "new", "p_max", "p_given", "alpha", "grp")
 
 
@@ -173,6 +177,14 @@ class RunWriter:
         )
         self.conn.commit()
 
+    def log_warnings(self, epoch: int, warnings) -> None:
+        """`warnings`: scn.collapse.CollapseWarning objects found at the end of `epoch`."""
+        self.conn.executemany(
+            "INSERT INTO warnings (epoch, kind, message, figures) VALUES (?, ?, ?, ?)",
+            ((epoch, w.kind, w.message, json.dumps(w.figures)) for w in warnings),
+        )
+        self.conn.commit()
+
     def log_confusion(self, epoch: int, split: str, matrix) -> None:
         self.conn.execute("INSERT OR REPLACE INTO confusion VALUES (?, ?, ?)",
                           (epoch, split, json.dumps(np.asarray(matrix).astype(int).tolist())))
@@ -184,7 +196,7 @@ class RunWriter:
                           (epoch, epoch, step))
         self.conn.execute("DELETE FROM relabels WHERE epoch > ? OR (epoch = ? AND step >= ?)",
                           (epoch, epoch, step))
-        for table in ("epoch_metrics", "attention", "confusion"):
+        for table in ("epoch_metrics", "attention", "confusion", "warnings"):
             self.conn.execute(f"DELETE FROM {table} WHERE epoch >= ?", (epoch,))
         self.conn.commit()
 
@@ -298,6 +310,13 @@ class RunReader:
     def epoch_metrics(self) -> pd.DataFrame:
         return self._frame(f"SELECT {', '.join(EPOCH_COLUMNS)} FROM epoch_metrics ORDER BY epoch",
                            columns=EPOCH_COLUMNS)
+
+    def warnings(self) -> pd.DataFrame:
+        """Collapse warnings (scn.collapse), one row per epoch and kind; `figures` parsed from JSON."""
+        frame = self._frame(f"SELECT {', '.join(WARNING_COLUMNS)} FROM warnings ORDER BY epoch, id",
+                            columns=WARNING_COLUMNS)
+        frame["figures"] = [json.loads(text) for text in frame["figures"]]
+        return frame
 
     def attention_epochs(self) -> list:
         return [row[0] for row in self._query("SELECT epoch FROM attention ORDER BY epoch")]

@@ -33,12 +33,14 @@ from tqdm import tqdm
 
 from scn import augment, distributed, lock, pipeline
 from scn.checkpoint import load_checkpoint, save_checkpoint
-from scn.config import TrainConfig
+from scn.collapse import check_epoch
+from scn.config import BUILT_IN_START, TrainConfig
 from scn.data import Split, load_dataset, split_validation
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, rank_regularization, weighted_cross_entropy
 from scn.model import SCN, load_pretrained
+from scn.pretrain import ensure_backbone
 from scn.relabel import relabel_rows
 from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunWriter, checkpoint_path
 
@@ -233,11 +235,17 @@ class Trainer:
         self.device = distributed.device_for(ranks, resolve_device(config.device))
         self.precision = resolve_precision(config.precision, self.device)
 
+        if config.pretrained == BUILT_IN_START and checkpoint is None:
+            # The first run that needs it builds it, logging its progress where the app shows it.
+            ensure_backbone(log=log.info, progress=progress)
         torch.manual_seed(config.seed)
-        self.model = SCN(len(config.class_names), pretrained=config.pretrained,
-                         drop_rate=config.drop_rate, method=config.method)
+        self.model = SCN(len(config.class_names), pretrained=None if checkpoint else config.pretrained,
+                         drop_rate=config.drop_rate, method=config.method,
+                         alpha_bias=config.alpha_bias_init)
         if self.model.load_report is not None:
             log.info("pretrained weights: %s", self.model.load_report)
+        elif checkpoint is None:
+            log.info("starting from random weights")
         if ranks.active and self.device.type == "cuda":
             # Batch statistics over the global batch, as one process would compute them.
             # (SyncBatchNorm has no CPU implementation: CPU processes normalise their own share.)
@@ -247,7 +255,8 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.heads = distributed.data_parallel_heads(self.model, ranks=ranks, device=self.device,
                                                      alpha_in_loss=config.uses_alpha
-                                                     and (config.attention or config.rank_reg))
+                                                     and (config.attention or config.rank_reg)
+                                                     and not config.alpha_warmup_epochs)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_gamma)
@@ -256,6 +265,8 @@ class Trainer:
         self.best = {"split": "val" if self.val_split is not None else "test", "epoch": None,
                      "accuracy": None}
         self.start_epoch, self.start_step, self.partial = 1, 0, None
+        # The accuracy that opens relabeling (relabel_min_val_accuracy): the last epoch's on validation.
+        self.gate_accuracy = 0.0
         if checkpoint is not None:
             self._restore(checkpoint)
         self.cache = pipeline.pin(self.train_split.images, self.device)
@@ -282,6 +293,7 @@ class Trainer:
         self.start_epoch = checkpoint["epoch"] + 1
         self.start_step = checkpoint["step_in_epoch"]
         self.partial = checkpoint["partial"]
+        self.gate_accuracy = checkpoint.get("gate_accuracy", 0.0)
         if self.scaler is not None and checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.log.info("resumed at epoch %d step %d with %d relabels restored",
@@ -304,6 +316,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "labels": self.labels.state_dict(), "rng": {"torch": torch.get_rng_state()},
             "best": dict(self.best), "dataset": self.dataset_info, "partial": partial,
+            "gate_accuracy": self.gate_accuracy,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
 
@@ -325,6 +338,10 @@ class Trainer:
                 else:
                     # Rank 0 alone evaluates and writes; the others keep the schedule in step.
                     self.scheduler.step()
+                if self.ranks.active:
+                    # Every process must agree on whether the next epoch relabels (a collective).
+                    share = torch.tensor([self.gate_accuracy if self.ranks.is_main else 0.0], device=self.device)
+                    self.gate_accuracy = float(self.ranks.sum(share).item())
         finally:
             self.bar.close()
         return "finished"
@@ -425,7 +442,8 @@ class Trainer:
         with autocast(device, self.precision):
             alpha, logits = self.heads(x)
         alpha, logits = alpha.float().reshape(-1), logits.float()
-        weighted = config.uses_alpha and config.attention
+        attention_on = epoch > config.alpha_warmup_epochs
+        weighted = config.uses_alpha and config.attention and attention_on
         scaled = alpha[:, None] * logits if weighted else logits
         loss_wce = weighted_cross_entropy(scaled, targets)
         if ranks.active:
@@ -433,7 +451,7 @@ class Trainer:
             loss_wce = loss_wce * (len(targets) * ranks.world / total)
         # SCN's high/low split and rank regularization are over the global batch.
         alpha_all = ranks.gather(alpha, total=total)
-        if config.uses_alpha and config.rank_reg:
+        if config.uses_alpha and config.rank_reg and attention_on:
             loss_rr = rank_regularization(alpha_all, beta=config.beta, margin=config.margin_1)
         else:
             loss_rr = torch.zeros((), device=device)
@@ -454,10 +472,18 @@ class Trainer:
         record.label[positions] = targets_all
         correct = (scaled.detach().argmax(1) == targets).sum()
         wce_sum = loss_wce.detach() * (total / ranks.world)
-        if config.uses_alpha and config.relabel and epoch >= config.relabel_epoch:
+        if self.relabels_in(epoch):
             self._relabel(epoch, step, positions, targets_all, scaled.detach(), alpha_all, is_high)
         seen = torch.full((), len(targets), dtype=torch.float64, device=device)
         return torch.stack([wce_sum.double(), loss_rr.detach().double() * len(targets), correct.double(), seen])
+
+    def relabels_in(self, epoch: int) -> bool:
+        """Whether `epoch` relabels: SCN with relabeling, from relabel_epoch, once the attention head
+        is on (its groups mean nothing before) and the previous epoch reached the accuracy gate."""
+        config = self.config
+        return (config.uses_alpha and config.relabel and epoch >= config.relabel_epoch
+                and epoch > config.alpha_warmup_epochs
+                and self.gate_accuracy >= config.relabel_min_val_accuracy)
 
     def _relabel(self, epoch, step, positions, targets_all, scaled, alpha_all, is_high) -> None:
         """Decide on this process's rows, gather the decisions of the global batch, and apply them
@@ -496,6 +522,7 @@ class Trainer:
         val = (evaluate(self.model, self.val_split, config=config, device=self.device,
                         precision=self.precision) if self.val_split is not None else None)
         events = [e for e in self.labels.history if e.epoch == epoch]
+        n_train = len(self.train_split)
         high, low = record.alpha[record.is_high], record.alpha[~record.is_high]
         seen = max(record.seen, 1)
         writer.log_attention(epoch, alpha=record.alpha.numpy(), is_high=record.is_high.numpy(),
@@ -515,6 +542,20 @@ class Trainer:
             "alpha_std": float(record.alpha.std()), "alpha_gap": gap, "relabels": len(events),
         })
         selection = val if val is not None else test
+        warnings = check_epoch(confusion=selection["confusion"].numpy(), alpha=record.alpha.numpy(),
+                               new_labels=[e.new for e in events], train_size=n_train,
+                               class_names=config.class_names,
+                               check_alpha=config.uses_alpha and epoch > config.alpha_warmup_epochs,
+                               split="test" if val is None else "validation")
+        writer.log_warnings(epoch, warnings)
+        for warning in warnings:
+            self.log.warning("collapse warning, epoch %d (%s): %s", epoch, warning.kind, warning.message)
+        self.gate_accuracy = record.correct / seen if val is None else val["accuracy"]
+        if config.relabel_min_val_accuracy > 0 and config.relabel_epoch <= epoch + 1 <= config.epochs:
+            self.log.info("relabeling in epoch %d: %s (%s accuracy %.4f, gate %.2f)", epoch + 1,
+                          "on" if self.relabels_in(epoch + 1) else "held back",
+                          "training" if val is None else "validation", self.gate_accuracy,
+                          config.relabel_min_val_accuracy)
         improved = self.best["accuracy"] is None or selection["accuracy"] > self.best["accuracy"]
         if improved:
             self.best = {"split": self.best["split"], "epoch": epoch, "accuracy": selection["accuracy"]}

@@ -56,8 +56,8 @@ def trained_runs(tmp_path_factory) -> dict:
     try:
         for method in ("baseline", "scn"):
             config = make_config(synth_train=80, synth_test=21, synth_noise=0.3, method=method, epochs=4,
-                                 batch_size=16, image_size=48, relabel_epoch=2, margin_2=0.01,
-                                 val_fraction=0.125, log_every=1, seed=3, threads=2)
+                                 pretrained="none", batch_size=16, image_size=48, relabel_epoch=2,
+                                 margin_2=0.01, val_fraction=0.125, log_every=1, seed=3, threads=2)
             train(config, run_dir=root / "runs" / TRAINED[method], progress=False)
     finally:
         if previous is None:

@@ -353,3 +353,49 @@ def test_run_guard_turns_a_vanished_folder_into_a_message(finished_runs):
     assert not at.exception
     assert "no longer exists" in texts(at.warning)
     assert texts(at.markdown) == "page goes on"
+
+
+@pytest.mark.parametrize("page", PAGES[:3])
+def test_collapse_warnings_show_as_a_banner(finished_runs, page):
+    from scn.collapse import ADVICE, CollapseWarning
+
+    writer = RunWriter(finished_runs["scn_dir"])
+    for epoch in (3, 4):
+        writer.log_warnings(epoch, [CollapseWarning("relabel_one_class", f"90% of epoch {epoch}'s relabels are "
+                                                    "to happiness", {"class": "happiness", "share": 0.9})])
+    writer.close()
+    banner = texts(render(page).warning)
+    assert "Relabels flow into one class" in banner and "(epoch 3, 4)" in banner
+    assert "90% of epoch 4's relabels are to happiness" in banner and ADVICE["relabel_one_class"] in banner
+
+
+def test_the_banner_shows_exactly_the_warnings_the_trainer_recorded(finished_runs):
+    from scn.collapse import TITLES
+
+    for run in ("scn_dir", "baseline_dir"):
+        recorded = RunReader(finished_runs[run]).warnings()
+        shown = texts(render("pages/1_Training.py", session={"run_picker_choice": finished_runs[run].name}).warning)
+        assert {kind for kind, title in TITLES.items() if title in shown} == set(recorded["kind"])
+
+
+def test_a_run_without_collapse_warnings_has_no_banner(empty_root, tmp_path):
+    from bench.simulated_run import write_dataset, write_simulated_run
+    from scn.collapse import TITLES
+
+    write_simulated_run(empty_root / "20260101-120000-sim", data_dir=write_dataset(tmp_path / "d", train=40, test=14))
+    assert RunReader(empty_root / "20260101-120000-sim").warnings().empty
+    shown = texts(render("pages/1_Training.py").warning)
+    assert not any(title in shown for title in TITLES.values())
+
+
+def test_training_page_shows_the_backbone_build_before_the_first_step(empty_root):
+    run_dir = empty_root / "20260101-120000-demo-scn"
+    writer = RunWriter(run_dir)
+    writer.write_config({"method": "scn", "epochs": 10, "pretrained": "synth-face"})
+    writer.set_status("starting", total_epochs=10)
+    writer.close()
+    (run_dir / "train.log").write_text("INFO synth-face epoch 3/10: identity loss 3.1, held-out identity "
+                                       "accuracy 41.0%, 120 s so far, about 280 s left\n")
+    at = render("pages/1_Training.py")
+    assert "synth-face backbone" in texts(at.info)
+    assert "synth-face epoch 3/10" in texts(at.code)

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from bench import (gpu_throughput, noise_robustness, precision_accuracy, relabel_quality, speed_report, store_queries,
-                   synth_calibration, train_throughput)
+from bench import (gpu_throughput, linear_probe, noise_robustness, precision_accuracy, relabel_quality,
+                   speed_report, standing_start, store_queries, synth_calibration, train_throughput)
 from scn.store import RunReader
 
 pytestmark = pytest.mark.slow
@@ -21,6 +21,20 @@ TOY = ["--train", "40", "--test", "14", "--image-size", "32", "--epochs", "1"]
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SCN_STUDIO_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def tiny_face_backbone(cache):
+    """A synth-face backbone of 3 people put where the default one is cached, so toy runs that start
+    from synth-face (in their own processes) find it instead of building the real one."""
+    import torch
+
+    from scn import pretrain
+
+    path = pretrain.backbone_path()
+    path.parent.mkdir(parents=True)
+    torch.save(pretrain.build_backbone(people=3, images_per_person=3, image_size=32, epochs=1,
+                                       log=lambda m: None, progress=False), path)
 
 
 def test_noise_grid_then_relabel_quality(tmp_path, cache, capsys):
@@ -117,3 +131,37 @@ def test_gpu_throughput_runs_at_toy_scale_on_the_cpu(tiny_rafdb, tmp_path):
                             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"],
                            capture_output=True, text=True, check=True)
     assert not {"streamlit", "plotly", "pytorch_grad_cam", "matplotlib"} & set(json.loads(probe.stdout))
+
+
+@pytest.mark.slow
+def test_standing_start_demo_part(tmp_path, tiny_face_backbone, capsys):
+    standing_start.main([*TOY, "--relabel-epoch", "1", "--part", "demo", "--seeds", "0",
+                         "--runs-dir", str(tmp_path / "runs"), "--json", str(tmp_path / "ss.json")])
+    report = json.loads((tmp_path / "ss.json").read_text())
+    assert {(r["noise"], r["variant"]) for r in report["table"]} == {(0.3, "baseline"), (0.3, "scn"),
+                                                                     (0.0, "baseline"), (0.0, "scn")}
+    run = next(r for r in report["runs"] if r["variant"] == "scn")
+    assert RunReader(tmp_path / "runs" / run["name"]).config()["pretrained"] == "synth-face"
+    assert isinstance(run["warnings"], dict) and "best-on-val" in capsys.readouterr().out
+    assert run["start_weights"].startswith("pretrained weights: synth-face backbone")
+
+
+def test_standing_start_remedies_start_from_random_weights():
+    args = argparse.Namespace(part=["remedies"], remedy_seeds=[0], seeds=[0], demo_noise=[0.3, 0.0])
+    jobs = standing_start.jobs(args)
+    assert [(j["noise"], j["variant"]) for j in jobs] == [(0.3, "baseline"), (0.3, "scn")] + [
+        (0.0, variant) for variant in standing_start.REMEDIES]
+    assert {j["start"] for j in jobs} == {"none"}
+    args = argparse.Namespace(train=40, test=14, image_size=32, epochs=1, relabel_epoch=1)
+    argv = standing_start.command(jobs[-1], "run", args)
+    assert argv[argv.index("--pretrained") + 1] == "none" and "--alpha-warmup-epochs" in argv
+
+
+def test_linear_probe_compares_three_starts(tmp_path, tiny_face_backbone):
+    linear_probe.main(["--train", "40", "--test", "14", "--image-size", "32", "--expression-train", "40",
+                       "--expression-epochs", "1", "--runs-dir", str(tmp_path / "runs"),
+                       "--json", str(tmp_path / "probe.json")])
+    report = json.loads((tmp_path / "probe.json").read_text())
+    assert set(report["results"]) == {"random", "synth-face", "expression"}
+    assert all(0 <= r["test_accuracy"] <= 1 for r in report["results"].values())
+    assert report["synth_face_recipe"]["people"] == 3

@@ -85,3 +85,20 @@ def test_option_argv_switches_and_unknown_names():
 def test_fields_that_are_not_options_are_the_recorded_ones():
     not_options = {f.name for f in dataclasses.fields(TrainConfig)} - set(option_specs())
     assert not_options == {"dataset_description", "class_names", "mean", "std"}
+
+
+def test_built_in_runs_start_from_the_face_backbone_and_data_runs_from_random():
+    assert make_config().pretrained == "synth-face"
+    assert make_config(pretrained="none").pretrained is None
+    assert make_config(data="/data/raf").pretrained is None
+    assert make_config(data="/data/raf", pretrained="synth-face").pretrained == "synth-face"
+    assert parse(config_argv(make_config(pretrained="none"))).pretrained is None
+    for preset in ("official", "paper"):
+        config = make_config(preset=preset)
+        assert (config.alpha_warmup_epochs, config.alpha_bias_init, config.relabel_min_val_accuracy) == (0, None, 0.0)
+
+
+@pytest.mark.parametrize("bad", [{"alpha_warmup_epochs": -1}, {"relabel_min_val_accuracy": 1.5}])
+def test_standing_start_options_are_checked(bad):
+    with pytest.raises(ValueError):
+        make_config(**bad)

@@ -234,3 +234,14 @@ def test_a_trainer_that_fails_on_its_data_is_marked_failed(tmp_path):
     wait_for(lambda: not lock.is_held(run_dir), what="the trainer to give up")
     status = RunReader(run_dir).status()
     assert status["state"] == "failed" and "dataset folder not found" in status["message"]
+
+
+def test_demo_starts_from_the_face_backbone_and_new_options_map_to_flags():
+    assert all(options["pretrained"] == "synth-face" for options in runs.DEMO_RUNS.values())
+    argv = runs.train_command(run_dir="r", options={"alpha_warmup_epochs": 2, "alpha_bias_init": 3.0,
+                                                    "relabel_min_val_accuracy": 0.5})
+    assert argv[-6:] == ["--alpha-warmup-epochs", "2", "--alpha-bias-init", "3.0", "--relabel-min-val-acc", "0.5"]
+    from scn.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--run-dir", "r", *argv[-6:]])
+    assert (args.alpha_warmup_epochs, args.alpha_bias_init, args.relabel_min_val_accuracy) == (2, 3.0, 0.5)

@@ -144,3 +144,17 @@ def test_the_empty_database_of_a_starting_trainer_is_not_damaged(tmp_path):
         assert RunReader(run_dir).status()["state"] == "created"
     finally:
         os.close(fd)
+
+
+def test_collapse_warnings_round_trip_and_are_discarded_on_resume(tmp_path):
+    from scn.collapse import CollapseWarning
+
+    writer = RunWriter(tmp_path)
+    writer.log_warnings(2, [CollapseWarning("alpha_collapsed", "alpha near 0", {"alpha_mean": 0.01})])
+    writer.log_warnings(3, [CollapseWarning("one_class", "all happiness", {"class": "happiness"})])
+    frame = RunReader(tmp_path).warnings()
+    assert frame["epoch"].tolist() == [2, 3] and frame["kind"].tolist() == ["alpha_collapsed", "one_class"]
+    assert frame["figures"].iloc[0] == {"alpha_mean": 0.01}
+    writer.discard_from(epoch=3, step=0)
+    assert RunReader(tmp_path).warnings()["epoch"].tolist() == [2]
+    writer.close()

@@ -240,3 +240,28 @@ def test_a_one_class_dataset_trains_with_a_warning(tmp_path):
     warnings = RunReader(run_dir).meta("warnings")
     assert len(warnings) == 1 and "every training label is surprise" in warnings[0]
     assert "WARNING every training label is surprise" in (run_dir / "train.log").read_text()
+
+
+def test_alpha_warmup_trains_plain_cross_entropy_first(tiny_rafdb, tmp_path):
+    from scn.model import SCN
+
+    run_dir = tmp_path / "warmup"
+    config = tiny_config(tiny_rafdb, epochs=1, relabel_epoch=1, alpha_warmup_epochs=1, alpha_bias_init=3.0)
+    train(config, run_dir=run_dir, progress=False)
+    reader = RunReader(run_dir)
+    assert reader.step_metrics()["loss_rr"].eq(0).all()  # no rank regularization while alpha is 1
+    assert reader.relabels().empty  # nor relabeling: the head's groups mean nothing yet
+    assert reader.warnings().empty  # and no alpha collapse reported for a head that is off
+    # The head is not trained during the warm-up: it is still the one the trainer built.
+    torch.manual_seed(config.seed)
+    fresh = SCN(7, alpha_bias=3.0).alpha[0]
+    model = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
+    assert torch.equal(model["alpha.0.weight"], fresh.weight) and torch.all(model["alpha.0.bias"] == 3.0)
+    assert reader.config()["alpha_warmup_epochs"] == 1
+
+
+def test_relabeling_waits_for_the_validation_accuracy_gate(tiny_rafdb, tmp_path):
+    run_dir = tmp_path / "gated"
+    train(tiny_config(tiny_rafdb, relabel_epoch=1, relabel_min_val_accuracy=1.0), run_dir=run_dir, progress=False)
+    assert RunReader(run_dir).relabels().empty
+    assert "relabeling in epoch 2: held back (validation accuracy" in (run_dir / "train.log").read_text()

@@ -23,10 +23,14 @@ COMPLETE_MARKER = ".complete"
 DEFAULTS = {"train": 3000, "test": 750, "size": 100, "noise": 0.0, "seed": 0, "balance": "rafdb"}
 
 
+def studio_cache() -> Path:
+    """The folder of everything SCN Studio makes once and reuses (env SCN_STUDIO_CACHE overrides it)."""
+    return Path(os.environ.get("SCN_STUDIO_CACHE") or Path.home() / ".cache" / "scn-studio")
+
+
 def cache_root() -> Path:
-    """The folder that holds generated datasets (env SCN_STUDIO_CACHE overrides the default)."""
-    base = os.environ.get("SCN_STUDIO_CACHE") or Path.home() / ".cache" / "scn-studio"
-    return Path(base) / "datasets"
+    """The folder that holds generated datasets."""
+    return studio_cache() / "datasets"
 
 
 def dataset_name(*, train: int, test: int, size: int, noise: float, seed: int, balance: str) -> str:

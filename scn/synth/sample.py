@@ -49,9 +49,12 @@ def sample_rng(*, seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLIT_IDS[split], index])
 
 
-def draw_sample(rng: np.random.Generator, true_class: str, *, config) -> Sample:
-    """Draw identity, pose, expression, scene and degradations of one image of `true_class`."""
-    identity = sample_identity(rng)
+def draw_sample(rng: np.random.Generator, true_class: str, *, config, identity: Identity | None = None) -> Sample:
+    """Draw identity, pose, expression, scene and degradations of one image of `true_class`.
+
+    A given `identity` is kept (the same person in many images, as the identity set needs); the
+    expression benchmark draws a new person per image."""
+    identity = sample_identity(rng) if identity is None else identity
     pose = sample_pose(rng, config=config)
     expression = sample_expression(rng, true_class, config=config)
     scene = Scene(

@@ -1,0 +1,113 @@
+"""How much expression does a backbone already know? A linear probe on frozen features.
+
+Each start's ResNet-18 trunk is frozen; its 512-d pooled features of the built-in benchmark's clean
+training images (at the demo's size and image size) fit a logistic regression (scikit-learn, on
+standardised features), scored on the test images. Three starts:
+
+- `random`: the trunk as initialised (what `--pretrained none` trains from);
+- `synth-face`: the identity-trained backbone (scn.pretrain), which saw no expression label;
+- `expression`: a baseline trained with expression labels on *other* clean images of the benchmark
+  (another data seed), the kind of start the README used before: a clean-label teacher.
+
+    python -m bench.linear_probe                            # the README's figures
+    python -m bench.linear_probe --train 60 --test 21 --expression-train 60 --expression-epochs 1 \\
+        --runs-dir /tmp/probe --json /tmp/probe.json        # toy scale (tests/test_bench.py)
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.noise_robustness import ensure_trained
+from scn import augment
+from scn.config import IMAGENET_MEAN, IMAGENET_STD
+from scn.data import load_dataset
+from scn.model import SCN
+from scn.runs import DEMO_DATA, train_command
+from scn.store import RunReader, checkpoint_path
+
+
+@torch.no_grad()
+def features(model: SCN, images: torch.Tensor) -> np.ndarray:
+    model.eval()
+    out = []
+    for start in range(0, len(images), 256):
+        x = augment.normalize(images[start:start + 256], mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        out.append(torch.flatten(model.features(x), 1))
+    return torch.cat(out).numpy()
+
+
+def probe(model: SCN, train, test) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=0.5))
+    classifier.fit(features(model, train.images), train.labels.numpy())
+    predicted = classifier.predict(features(model, test.images))
+    labels = test.labels.numpy()
+    recall = [float((predicted[labels == c] == c).mean()) for c in np.unique(labels)]
+    return {"test_accuracy": float((predicted == labels).mean()), "mean_class_recall": float(np.mean(recall))}
+
+
+def expression_start(args) -> Path:
+    """A baseline trained on other clean expression images (data seed 1), from random weights."""
+    from scn.synth import default_dataset
+
+    data = default_dataset(train=args.expression_train, test=args.test, seed=1, progress=False)
+    run_dir = Path(args.runs_dir) / f"expression-{args.expression_train}x{args.expression_epochs}-{args.image_size}px"
+    options = {"data": str(data), "method": "baseline", "pretrained": "none", "epochs": args.expression_epochs,
+               "image_size": args.image_size, "threads": args.threads}
+    ensure_trained(run_dir, [*train_command(run_dir=run_dir, options=options), "--no-progress"])
+    return checkpoint_path(run_dir, "last")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=int, default=DEMO_DATA["synth_train"])
+    parser.add_argument("--test", type=int, default=DEMO_DATA["synth_test"])
+    parser.add_argument("--image-size", type=int, default=DEMO_DATA["image_size"])
+    parser.add_argument("--expression-train", type=int, default=3000)
+    parser.add_argument("--expression-epochs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs-dir", default="runs/bench-linear-probe")
+    parser.add_argument("--json", default="bench/results/linear_probe.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from scn.pretrain import ensure_backbone
+    from scn.synth import default_dataset
+
+    started = time.time()
+    expression = expression_start(args)
+    backbone = ensure_backbone()
+    dataset = load_dataset(default_dataset(train=args.train, test=args.test, progress=False),
+                           image_size=args.image_size)
+    torch.manual_seed(0)
+    starts = {"random": SCN(7), "synth-face": SCN(7, pretrained="synth-face"),
+              "expression": SCN(7, pretrained=str(expression))}
+    results = {name: probe(model, dataset.train, dataset.test) for name, model in starts.items()}
+    counts = np.bincount(dataset.test.labels.numpy())
+    for name, scores in results.items():
+        print(f"{name:10} linear probe: test accuracy {scores['test_accuracy']:.1%}, "
+              f"mean class recall {scores['mean_class_recall']:.1%}")
+    recipe = torch.load(backbone, map_location="cpu", weights_only=True)["recipe"]
+    out = {"command": "python -m bench.linear_probe " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "settings": {k: getattr(args, k) for k in ("train", "test", "image_size", "expression_train",
+                                                      "expression_epochs")},
+           "majority_share": float(counts.max() / counts.sum()), "synth_face_recipe": recipe,
+           "expression_start_test_accuracy": float(
+               RunReader(expression.parent.parent).epoch_metrics()["test_accuracy"].iloc[-1]),
+           "results": results, "seconds": time.time() - started}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

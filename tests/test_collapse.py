@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from scn import collapse
+from scn.classes import CLASS_NAMES
+from scn.store import RunReader
+from scn.train import train
+from tests.helpers import tiny_config, write_rafdb
+
+HEALTHY = np.diag([20, 5, 10, 60, 25, 10, 30]) + 1  # rows given label, columns prediction
+
+
+def one_class_confusion(column: int) -> np.ndarray:
+    confusion = np.zeros((7, 7), int)
+    confusion[:, column] = [20, 5, 10, 60, 25, 10, 30]
+    return confusion
+
+
+def test_dominant_prediction_flags_a_model_that_predicts_one_class():
+    warning = collapse.dominant_prediction(one_class_confusion(3), class_names=CLASS_NAMES)
+    assert warning.kind == "one_class" and warning.figures["class"] == "happiness"
+    assert warning.figures["prediction_share"] == 1.0 and "happiness" in warning.message
+    assert collapse.dominant_prediction(HEALTHY, class_names=CLASS_NAMES) is None
+    assert "of the test predictions" in collapse.dominant_prediction(one_class_confusion(0), class_names=CLASS_NAMES,
+                                                                      split="test").message
+
+
+def test_dominant_prediction_allows_a_majority_class_predicted_at_its_own_share():
+    # 70% of the labels are happiness and 72% of the predictions: a majority, not a collapse.
+    confusion = np.diag([5, 5, 5, 70, 5, 5, 5])
+    confusion[0, 3] = 2
+    assert collapse.dominant_prediction(confusion, class_names=CLASS_NAMES) is None
+    assert collapse.dominant_prediction(np.zeros((7, 7)), class_names=CLASS_NAMES) is None
+
+
+@pytest.mark.parametrize("alpha, where", [(np.full(100, 0.01), "0"), (np.full(100, 0.99), "1")])
+def test_alpha_collapse_near_zero_or_one_without_spread(alpha, where):
+    warning = collapse.alpha_collapse(alpha + np.linspace(0, 0.005, 100))
+    assert warning.kind == "alpha_collapsed" and f"toward {where}" in warning.message
+
+
+def test_alpha_with_spread_or_mid_range_is_not_collapsed():
+    rng = np.random.default_rng(0)
+    assert collapse.alpha_collapse(np.clip(rng.normal(0.9, 0.08, 500), 0, 1)) is None
+    assert collapse.alpha_collapse(np.full(100, 0.5)) is None
+    assert collapse.alpha_collapse([np.nan, 0.01]) is None  # one weight is no distribution
+
+
+def test_relabel_surge_above_the_share():
+    assert collapse.relabel_surge(relabels=300, train_size=1000).figures["share"] == 0.3
+    assert collapse.relabel_surge(relabels=150, train_size=1000) is None
+
+
+def test_relabels_into_one_class():
+    into_happiness = [3] * 40 + [6] * 5
+    warning = collapse.relabel_one_class(into_happiness, class_names=CLASS_NAMES)
+    assert warning.figures == {"class": "happiness", "share": 40 / 45, "relabels": 45}
+    assert collapse.relabel_one_class([3] * 10, class_names=CLASS_NAMES) is None  # too few to say
+    assert collapse.relabel_one_class([3] * 20 + [0] * 20, class_names=CLASS_NAMES) is None
+
+
+def test_check_epoch_over_a_collapsing_sequence():
+    """A run as it collapses: healthy, then alpha sinks, then relabels flood into one class."""
+    epochs = [
+        dict(confusion=HEALTHY, alpha=np.linspace(0.3, 0.9, 100), new_labels=[]),
+        dict(confusion=HEALTHY, alpha=np.full(100, 0.02), new_labels=[0, 1, 2]),
+        dict(confusion=one_class_confusion(3), alpha=np.full(100, 0.02), new_labels=[3] * 300),
+    ]
+    kinds = [[w.kind for w in collapse.check_epoch(train_size=1000, class_names=CLASS_NAMES, **e)]
+             for e in epochs]
+    assert kinds == [[], ["alpha_collapsed"],
+                     ["one_class", "alpha_collapsed", "relabel_surge", "relabel_one_class"]]
+    baseline = collapse.check_epoch(train_size=1000, class_names=CLASS_NAMES, check_alpha=False, **epochs[1])
+    assert baseline == []
+
+
+def test_every_kind_has_a_title_and_advice():
+    assert set(collapse.TITLES) == set(collapse.ADVICE)
+
+
+def test_a_tiny_run_whose_alpha_collapses_is_warned_about(tmp_path):
+    """alpha starts at sigmoid(-12) ~ 0: the scaled logits are ~0, so the rule relabels almost every
+    sample the (random) model's argmax disagrees with, once margin_2 is 0."""
+    data = write_rafdb(tmp_path / "rafdb", train=32, test=14, size=32)
+    run_dir = tmp_path / "run"
+    config = tiny_config(data, epochs=1, relabel_epoch=1, margin_2=0.0, alpha_bias_init=-12.0, lr=1e-6)
+    assert train(config, run_dir=run_dir, progress=False) == "finished"
+    warnings = RunReader(run_dir).warnings()
+    kinds = set(warnings["kind"])
+    assert {"alpha_collapsed", "relabel_surge"} <= kinds
+    assert warnings["epoch"].tolist() == [1] * len(warnings)
+    row = warnings.set_index("kind").loc["alpha_collapsed"]
+    assert row["figures"]["alpha_mean"] < collapse.ALPHA_LOW
+    assert "collapse warning, epoch 1 (alpha_collapsed)" in (run_dir / "train.log").read_text()
