@@ -29,10 +29,11 @@ import torch
 import torchvision
 from torchvision.transforms import v2
 
+from bench.train_throughput import optimizer_step
 from scn.augment import NOISE_STD
 from scn.config import IMAGENET_MEAN, IMAGENET_STD, make_config
 from scn.data import load_dataset
-from scn.device import autocast, resolve_precision
+from scn.device import resolve_precision
 from scn.store import RunWriter
 from scn.train import StopSignal, Trainer
 
@@ -76,11 +77,7 @@ def ceiling(size: int, batch: int, *, device, precision: str, steps: int, warmup
     y = torch.randint(0, 7, (batch,), device=device)
 
     def step():
-        with autocast(device, precision):
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(model, optimizer, x, y, device=device, precision=precision)
 
     return _timed(step, device=device, steps=steps, warmup=warmup, batch=batch)
 
@@ -121,11 +118,7 @@ def plain_loop(images, labels, batch: int, *, device, precision: str, steps: int
             x, y = next(batches)
         x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         y = y.to(device, non_blocking=True)
-        with autocast(device, precision):
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(model, optimizer, x, y, device=device, precision=precision)
 
     return _timed(step, device=device, steps=steps, warmup=warmup, batch=batch)
 

@@ -47,6 +47,15 @@ def step_runner(step, *, steps: int):
     return run
 
 
+def optimizer_step(model, optimizer, x, y, *, device, precision: str) -> None:
+    """One forward, backward and Adam step of a bare classifier: the work every ceiling times."""
+    with autocast(device, precision):
+        loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def ceiling(size: int, *, batch: int, steps: int, precision: str, channels_last: bool):
     """Forward, backward and step of the bare model on tensors already in memory."""
     torch.manual_seed(0)
@@ -60,11 +69,7 @@ def ceiling(size: int, *, batch: int, steps: int, precision: str, channels_last:
     device = torch.device("cpu")
 
     def step():
-        with autocast(device, precision):
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(model, optimizer, x, y, device=device, precision=precision)
 
     return step_runner(step, steps=steps)
 
@@ -93,12 +98,8 @@ def reference_loop(size: int, *, batch: int, steps: int, precision: str):
 
     def epoch():
         for x, y in loader:
-            with autocast(device, precision):
-                loss = torch.nn.functional.cross_entropy(
-                    model(x.contiguous(memory_format=torch.channels_last)).float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimizer_step(model, optimizer, x.contiguous(memory_format=torch.channels_last), y, device=device,
+                           precision=precision)
 
     return epoch
 
