@@ -1,5 +1,6 @@
 """Small datasets, images and run folders the tests make themselves."""
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -38,10 +39,21 @@ def write_rafdb(root, *, train: int = 32, test: int = 16, size: int = 40, seed: 
 
 
 def copy_run(source, root, *, name: str | None = None) -> Path:
-    """A copy of the run folder `source` under `root`, without its lock files: a test may change it."""
+    """A copy of the run folder `source` under `root`, without its lock files: a test may change it.
+
+    Checkpoints are hard links, not copies: with Adam's state each is about 128 MB, and a copy per
+    test would fill gigabytes of disk over the suite. A test that changes a checkpoint must replace
+    the file (save_checkpoint does, atomically) or unlink it first, never write into it."""
     target = Path(root) / (name or Path(source).name)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.lock"))
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.lock"), copy_function=_link_checkpoints)
     return target
+
+
+def _link_checkpoints(source, target):
+    if str(source).endswith(".pt"):
+        os.link(source, target)
+    else:
+        shutil.copy2(source, target)
 
 
 def make_unsure(run_dir) -> Path:

@@ -51,6 +51,7 @@ def test_run_still_training_offers_its_last_checkpoint(run_dir, monkeypatch):
 
 
 def test_foreign_checkpoint_is_an_error_not_a_traceback(run_dir, monkeypatch):
+    checkpoint_path(run_dir, "best").unlink()  # a hard link to the shared trained run's file
     torch.save({"weights": torch.zeros(1)}, checkpoint_path(run_dir, "best"))
     app = page(run_dir.parent, monkeypatch)
     assert "Cannot use this checkpoint" in app.error[0].value
