@@ -588,9 +588,10 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
                          f"torchrun --standalone --nproc-per-node {config.processes} -m scn train …")
     if not resume and (run_dir / DB_NAME).exists():
         raise RunExistsError(f"{run_dir} already holds a run; resume it with --resume or choose another run folder")
-    if not resume and config.pretrained:
+    if not resume and config.pretrained and config.pretrained != BUILT_IN_START:
         # Checked before the run folder exists: a run that failed on its weights would otherwise
-        # be left behind, and running the command again would say "already holds a run".
+        # be left behind, and running the command again would say "already holds a run". The
+        # synth-face backbone is ours: a missing one is built by the trainer, not an error.
         load_pretrained(SCN(len(config.class_names), method=config.method), config.pretrained)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_fd = lock.acquire(run_dir)

@@ -265,3 +265,19 @@ def test_relabeling_waits_for_the_validation_accuracy_gate(tiny_rafdb, tmp_path)
     train(tiny_config(tiny_rafdb, relabel_epoch=1, relabel_min_val_accuracy=1.0), run_dir=run_dir, progress=False)
     assert RunReader(run_dir).relabels().empty
     assert "relabeling in epoch 2: held back (validation accuracy" in (run_dir / "train.log").read_text()
+
+
+def test_the_first_run_from_synth_face_builds_the_backbone(tiny_rafdb, tmp_path, monkeypatch):
+    from scn import pretrain
+
+    monkeypatch.setenv("SCN_STUDIO_CACHE", str(tmp_path / "empty-cache"))
+    real_build = pretrain.build_backbone
+    monkeypatch.setattr(pretrain, "build_backbone", lambda **kw: real_build(
+        **kw | {"people": 3, "images_per_person": 3, "image_size": 32, "epochs": 1}))
+    assert not pretrain.backbone_path().exists()
+    run_dir = tmp_path / "first"
+    assert train(tiny_config(tiny_rafdb, epochs=1, pretrained="synth-face"), run_dir=run_dir,
+                 progress=False) == "finished"
+    assert pretrain.backbone_path().is_file()
+    log = (run_dir / "train.log").read_text()
+    assert "building the synth-face backbone once" in log and "pretrained weights: synth-face backbone" in log
