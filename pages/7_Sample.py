@@ -64,7 +64,7 @@ def training_sample(idx: int, samples: pd.DataFrame, class_names: list) -> None:
         large_image(name)
     with right:
         facts = st.columns(3)
-        facts[0].metric("Given label", class_names[original])
+        facts[0].metric("Original label", class_names[original], help="The dataset's label")
         facts[1].metric("Label now", class_names[final], help="After the trainer's relabels")
         known = history[history["pred"] >= 0]
         facts[2].metric("Prediction", class_names[int(known["pred"].iloc[-1])] if len(known) else "–",
@@ -72,7 +72,9 @@ def training_sample(idx: int, samples: pd.DataFrame, class_names: list) -> None:
         facts = st.columns(3)
         facts[0].metric("alpha (latest)", f"{history['alpha'].iloc[-1]:.3f}" if len(history) else "–")
         facts[1].metric("p(given label)", f"{history['p_given'].iloc[-1]:.3f}"
-                        if len(history) and pd.notna(history["p_given"].iloc[-1]) else "–")
+                        if len(history) and pd.notna(history["p_given"].iloc[-1]) else "–",
+                        help="At the latest epoch: the probability of the label the sample was trained "
+                             "with then, the one the relabel rule compares with p_max")
         facts[2].metric("Relabels", len(events))
         if truth is not None and idx in truth.index:
             row = truth.loc[idx]

@@ -67,9 +67,9 @@ def sample_history_figure(history: pd.DataFrame, events: pd.DataFrame, *, class_
             figure.add_scatter(x=known["epoch"], y=known[column].map(names), name=name, mode="lines+markers",
                                line=dict(dash=dash, shape="hv"), row=2, col=1)
     for event in events.itertuples():
-        figure.add_vline(x=event.epoch, line_dash="dash", line_color="#d62728",
-                         annotation_text=f"{names.get(event.old, event.old)} → {names.get(event.new, event.new)}",
-                         annotation_position="top left")
+        for row, text in ((1, f"{names.get(event.old, event.old)} → {names.get(event.new, event.new)}"), (2, None)):
+            figure.add_vline(x=event.epoch, line_dash="dash", line_color="#d62728", row=row, col=1,
+                             annotation_text=text, annotation_position="top left")
     figure.update_yaxes(range=[0, 1.05], row=1, col=1)
     figure.update_yaxes(type="category", categoryorder="array", categoryarray=list(class_names),
                         title_text="class", row=2, col=1)

@@ -225,7 +225,8 @@ def test_attention_page_with_ground_truth_and_galleries(finished_runs):
     assert counts["image"] == counts["page_link"] == 24  # 12 lowest, 12 highest, each opens its sample
     lowest = RunReader(finished_runs["scn_dir"]).attention(4).sort_values("alpha")["idx"].iloc[0]
     link = at.get("page_link")[0].proto
-    assert link.page == "Sample" and link.query_string == f"run={RunReader(finished_runs['scn_dir']).name}&split=train&sample={lowest}"
+    assert link.page == "Sample"
+    assert link.query_string == f"run={finished_runs['scn_dir'].name}&split=train&sample={lowest}"
     assert "Lowest alpha" in texts(at.markdown) and "Highest alpha" in texts(at.markdown)
     assert [s.value for s in at.subheader] == ["Epoch 4", "Across epochs", "Images at epoch 4"]
 
@@ -335,7 +336,7 @@ def test_sample_page_shows_a_training_sample_across_epochs(finished_runs):
     assert at.selectbox(key="run_picker").value == reader.name  # the link's run, not the remembered one
     assert elements(at)["image"] == 1 and elements(at)["plotly_chart"] == 1
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Given label"] == names[reader.original_labels()[idx]]
+    assert metrics["Original label"] == names[reader.original_labels()[idx]]
     assert metrics["Relabels"] == str(int((reader.relabels()["idx"] == idx).sum()))
     history = reader.sample_history(idx)
     assert metrics["alpha (latest)"] == f"{history['alpha'].iloc[-1]:.3f}"
