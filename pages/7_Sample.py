@@ -104,7 +104,7 @@ def training_sample(idx: int, samples: pd.DataFrame, class_names: list) -> None:
 
 def test_sample(idx: int, samples: pd.DataFrame, class_names: list) -> None:
     name, label = samples.at[idx, "name"], int(samples.at[idx, "label"])
-    epochs = [e for e in reader.confusion_epochs() if reader.predictions(e) is not None]
+    epochs = reader.prediction_epochs()
     left, right = st.columns([1, 2])
     with left:
         large_image(name)

@@ -25,10 +25,9 @@ def sample_table(reader: RunReader) -> pd.DataFrame:
     was trained with); mean_alpha over every recorded epoch. Labels are class names; values the run
     never recorded (no epoch yet, or a store older than p_given) are left empty.
     """
-    samples = reader.samples("train")
-    names = np.asarray(reader.class_names() or [str(c) for c in range(int(samples["label"].max()) + 1)],
+    samples, original = reader.samples("train"), reader.original_labels()
+    names = np.asarray(reader.class_names() or [str(c) for c in range(original.max(initial=-1) + 1)],
                        dtype=object)
-    original = reader.original_labels()
     events, reviews = reader.relabels(), reader.reviews()
     final = analysis.reviewed_labels(original=original, events=events, reviews=reviews.iloc[:0])
     reviewed = analysis.reviewed_labels(original=original, events=events, reviews=reviews)

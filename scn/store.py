@@ -445,6 +445,11 @@ class RunReader:
         return frame.astype({"alpha": np.float32, "p_given": np.float32, "p_max": np.float32,
                              "label": np.int64, "pred": np.int64})
 
+    def prediction_epochs(self, split: str = "test") -> list:
+        """The epochs with per-sample predictions of `split` (see `predictions`)."""
+        return [r[0] for r in self._query(
+            "SELECT epoch FROM predictions WHERE split = ? ORDER BY epoch", (split,))]
+
     def predictions(self, epoch: int, split: str = "test") -> pd.DataFrame | None:
         """Each sample of an evaluated split at `epoch`: idx, name, label (its given label), pred,
         then one probability column per class, named after it. None when the store has no

@@ -359,6 +359,21 @@ def test_sample_page_shows_a_test_image_with_its_probabilities(finished_runs):
     assert elements(at)["image"] == 1 and elements(at)["plotly_chart"] == 1
 
 
+def test_a_run_recorded_before_the_per_sample_history_still_shows(finished_runs):
+    import sqlite3
+
+    conn = sqlite3.connect(finished_runs["scn_dir"] / "run.db")
+    conn.executescript("DROP TABLE history; DROP TABLE predictions;")
+    conn.close()
+    at = render("pages/4_Confusion.py")
+    assert "did not record per-sample test predictions" in texts(at.info)
+    at = render("pages/7_Sample.py", query={"run": finished_runs["scn_dir"].name, "sample": "5"})
+    assert "recorded before predictions and p(given label) were kept" in texts(at.caption)
+    assert {m.label: m.value for m in at.metric}["Prediction"] == "–"
+    at = render("pages/7_Sample.py", query={"run": finished_runs["scn_dir"].name, "split": "test", "sample": "5"})
+    assert "No per-sample test predictions recorded" in texts(at.info)
+
+
 def test_compare_page_overlays_runs(finished_runs):
     at = render("pages/5_Compare.py")
     assert elements(at)["plotly_chart"] == 4

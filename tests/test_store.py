@@ -58,7 +58,7 @@ def test_per_sample_history_and_test_predictions(tmp_path):
     predictions = reader.predictions(2)
     assert predictions.columns.tolist() == ["idx", "name", "label", "pred", "a", "b"]
     assert predictions["pred"].tolist() == [0, 1, 1] and predictions["b"].tolist() == [0.25, 0.5, 0.875]
-    assert reader.predictions(9) is None
+    assert reader.predictions(9) is None and reader.prediction_epochs() == [1, 2, 3]
 
 
 def test_a_store_from_before_the_history_is_read_and_migrated(tmp_path):
@@ -79,7 +79,7 @@ def test_a_store_from_before_the_history_is_read_and_migrated(tmp_path):
     assert attention["pred"].eq(-1).all() and attention["p_given"].isna().all()
     history = reader.sample_history(9)
     assert history["alpha"].tolist() == pytest.approx([1 / 3, 2 / 3, 1.0]) and history["pred"].eq(-1).all()
-    assert reader.predictions(2) is None
+    assert reader.predictions(2) is None and reader.prediction_epochs() == []
     writer = RunWriter(tmp_path / "r")  # a resumed trainer brings the store up to date
     writer.log_epoch({"epoch": 4, "train_accuracy_original": 0.5, "train_accuracy_truth": 0.25})
     writer.log_history(4, pred=np.zeros(10), p_given=np.ones(10), p_max=np.ones(10))
