@@ -191,7 +191,8 @@ def _with_noise_file(splits: dict, *, noise_file, noise_format, num_classes: int
         noisy, _ = read_noise_file(noise_file, format=noise_format, num_classes=num_classes)
         replaced = match_names(noisy, names, test_names=splits["test"][0])
     except NoiseFileError as exc:
-        raise DatasetError(f"{noise_file}: {exc}" if str(noise_file) not in str(exc) else str(exc)) from None
+        # Most messages name the file already; those about its contents as a whole do not.
+        raise DatasetError(str(exc) if str(noise_file) in str(exc) else f"{noise_file}: {exc}") from None
     return names, [replaced.get(name, label) for name, label in zip(names, labels)], paths
 
 

@@ -78,12 +78,12 @@ def read_noise_file(path, *, format: str | None = None, num_classes: int = 7) ->
         raise NoiseFileError(f"noise file {path} holds no labels")
     format = format or _detect(entries)
     low = 0 if format == "scn" else 1
+    meaning = f"{low}-based: {low} surprise … {low + 6} neutral"
     labels = {}
     for number, name, label in entries:
         if not low <= label < low + num_classes:
-            raise NoiseFileError(
-                f"{path}, line {number}: label {label} is outside {low}–{low + num_classes - 1}, the "
-                f"{format.upper()} format's range ({'0-based: 0 surprise … 6 neutral' if format == 'scn' else '1-based: 1 surprise … 7 neutral'})")
+            raise NoiseFileError(f"{path}, line {number}: label {label} is outside {low}–{low + num_classes - 1}, "
+                                 f"the {format.upper()} format's range ({meaning})")
         labels[name] = label - low
     return labels, format
 
@@ -126,8 +126,9 @@ def match_names(noisy: dict, train_names, *, test_names=()) -> dict:
         raise NoiseFileError(f"the noise file lists test images ({', '.join(in_test[:3])}): noise files "
                              "change training labels only, and the test set stays clean")
     if unknown:
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise NoiseFileError(f"the noise file names images that are not in the training set: "
-                             f"{', '.join(unknown[:5])}" + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""))
+                             f"{', '.join(unknown[:5])}{more}")
     return matched
 
 

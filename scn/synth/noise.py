@@ -60,7 +60,8 @@ REFERENCE_TEMPERATURE = 0.02
 # The bracket of the panel's carelessness: all right at the careful end, votes from the biases alone
 # at the careless end.
 CAREFUL, CARELESS = 1e-3, 1e3
-AMBIGUOUS = 0.5  # ambiguity at or above which a face counts as ambiguous: the reference annotator errs more often than not
+# A face is ambiguous when the reference annotator names another class more often than not.
+AMBIGUOUS = 0.5
 SKILL_RANGE = (0.6, 1.4)
 BIAS_STD = 0.5
 # Random streams (numpy seed sequences [seed, stream]) of the label noise.
