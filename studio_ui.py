@@ -13,6 +13,7 @@ import streamlit as st
 from scn import analysis, collapse, lock, runs, thumbnails
 from scn.lock import RunLockedError
 from scn.store import RunDamagedError, RunNotFoundError, RunReader, list_runs, runs_root
+from scn.synth.noise import AMBIGUOUS
 
 # Live views of a run with a live trainer rerun this often: a newly written epoch shows within
 # REFRESH_SECONDS plus a render. Views of runs without one (finished, stopped) change only when
@@ -232,6 +233,18 @@ def sample_names(reader: RunReader) -> pd.Series:
 def ground_truth(reader: RunReader) -> pd.DataFrame | None:
     """The benchmark's truth for the training samples (idx -> true_label, is_noisy, degradation)."""
     return _fixed(reader, "truth")
+
+
+def noise_model_caption(truth: pd.DataFrame) -> None:
+    """One line on how the run's training labels went wrong: the benchmark's noise model, the share
+    of wrong labels the run started from and the share of ambiguous faces."""
+    models = truth["noise_model"].dropna().unique().tolist() if "noise_model" in truth else []
+    model = f"**{models[0]}** label noise" if len(models) == 1 else "label noise of an unrecorded model"
+    ambiguous = truth["ambiguity"].dropna()
+    share = (f"; {(ambiguous >= AMBIGUOUS).mean():.0%} of the faces are ambiguous (a reference annotator "
+             f"would name another class more often than not: ambiguity ≥ {AMBIGUOUS})" if len(ambiguous) else "")
+    st.caption(f"Ground truth: {model}; the run started with {truth['is_noisy'].mean():.0%} of its "
+               f"training labels wrong{share}.")
 
 
 def images_root(reader: RunReader) -> Path | None:

@@ -6,6 +6,7 @@ import streamlit as st
 
 import studio_ui as ui
 from scn import analysis, charts, metrics
+from scn.synth.noise import AMBIGUOUS
 
 GALLERY_SIZE = 12
 
@@ -64,8 +65,17 @@ def across_epochs(epochs: list, alpha: np.ndarray, is_high: np.ndarray, margin_1
             st.info("No ground truth for this dataset, so whether low alpha marks noisy labels "
                     "cannot be scored (the built-in benchmark has it).")
         else:
-            noisy = truth["is_noisy"].reindex(np.arange(alpha.shape[1])).fillna(False).to_numpy(bool)
-            ui.plotly(charts.auroc_figure(analysis.auroc_by_epoch(epochs, alpha, noisy)))
+            ui.plotly(charts.auroc_figure(attention_scores(epochs, alpha, truth)))
+            ui.noise_model_caption(truth)
+
+
+def attention_scores(epochs: list, alpha: np.ndarray, truth: pd.DataFrame) -> pd.DataFrame:
+    """AUROC per epoch against the labels wrong then, the original flips and the ambiguous faces."""
+    known = truth.reindex(np.arange(alpha.shape[1]))
+    original = reader.original_labels()
+    return metrics.attention_scores(
+        epochs, alpha, original=original, true=known["true_label"].fillna(-1).to_numpy(np.int64),
+        events=reader.relabels(), ambiguous=known["ambiguity"].to_numpy(np.float64) >= AMBIGUOUS)
 
 
 def galleries(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list) -> None:

@@ -47,12 +47,13 @@ def overview(class_names: list, truth: pd.DataFrame | None) -> None:
             original=original, true=truth["true_label"].reindex(range(len(original))).to_numpy(),
             events=reader.relabels(), epochs=epochs)
         ui.plotly(charts.relabel_quality_figure(quality))
+        ui.noise_model_caption(truth)
         st.dataframe(quality, hide_index=True, width="stretch", column_config={
             "precision": st.column_config.NumberColumn(format="percent"),
             "recall": st.column_config.NumberColumn(format="percent"),
             "damage": st.column_config.NumberColumn(format="percent"),
             "noisy_fixed": "noisy labels fixed", "noisy_total": "noisy labels",
-            "clean_broken": "clean labels broken"})
+            "clean_broken": "clean labels broken", "wrong_labels": "labels wrong after the epoch"})
 
 
 def record_review(event_ids: list, decision: str) -> None:

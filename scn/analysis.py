@@ -1,6 +1,5 @@
-"""What a run's records mean, for the app's pages: alpha across epochs, its AUROC for flagging the
-noisy labels per epoch, relabel events marked right or wrong, degradation kinds from the benchmark's
-ground truth, per-class precision/recall/F1, training progress, and the corrected label file after
+"""What a run's records mean, for the app's pages: alpha across epochs, relabel events marked right
+or wrong, degradation kinds and ambiguity from the benchmark's ground truth, per-class precision/recall/F1, training progress, and the corrected label file after
 review. Pure functions over pandas/numpy (no I/O, no plotting); the ground-truth scores themselves
 (AUROC, relabel precision/recall/damage) are scn.metrics', shared with the benchmarks.
 """
@@ -8,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from scn.classes import CLASS_NAMES_WITH_CONTEMPT, canonical_name
-from scn.metrics import auroc, truth_table
+from scn.metrics import truth_ambiguity, truth_table
 
 # Degradations, as the generator records them: (column, kind, test that it was applied).
 # A kind of None names the degradation by the column's value (the occlusion: glasses, hand...).
@@ -41,19 +40,15 @@ def degradation_kinds(table: pd.DataFrame) -> list:
 
 def match_groundtruth(samples: pd.DataFrame, groundtruth: pd.DataFrame | None) -> pd.DataFrame | None:
     """The benchmark's truth for a run's training samples (RunReader.samples('train')), indexed by
-    idx: true_label (0-based), is_noisy, degradation ('none', 'blur', 'hand+jpeg', ...) and
-    intensity when known. None without ground truth; ValueError when it does not cover the run."""
+    idx: true_label (0-based), is_noisy, degradation ('none', 'blur', 'hand+jpeg', ...), ambiguity
+    (NaN where unknown), intensity and noise_model when known. None without ground truth;
+    ValueError when it does not cover the run."""
     if groundtruth is None or not len(samples):
         return None
     truth = truth_table(samples, groundtruth)
-    columns = ["true_label", "is_noisy", "degradation"] + (["intensity"] if "intensity" in truth else [])
-    return truth.assign(degradation=degradation_kinds(truth)).set_index("idx")[columns]
-
-
-def auroc_by_epoch(epochs, alpha: np.ndarray, is_noisy) -> pd.DataFrame:
-    """AUROC of "low alpha flags a noisy label" for each epoch row of `alpha` (epoch x sample)."""
-    return pd.DataFrame({"epoch": list(epochs),
-                         "auroc": [auroc(-row, is_noisy) for row in np.asarray(alpha)]})
+    columns = ["true_label", "is_noisy", "degradation", "ambiguity"]
+    columns += [c for c in ("intensity", "noise_model") if c in truth]
+    return truth.assign(degradation=degradation_kinds(truth), ambiguity=truth_ambiguity(truth)).set_index("idx")[columns]
 
 
 def group_gap(alpha: np.ndarray, is_high: np.ndarray) -> np.ndarray:

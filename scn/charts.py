@@ -136,10 +136,17 @@ def gap_figure(epochs, gap, *, margin_1: float | None) -> go.Figure:
                    height=280)
 
 
+AUROC_SERIES = {"auroc": "AUROC", "auroc_wrong_now": "label wrong at that epoch",
+                "auroc_noisy": "original label noisy", "auroc_ambiguous": "ambiguous face"}
+
+
 def auroc_figure(frame: pd.DataFrame) -> go.Figure:
-    """Per-epoch AUROC of "low alpha flags a noisy label" (0.5 = no better than chance)."""
+    """Per-epoch AUROC of "low alpha flags a noisy label" (0.5 = no better than chance): one line per
+    AUROC_SERIES column present (scn.metrics.attention_scores' targets)."""
     figure = go.Figure()
-    figure.add_scatter(x=frame["epoch"], y=frame["auroc"], mode="lines+markers", name="AUROC")
+    for column, name in AUROC_SERIES.items():
+        if column in frame:
+            figure.add_scatter(x=frame["epoch"], y=frame[column], mode="lines+markers", name=name)
     figure.add_hline(y=0.5, line_dash="dot", annotation_text="chance")
     figure.update_yaxes(range=[0, 1])
     return _layout(figure, title="Does low alpha flag noisy labels? (AUROC)", x="epoch", y="AUROC",

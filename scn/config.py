@@ -14,6 +14,7 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from scn.classes import CLASS_NAMES
+from scn.noise_files import FORMATS as NOISE_FILE_FORMATS
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 GROUPS = ("data", "method", "run")
@@ -58,7 +59,12 @@ class TrainConfig:
                               "(one folder per class)")
     dataset_description: str = ""
     noise_file: str | None = option(None, flag="--noise-file", group="data",
-                                    help="official-format noise label file applied to RAF-DB train labels")
+                                    help="label-noise file that replaces the training labels it lists, "
+                                         "for any dataset: SCN's `0.1noise_train.txt` or EAC's `noise01.txt` "
+                                         "format (scn.noise_files)")
+    noise_format: str | None = option(None, flag="--noise-format", group="data", choices=NOISE_FILE_FORMATS,
+                                      help="format of --noise-file: scn (paths, 0-based labels) or eac (names, "
+                                           "1-based); default: told from the file")
     skip_bad: bool = option(False, flag="--skip-bad", group="data",
                             help="skip missing or unreadable images (listed in the run log) instead of failing")
     synth_train: int = option(3000, flag="--synth-train", group="data", min=1,
@@ -66,7 +72,19 @@ class TrainConfig:
     synth_test: int = option(750, flag="--synth-test", group="data", min=1,
                              help="built-in benchmark: test images (default 750)")
     synth_noise: float = option(0.0, flag="--synth-noise", group="data", min=0.0, below=1.0,
-                                help="built-in benchmark: share of training labels flipped (default 0)")
+                                help="built-in benchmark: share of wrong training labels (default 0)")
+    synth_noise_model: str = option("symmetric", flag="--synth-noise-model", group="data",
+                                    choices=("symmetric", "pairwise", "annotators"),
+                                    help="built-in benchmark: how labels go wrong: symmetric (any other "
+                                         "class, SCN's protocol; default), pairwise (the confusable class) "
+                                         "or annotators (simulated annotators vote, so ambiguous faces are "
+                                         "mislabelled)")
+    synth_annotators: int = option(5, flag="--synth-annotators", group="data", min=1,
+                                   help="built-in benchmark, annotators model: size of the panel (default 5)")
+    synth_label_from: str = option("majority", flag="--synth-label-from", group="data",
+                                   choices=("majority", "single"),
+                                   help="built-in benchmark, annotators model: the panel's majority vote "
+                                        "(default) or a single annotator's per face")
     val_fraction: float = option(0.1, flag="--val-fraction", group="data", min=0.0, below=0.5,
                                  help="share of training images held out to choose the best checkpoint "
                                       "(default 0.1)")

@@ -17,6 +17,7 @@ from PIL import Image
 
 from scn.classes import CLASS_NAMES, CLASS_NAMES_WITH_CONTEMPT, RAFDB_LABELS, class_index
 from scn.images import ImageLoadError, load_image
+from scn.noise_files import NoiseFileError, match_names, read_noise_file
 
 RAFDB_LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
 RAFDB_IMAGE_DIR = Path("Image") / "aligned"
@@ -61,7 +62,7 @@ def rafdb_image_path(root: Path, name: str) -> Path:
 
 
 def read_label_file(path: Path, *, valid=RAFDB_LABELS) -> dict:
-    """Parse `name label` lines (RAF-DB and the official noise files) into {name: 0-based label}."""
+    """Parse the `name label` lines of RAF-DB's label list (1-based) into {name: 0-based label}."""
     if not path.is_file():
         raise DatasetError(f"label file not found: {path}")
     labels, first_seen = {}, {}
@@ -90,15 +91,8 @@ def read_label_file(path: Path, *, valid=RAFDB_LABELS) -> dict:
     return labels
 
 
-def _rafdb_splits(root: Path, *, noise_file=None) -> tuple:
+def _rafdb_splits(root: Path) -> tuple:
     labels = read_label_file(root / RAFDB_LABEL_FILE)
-    if noise_file is not None:
-        noisy = read_label_file(Path(noise_file))
-        unknown = sorted(set(noisy) - set(labels))
-        if unknown:
-            raise DatasetError(f"noise file {noise_file} names images absent from the label file: "
-                               f"{', '.join(unknown[:5])}")
-        labels |= noisy
     splits = {}
     for split in ("train", "test"):
         names = sorted(n for n in labels if n.startswith(split))
@@ -170,29 +164,47 @@ def _decode_all(paths: list, *, size: int, workers: int) -> tuple:
     return [r[0] for r in results], [r[1] for r in results]
 
 
-def list_splits(root, *, format: str = "rafdb", noise_file=None, seed: int = 0) -> tuple:
+def list_splits(root, *, format: str = "rafdb", noise_file=None, noise_format: str | None = None,
+                seed: int = 0) -> tuple:
     """({split: (names, labels, paths)}, class names) of a dataset folder, decoding nothing: what
-    load_dataset will read, so a folder can be checked before a trainer is started on it."""
+    load_dataset will read, so a folder can be checked before a trainer is started on it. A
+    `noise_file` (scn.noise_files: SCN or EAC format, detected unless `noise_format` says)
+    replaces the labels of the training images it lists."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")
     if format == "rafdb":
-        return _rafdb_splits(root, noise_file=noise_file)
-    if format == "imagefolder":
-        if noise_file is not None:
-            raise DatasetError("noise files apply to the RAF-DB format only")
-        return _imagefolder_splits(root, seed=seed)
-    raise DatasetError(f"unknown dataset format {format!r}; use rafdb or imagefolder")
+        splits, class_names = _rafdb_splits(root)
+    elif format == "imagefolder":
+        splits, class_names = _imagefolder_splits(root, seed=seed)
+    else:
+        raise DatasetError(f"unknown dataset format {format!r}; use rafdb or imagefolder")
+    if noise_file is not None:
+        splits["train"] = _with_noise_file(splits, noise_file=noise_file, noise_format=noise_format,
+                                           num_classes=len(class_names))
+    return splits, class_names
 
 
-def check_dataset(path, *, format: str, noise_file=None) -> str | None:
+def _with_noise_file(splits: dict, *, noise_file, noise_format, num_classes: int) -> tuple:
+    names, labels, paths = splits["train"]
+    try:
+        noisy, _ = read_noise_file(noise_file, format=noise_format, num_classes=num_classes)
+        replaced = match_names(noisy, names, test_names=splits["test"][0])
+    except NoiseFileError as exc:
+        # Most messages name the file already; those about its contents as a whole do not.
+        raise DatasetError(str(exc) if str(noise_file) in str(exc) else f"{noise_file}: {exc}") from None
+    return names, [replaced.get(name, label) for name, label in zip(names, labels)], paths
+
+
+def check_dataset(path, *, format: str, noise_file=None, noise_format: str | None = None) -> str | None:
     """None when `path` lists as a dataset in `format` (as the trainer will read it) and its first
     images exist, else a sentence saying what is wrong, for the new-run form to show before
     anything is spawned."""
     if not str(path).strip():
         return "Enter the dataset folder."
     try:
-        splits, _ = list_splits(Path(str(path)).expanduser(), format=format, noise_file=noise_file)
+        splits, _ = list_splits(Path(str(path)).expanduser(), format=format, noise_file=noise_file,
+                                noise_format=noise_format)
     except DatasetError as exc:
         return str(exc)
     for split, (_, _, paths) in splits.items():
@@ -203,14 +215,16 @@ def check_dataset(path, *, format: str, noise_file=None) -> str | None:
 
 
 def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=None,
-                 skip_bad: bool = False, seed: int = 0, workers: int = 2) -> Dataset:
+                 noise_format: str | None = None, skip_bad: bool = False, seed: int = 0,
+                 workers: int = 2) -> Dataset:
     """Read a dataset and decode every image once at `image_size`.
 
     Missing or corrupt images raise DatasetError naming them, unless `skip_bad`, which drops them
     and lists them in `Split.bad` for the run log.
     """
     root = Path(root)
-    splits, class_names = list_splits(root, format=format, noise_file=noise_file, seed=seed)
+    splits, class_names = list_splits(root, format=format, noise_file=noise_file, noise_format=noise_format,
+                                      seed=seed)
     decoded = {}
     for split, (names, labels, paths) in splits.items():
         arrays, errors = _decode_all(paths, size=image_size, workers=workers)

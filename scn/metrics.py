@@ -5,10 +5,19 @@ Definitions (per epoch, after that epoch's relabels):
   precision  share of the epoch's relabel events whose new label is the true class;
   recall     share of the noisy training labels whose current label is the true class again;
   damage     clean training labels whose current label is no longer the true class
-             (reported as a count and as a share of the clean labels).
+             (reported as a count and as a share of the clean labels);
+  wrong      training labels whose current label is not the true class (noisy or broken).
+
+Attention, per epoch (`attention_scores`): AUROC of "low alpha flags it" against the labels wrong
+*at that epoch* (the label the sample was trained with, after the relabels of the earlier epochs,
+is not its true class), against the original flips, and against ambiguous faces (ground-truth
+ambiguity at or above scn.synth.noise.AMBIGUOUS, whatever noise model labelled them).
 """
 import numpy as np
 import pandas as pd
+
+from scn.synth.expressions import ACTION_UNITS
+from scn.synth.noise import AMBIGUOUS, ambiguity
 
 
 def auroc(scores, positives) -> float:
@@ -54,9 +63,48 @@ def relabel_quality(*, original, true, events: pd.DataFrame, epochs=None) -> pd.
             "noisy_fixed": int(((current == true) & noisy).sum()), "noisy_total": int(noisy.sum()),
             "recall": float(((current == true) & noisy).sum() / noisy.sum()) if noisy.any() else float("nan"),
             "clean_broken": broken, "damage": broken / max(int((~noisy).sum()), 1),
+            "wrong_labels": int((current != true).sum()),
         })
     return pd.DataFrame(rows, columns=["epoch", "relabels", "correct", "precision", "noisy_fixed",
-                                       "noisy_total", "recall", "clean_broken", "damage"])
+                                       "noisy_total", "recall", "clean_broken", "damage", "wrong_labels"])
+
+
+def labels_by_epoch(original, events: pd.DataFrame, epochs) -> np.ndarray:
+    """labels[epoch row, sample]: the label each training sample was trained with in each of
+    `epochs` (ascending): its original label after the relabel events of the earlier epochs. A
+    sample is seen once per epoch and relabelled after its step, so its own epoch's events come later."""
+    current = np.asarray(original, dtype=np.int64).copy()
+    events = events.sort_values("epoch", kind="stable")
+    event_epochs, idx, new = (events[c].to_numpy(np.int64) for c in ("epoch", "idx", "new"))
+    rows, applied = [], 0
+    for epoch in epochs:
+        upto = int(np.searchsorted(event_epochs, epoch, side="left"))
+        current[idx[applied:upto]] = new[applied:upto]  # in event order: a later event wins
+        applied = max(applied, upto)
+        rows.append(current.copy())
+    return np.stack(rows) if rows else np.zeros((0, len(current)), np.int64)
+
+
+def attention_scores(epochs, alpha, *, original, true, events: pd.DataFrame, ambiguous=None) -> pd.DataFrame:
+    """Per epoch: AUROC of low alpha against labels wrong at that epoch (`auroc_wrong_now`), against
+    the original noisy labels (`auroc_noisy`) and, given the boolean `ambiguous`, against ambiguous
+    faces (`auroc_ambiguous`); with `wrong_now`, the count of labels wrong at that epoch.
+
+    `alpha` is epoch x sample (RunReader.attention_matrix), `original`/`true` 0-based labels by
+    sample index, `events` the relabel events (epoch, idx, new, in order)."""
+    alpha = np.atleast_2d(np.asarray(alpha, dtype=np.float64))
+    true = np.asarray(true, dtype=np.int64)
+    noisy = np.asarray(original) != true
+    wrong = labels_by_epoch(original, events, epochs) != true
+    frame = pd.DataFrame({
+        "epoch": list(epochs),
+        "wrong_now": wrong.sum(1),
+        "auroc_wrong_now": [auroc(-row, w) for row, w in zip(alpha, wrong)],
+        "auroc_noisy": [auroc(-row, noisy) for row in alpha],
+    })
+    if ambiguous is not None:
+        frame["auroc_ambiguous"] = [auroc(-row, np.asarray(ambiguous, bool)) for row in alpha]
+    return frame
 
 
 def truth_table(samples: pd.DataFrame, groundtruth: pd.DataFrame) -> pd.DataFrame:
@@ -78,16 +126,31 @@ def truth_table(samples: pd.DataFrame, groundtruth: pd.DataFrame) -> pd.DataFram
 
 
 def run_scores(reader) -> pd.DataFrame | None:
-    """Per-epoch relabel quality and attention AUROC of a run trained on the built-in benchmark
-    (None when the run has no ground truth)."""
+    """Per-epoch relabel quality and attention AUROCs of a run trained on the built-in benchmark
+    (None when the run has no ground truth): relabel_quality's columns, `alpha_auroc` (against the
+    original noisy labels) and attention_scores' wrong_now, auroc_wrong_now and auroc_ambiguous."""
     groundtruth = reader.groundtruth()
     if groundtruth is None:
         return None
     truth = truth_table(reader.samples("train"), groundtruth)
-    epochs = reader.attention_epochs()
-    quality = relabel_quality(original=truth["label"], true=truth["true_label"],
-                              events=reader.relabels(), epochs=epochs)
-    quality["alpha_auroc"] = [
-        auroc(-reader.attention(epoch)["alpha"].to_numpy(), truth["is_noisy"].to_numpy()) for epoch in epochs
-    ]
-    return quality
+    epochs, alpha, _ = reader.attention_matrix()
+    events = reader.relabels()
+    quality = relabel_quality(original=truth["label"], true=truth["true_label"], events=events, epochs=epochs)
+    if not epochs:
+        return quality.assign(alpha_auroc=[], wrong_now=[], auroc_wrong_now=[], auroc_ambiguous=[])
+    scores = attention_scores(epochs, alpha, original=truth["label"], true=truth["true_label"], events=events,
+                              ambiguous=truth_ambiguity(truth) >= AMBIGUOUS)
+    return quality.assign(alpha_auroc=scores["auroc_noisy"].to_numpy(), wrong_now=scores["wrong_now"].to_numpy(),
+                          auroc_wrong_now=scores["auroc_wrong_now"].to_numpy(),
+                          auroc_ambiguous=scores["auroc_ambiguous"].to_numpy())
+
+
+def truth_ambiguity(truth: pd.DataFrame) -> np.ndarray:
+    """The ambiguity (scn.synth.noise.ambiguity) of each face of a ground-truth table: as recorded,
+    else recomputed from its action units and degradations (tables written before it was
+    recorded); NaN for a table that has neither."""
+    if "ambiguity" in truth and truth["ambiguity"].notna().all():
+        return truth["ambiguity"].to_numpy(np.float64)
+    if not {f"au{au:02d}" for au in ACTION_UNITS} <= set(truth.columns):
+        return np.full(len(truth), np.nan)
+    return ambiguity(truth)

@@ -170,9 +170,14 @@ def resolve_data(config: TrainConfig) -> tuple:
     # Only runs on the built-in benchmark need the generator (and OpenCV).
     from scn.synth import default_dataset
 
-    root = default_dataset(train=config.synth_train, test=config.synth_test, noise=config.synth_noise)
+    root = default_dataset(train=config.synth_train, test=config.synth_test, noise=config.synth_noise,
+                           noise_model=config.synth_noise_model, annotators=config.synth_annotators,
+                           label_from=config.synth_label_from)
+    model = config.synth_noise_model
+    if model == "annotators":
+        model = f"{config.synth_annotators} annotators, {config.synth_label_from} vote"
     description = (f"the built-in synthetic benchmark ({config.synth_train} train / "
-                   f"{config.synth_test} test images, {config.synth_noise:.0%} label noise)")
+                   f"{config.synth_test} test images, {config.synth_noise:.0%} label noise, {model})")
     return root, description
 
 
@@ -180,7 +185,8 @@ def prepare_data(config: TrainConfig, *, log=None):
     """Load the dataset and carve the validation split: (config with class names, train, val, test, root)."""
     root, description = resolve_data(config)
     dataset = load_dataset(root, format=config.format, image_size=config.image_size,
-                           noise_file=config.noise_file, skip_bad=config.skip_bad, seed=config.seed,
+                           noise_file=config.noise_file, noise_format=config.noise_format,
+                           skip_bad=config.skip_bad, seed=config.seed,
                            workers=max(1, torch.get_num_threads()))
     if log is not None:
         for bad in dataset.train.bad + dataset.test.bad:

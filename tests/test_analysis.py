@@ -5,13 +5,6 @@ import pytest
 from scn import analysis
 
 
-def test_auroc_by_epoch_scores_low_alpha_as_noisy():
-    noisy = np.array([1, 0, 0, 1], bool)
-    alpha = np.array([[0.5, 0.5, 0.5, 0.5], [0.1, 0.9, 0.8, 0.2]])
-    frame = analysis.auroc_by_epoch([1, 2], alpha, noisy)
-    assert frame["auroc"].tolist() == [0.5, 1.0]
-
-
 def test_group_gap_and_histograms():
     alpha = np.array([[0.9, 0.7, 0.2, 0.4]])
     is_high = np.array([[1, 1, 0, 0]], bool)

@@ -477,3 +477,31 @@ def test_training_page_shows_the_backbone_build_before_the_first_step(empty_root
     at = render("pages/1_Training.py")
     assert "synth-face backbone" in texts(at.info)
     assert "synth-face epoch 3/10" in texts(at.code)
+
+
+def _figure_traces(at: AppTest) -> list:
+    """The trace names of every plotly chart on the page, chart by chart."""
+    return [[trace.get("name") for trace in json.loads(chart.proto.spec)["data"]]
+            for chart in at.get("plotly_chart")]
+
+
+def test_attention_and_relabels_pages_score_against_the_noise_model(finished_runs):
+    at = render("pages/2_Attention.py")
+    assert ["label wrong at that epoch", "original label noisy", "ambiguous face"] in _figure_traces(at)
+    assert "Ground truth: **symmetric** label noise" in texts(at.caption)
+    at = render("pages/3_Relabels.py")
+    assert "Ground truth: **symmetric** label noise" in texts(at.caption)
+    quality = at.dataframe[0].value
+    assert (quality["wrong_labels"] == quality["noisy_total"] - quality["noisy_fixed"]
+            + quality["clean_broken"]).all()
+
+
+def test_ground_truth_written_before_noise_models_still_scores_ambiguity(finished_runs):
+    reader = RunReader(finished_runs["scn_dir"])
+    old = reader.groundtruth().drop(columns=["noise_model", "ambiguity", "votes"])
+    writer = RunWriter(finished_runs["scn_dir"])
+    writer.add_groundtruth(old)
+    writer.close()
+    at = render("pages/2_Attention.py")
+    assert "label noise of an unrecorded model" in texts(at.caption)
+    assert "ambiguous face" in sum(_figure_traces(at), [])

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from bench import (gpu_throughput, linear_probe, noise_robustness, precision_accuracy, relabel_quality,
-                   speed_report, standing_start, store_queries, synth_calibration, train_throughput)
+from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness, precision_accuracy,
+                   relabel_quality, speed_report, standing_start, store_queries, synth_calibration,
+                   train_throughput)
 from scn.store import RunReader
 
 pytestmark = pytest.mark.slow
@@ -166,3 +167,13 @@ def test_linear_probe_compares_three_starts(tmp_path, tiny_face_backbone):
     assert set(report["results"]) == {"random", "synth-face", "expression"}
     assert all(0 <= r["test_accuracy"] <= 1 for r in report["results"].values())
     assert report["synth_face_recipe"]["people"] == 3
+
+
+def test_noise_models_table(tmp_path, capsys):
+    out = tmp_path / "noise_models.json"
+    assert noise_models.main(["--train", "40", "--size", "32", "--workers", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["models"] == ["annotators", "symmetric", "pairwise"]
+    assert result["wrong_label_rate"] == pytest.approx(0.2, abs=0.03)
+    assert sum(row["faces"] for row in result["rows"] if row["slice"].startswith("intensity")) == 40
+    assert "| AUROC: ambiguity flags a wrong label |" in capsys.readouterr().out

@@ -56,7 +56,7 @@ def test_noise_file_replaces_train_labels(tiny_rafdb, tmp_path):
     data = load_dataset(tiny_rafdb, image_size=24, noise_file=noise)
     assert data.train.labels[0].item() == 6
     noise.write_text("train_77777.jpg 2\n")
-    with pytest.raises(DatasetError, match="absent from the label file"):
+    with pytest.raises(DatasetError, match="not in the training set: train_77777.jpg"):
         load_dataset(tiny_rafdb, image_size=24, noise_file=noise)
 
 

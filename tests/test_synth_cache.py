@@ -36,6 +36,16 @@ def test_other_parameters_get_their_own_folder(cache_dir):
     assert a != b and b.name.endswith("noise0-seed1-rafdb")
 
 
+def test_the_noise_model_is_part_of_the_key():
+    names = {model: cache.dataset_name(**{**SMALL, "balance": "rafdb"}, noise_model=model)
+             for model in ("symmetric", "pairwise", "annotators")}
+    assert names["symmetric"] == SMALL_NAME  # the caches made before there were noise models stay valid
+    assert names["pairwise"] == SMALL_NAME + "-pairwise"
+    assert names["annotators"] == SMALL_NAME + "-annotators5-majority"
+    assert cache.dataset_name(**{**SMALL, "balance": "rafdb"}, noise_model="annotators", annotators=3,
+                              label_from="single") == SMALL_NAME + "-annotators3-single"
+
+
 def test_incomplete_folder_and_leftover_scratch_are_replaced(cache_dir):
     path = default_dataset(**SMALL, progress=False)
     (path / COMPLETE_MARKER).unlink()

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -17,7 +18,25 @@ def test_writes_a_benchmark(tmp_path, capsys):
     assert len(lines) == 21 and (out / "EmoLabel/0.1noise_train.txt").exists()
 
 
+def test_writes_annotator_votes_and_ambiguity(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["synth", "--out", str(out), "--train", "40", "--test", "5", "--size", "32", "--noise", "0.2",
+                 "--noise-model", "annotators", "--annotators", "3", "--workers", "1"]) == 0
+    truth = pd.read_csv(out / "groundtruth.csv", keep_default_na=False)
+    train = truth[truth["split"] == "train"]
+    assert train["is_noisy"].mean() == pytest.approx(0.2, abs=0.03)
+    assert set(truth["noise_model"]) == {"annotators"}
+    votes = [[int(v) for v in text.split()] for text in train["votes"]]
+    assert all(len(v) == 3 for v in votes) and (truth.loc[truth["split"] == "test", "votes"] == "").all()
+    majority = [max(set(v), key=v.count) for v in votes]
+    unanimous = [len(set(v)) < 3 for v in votes]  # a 1-1-1 split goes to the most skilled voter
+    assert all(m == g for m, g, u in zip(majority, train["given_label"], unanimous) if u)
+    assert truth["ambiguity"].astype(float).between(0, 1).all()
+
+
 @pytest.mark.parametrize("arguments, message", [
+    (["--noise-model", "annotators", "--noise", "0.95", "--train", "20", "--test", "1", "--size", "32",
+      "--workers", "1"], "error: the annotator panel cannot get 95%"),
     (["--train", "-5"], "error: train must be a non-negative integer"),
     (["--noise", "1.5"], "error: noise must be a probability in [0, 1)"),
     (["--size", "0"], "error: size must be an integer from 32"),
@@ -26,7 +45,8 @@ def test_writes_a_benchmark(tmp_path, capsys):
 def test_bad_arguments_exit_2_with_the_message(tmp_path, capsys, arguments, message):
     assert main(["synth", "--out", str(tmp_path / "x"), *arguments]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(message) and "Traceback" not in err
+    # The last line: a refusal found after rendering follows the progress bar.
+    assert err.strip().splitlines()[-1].startswith(message) and "Traceback" not in err
 
 
 def test_missing_out_is_an_error(capsys):

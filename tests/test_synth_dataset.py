@@ -9,7 +9,9 @@ from PIL import Image
 
 from scn.classes import CLASS_NAMES
 from scn.synth import generate_dataset
-from scn.synth.dataset import class_counts, noisy_labels
+from scn.noise_files import read_noise_file
+from scn.synth.dataset import class_counts
+from scn.synth.noise import symmetric_labels as noisy_labels
 
 LINE = re.compile(r"^(train|test)_\d{5}\.jpg [1-7]$")
 
@@ -54,13 +56,21 @@ def test_label_file_matches_ground_truth(noisy_set):
         assert counts == {k: v for k, v in class_counts(total).items() if v}
 
 
-def test_noise_touches_only_training_labels_and_has_a_noise_file(noisy_set):
+def test_noise_touches_only_training_labels_and_has_noise_files_in_both_formats(noisy_set):
     truth = read_truth(noisy_set)
     assert all(row["is_noisy"] == "0" for row in truth if row["split"] == "test")
     noisy = [int(row["is_noisy"]) for row in truth if row["split"] == "train"]
     assert 0.15 < np.mean(noisy) < 0.45
-    noise_file = read_labels(noisy_set / "EmoLabel/0.3noise_train.txt")
-    assert noise_file == {row["image"]: row["given_label"] for row in truth if row["split"] == "train"}
+    given = {row["image"]: int(row["given_label"]) - 1 for row in truth if row["split"] == "train"}
+    scn_file = (noisy_set / "EmoLabel/0.3noise_train.txt").read_text().splitlines()
+    assert scn_file[0] == f"Image/aligned/train_00001_aligned.jpg {given['train_00001.jpg']}"
+    scn_labels, scn_format = read_noise_file(noisy_set / "EmoLabel/0.3noise_train.txt")
+    assert scn_format == "scn"
+    assert {k.split("/")[-1].replace("_aligned", ""): v for k, v in scn_labels.items()} == given
+    assert read_labels(noisy_set / "EmoLabel/noise03.txt") == {k: str(v + 1) for k, v in given.items()}
+    assert read_noise_file(noisy_set / "EmoLabel/noise03.txt") == (given, "eac")
+    assert {row["noise_model"] for row in truth} == {"symmetric"}
+    assert all(0.0 <= float(row["ambiguity"]) <= 1.0 for row in truth)
 
 
 def test_noise_rate_and_targets_follow_the_scn_protocol():
@@ -91,7 +101,7 @@ def test_same_seed_gives_same_bytes_whatever_the_workers(tmp_path):
     other = generate_dataset(tmp_path / "other", train=60, test=10, size=48, seed=6, noise=0.2, workers=1,
                              progress=False)
     files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
-    assert len(files) == 70 + 3
+    assert len(files) == 70 + 4  # images, label list, the two noise files, ground truth
     assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
     assert (one / "groundtruth.csv").read_bytes() != (other / "groundtruth.csv").read_bytes()
 
@@ -138,5 +148,6 @@ def test_the_rafdb_loader_reads_the_benchmark_with_its_noise_file(noisy_set):
     assert tuple(data.train.images.shape[1:]) in ((32, 32, 3), (3, 32, 32))
     for split in (data.train, data.test):
         assert split.labels.tolist() == [given[name] for name in split.names]
-    with_noise_file = load_dataset(noisy_set, image_size=32, noise_file=noisy_set / "EmoLabel/0.3noise_train.txt")
-    assert with_noise_file.train.labels.tolist() == data.train.labels.tolist()
+    for noise_file in ("0.3noise_train.txt", "noise03.txt"):
+        with_noise_file = load_dataset(noisy_set, image_size=32, noise_file=noisy_set / "EmoLabel" / noise_file)
+        assert with_noise_file.train.labels.tolist() == data.train.labels.tolist()

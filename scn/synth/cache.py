@@ -1,7 +1,8 @@
 """The built-in benchmark used when no data path is given: generated once, then reused.
 
 The cache folder is `$SCN_STUDIO_CACHE/datasets/` (default `~/.cache/scn-studio/datasets/`), one
-sub-folder per parameter set, e.g. `synth-v2-train3000-test750-size100-noise0-seed0-rafdb`.
+sub-folder per parameter set, e.g. `synth-v2-train3000-test750-size100-noise0-seed0-rafdb` (symmetric
+noise) or `...-noise0.2-seed0-rafdb-annotators5-majority` (another noise model).
 Two processes asking at once (the app and a trainer) are serialised by an exclusive lock on a
 lock file; the data is rendered into a temporary folder and renamed into place only when
 complete, with a marker file, so a reader never sees half a dataset.
@@ -17,10 +18,12 @@ import tempfile
 from pathlib import Path
 
 from scn.synth.dataset import generate_dataset
+from scn.synth.noise import DEFAULT_ANNOTATORS
 
 GENERATOR_VERSION = 2  # bump when the images change, so old caches are not reused
 COMPLETE_MARKER = ".complete"
-DEFAULTS = {"train": 3000, "test": 750, "size": 100, "noise": 0.0, "seed": 0, "balance": "rafdb"}
+DEFAULTS = {"train": 3000, "test": 750, "size": 100, "noise": 0.0, "seed": 0, "balance": "rafdb",
+            "noise_model": "symmetric", "annotators": DEFAULT_ANNOTATORS, "label_from": "majority"}
 
 
 def studio_cache() -> Path:
@@ -33,17 +36,25 @@ def cache_root() -> Path:
     return studio_cache() / "datasets"
 
 
-def dataset_name(*, train: int, test: int, size: int, noise: float, seed: int, balance: str) -> str:
-    """The cache folder name that encodes every parameter of a built-in dataset."""
-    return f"synth-v{GENERATOR_VERSION}-train{train}-test{test}-size{size}-noise{noise:g}-seed{seed}-{balance}"
+def dataset_name(*, train: int, test: int, size: int, noise: float, seed: int, balance: str,
+                 noise_model: str = "symmetric", annotators: int = DEFAULT_ANNOTATORS,
+                 label_from: str = "majority") -> str:
+    """The cache folder name that encodes every parameter of a built-in dataset. Symmetric noise
+    keeps the names of the caches made before there were other noise models, since it labels alike."""
+    name = f"synth-v{GENERATOR_VERSION}-train{train}-test{test}-size{size}-noise{noise:g}-seed{seed}-{balance}"
+    if noise_model == "annotators":
+        return f"{name}-annotators{annotators}-{label_from}"
+    return name if noise_model == "symmetric" else f"{name}-{noise_model}"
 
 
 def default_dataset(*, train: int = DEFAULTS["train"], test: int = DEFAULTS["test"],
                     size: int = DEFAULTS["size"], noise: float = DEFAULTS["noise"],
                     seed: int = DEFAULTS["seed"], balance: str = DEFAULTS["balance"],
-                    progress: bool = True) -> Path:
+                    noise_model: str = DEFAULTS["noise_model"], annotators: int = DEFAULTS["annotators"],
+                    label_from: str = DEFAULTS["label_from"], progress: bool = True) -> Path:
     """Path of the built-in benchmark with these parameters, generating it on first use."""
-    name = dataset_name(train=train, test=test, size=size, noise=noise, seed=seed, balance=balance)
+    labelling = {"noise_model": noise_model, "annotators": annotators, "label_from": label_from}
+    name = dataset_name(train=train, test=test, size=size, noise=noise, seed=seed, balance=balance, **labelling)
     root = cache_root()
     target = root / name
     if (target / COMPLETE_MARKER).exists():
@@ -64,7 +75,7 @@ def default_dataset(*, train: int = DEFAULTS["train"], test: int = DEFAULTS["tes
         scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
         try:
             generate_dataset(scratch, train=train, test=test, size=size, noise=noise, seed=seed,
-                             balance=balance, overwrite=True, progress=progress)
+                             balance=balance, overwrite=True, progress=progress, **labelling)
             (scratch / COMPLETE_MARKER).write_text(name + "\n")
             os.rename(scratch, target)
         except BaseException:

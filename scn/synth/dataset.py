@@ -3,14 +3,17 @@
     DIR/Image/aligned/train_00001_aligned.jpg ... test_00001_aligned.jpg
     DIR/EmoLabel/list_patition_label.txt      `train_00001.jpg 4` (1-based RAF-DB labels; the
                                               noisy label for training images when noise > 0)
-    DIR/EmoLabel/0.1noise_train.txt           the official SCN noise-file format (noise > 0 only)
-    DIR/groundtruth.csv                       true class, given label, expression, identity, pose
-                                              and every degradation of each image
+    DIR/EmoLabel/0.1noise_train.txt           the noisy training labels in the official SCN format
+    DIR/EmoLabel/noise01.txt                  ... and in EAC's (both when noise > 0; scn.noise_files)
+    DIR/groundtruth.csv                       true class, given label, noise model, annotator votes,
+                                              ambiguity, expression, identity, pose and every
+                                              degradation of each image
 
-Class counts follow RAF-DB basic's training split scaled to the requested size (or are uniform);
-label noise follows SCN's protocol: each training label is flipped with probability P to a
-uniformly chosen other class; test labels are always clean. Every image has its own random stream
-derived from (seed, split, index), so the bytes do not depend on the number of worker processes.
+Class counts follow RAF-DB basic's training split scaled to the requested size (or are uniform).
+Label noise follows one of scn.synth.noise's models (symmetric: SCN's protocol, each training label
+flipped with probability P to a uniformly chosen other class; pairwise; annotators); test labels
+are always clean. Every image has its own random stream derived from (seed, split, index), so the
+bytes do not depend on the number of worker processes.
 """
 import csv
 import multiprocessing
@@ -20,9 +23,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from scn.classes import CLASS_NAMES
+from scn.noise_files import eac_file_name, scn_file_name, write_noise_file
+from scn.synth import noise as label_noise
 from scn.synth.config import SynthConfig
 from scn.synth.degrade import encode_jpeg
 from scn.synth.sample import SPLIT_IDS, draw_sample, render, sample_rng, truth_row
@@ -34,13 +40,8 @@ LABEL_FILE = "EmoLabel/list_patition_label.txt"
 IMAGE_DIR = "Image/aligned"
 GROUND_TRUTH = "groundtruth.csv"
 MIN_SIZE, MAX_SIZE = 32, 512
-# Random streams other than the per-image ones: the order of classes within a split, the noise.
-ORDER_STREAM, NOISE_STREAM = 100, 200
-
-
-def noise_file_name(noise: float) -> str:
-    """The official SCN name of a noise file, e.g. `0.1noise_train.txt`."""
-    return f"EmoLabel/{noise:g}noise_train.txt"
+# The random stream of the order of classes within a split (the noise streams: scn.synth.noise).
+ORDER_STREAM = 100
 
 
 def class_counts(total: int, *, balance: str = "rafdb") -> dict:
@@ -62,23 +63,18 @@ def split_classes(total: int, *, split: str, balance: str, seed: int) -> list:
     return [classes[i] for i in order]
 
 
-def noisy_labels(true_labels: np.ndarray, *, noise: float, seed: int) -> np.ndarray:
-    """SCN's label noise: each 0-based label flips with probability `noise` to another class."""
-    rng = np.random.default_rng([seed, NOISE_STREAM])
-    flip = rng.random(len(true_labels)) < noise
-    shift = rng.integers(1, len(CLASS_NAMES), len(true_labels))
-    return np.where(flip, (true_labels + shift) % len(CLASS_NAMES), true_labels)
-
-
 def generate_dataset(out, *, train: int, test: int, size: int = 100, seed: int = 0, noise: float = 0.0,
-                     balance: str = "rafdb", config: SynthConfig | None = None, workers: int | None = None,
-                     overwrite: bool = False, progress: bool = True) -> Path:
+                     noise_model: str = "symmetric", annotators: int = label_noise.DEFAULT_ANNOTATORS,
+                     label_from: str = "majority", balance: str = "rafdb", config: SynthConfig | None = None,
+                     workers: int | None = None, overwrite: bool = False, progress: bool = True) -> Path:
     """Render a benchmark of `train` + `test` faces into `out` (RAF-DB layout); returns `out`.
 
-    Raises ValueError for bad arguments, a non-empty `out` (unless `overwrite`), or an output
-    folder that cannot be written.
+    `noise` is the share of wrong training labels under `noise_model` (scn.synth.noise;
+    `annotators` and `label_from` configure the annotators model). Raises ValueError for bad
+    arguments, a non-empty `out` (unless `overwrite`), or an output folder that cannot be written.
     """
-    _check_arguments(train=train, test=test, size=size, seed=seed, noise=noise, balance=balance)
+    _check_arguments(train=train, test=test, size=size, seed=seed, noise=noise, balance=balance,
+                     noise_model=noise_model, annotators=annotators, label_from=label_from)
     config = config or SynthConfig()
     out = _prepare_output(Path(out), overwrite=overwrite)
     jobs = [(split, index, name)
@@ -86,17 +82,24 @@ def generate_dataset(out, *, train: int, test: int, size: int = 100, seed: int =
             for index, name in enumerate(split_classes(total, split=split, balance=balance, seed=seed))]
     rows = _render_all(jobs, out=out, size=size, seed=seed, config=config, workers=workers, progress=progress)
 
-    true_labels = np.array([CLASS_NAMES.index(row["true_class"]) for row in rows], dtype=int)
+    table = pd.DataFrame(rows)
+    true_labels = np.array([CLASS_NAMES.index(c) for c in table["true_class"]], dtype=int)
     given = true_labels.copy()
-    given[:train] = noisy_labels(true_labels[:train], noise=noise, seed=seed)
+    given[:train], votes = label_noise.noisy_labels(table.iloc[:train], noise=noise, seed=seed, model=noise_model,
+                                                    annotators=annotators, label_from=label_from)
     _write_labels(out / LABEL_FILE, rows, given)
     if noise > 0:
-        _write_labels(out / noise_file_name(noise), rows[:train], given[:train])
-    _write_ground_truth(out / GROUND_TRUTH, rows, true_labels, given)
+        names = [row["image"] for row in rows[:train]]
+        write_noise_file(out / "EmoLabel" / scn_file_name(noise), names, given[:train], format="scn")
+        write_noise_file(out / "EmoLabel" / eac_file_name(noise), names, given[:train], format="eac")
+    extra = {"noise_model": noise_model, "ambiguity": np.round(label_noise.ambiguity(table), 4),
+             "votes": [" ".join(str(v + 1) for v in face) for face in votes] + [""] * test
+             if votes is not None else ""}
+    _write_ground_truth(out / GROUND_TRUTH, rows, true_labels, given, extra=pd.DataFrame(extra, index=table.index))
     return out
 
 
-def _check_arguments(*, train, test, size, seed, noise, balance):
+def _check_arguments(*, train, test, size, seed, noise, balance, noise_model, annotators, label_from):
     for name, value in (("train", train), ("test", test), ("seed", seed)):
         if not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -108,6 +111,12 @@ def _check_arguments(*, train, test, size, seed, noise, balance):
         raise ValueError(f"noise must be a probability in [0, 1), got {noise!r}")
     if balance not in BALANCES:
         raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {balance!r}")
+    if noise_model not in label_noise.NOISE_MODELS:
+        raise ValueError(f"noise model must be one of {', '.join(label_noise.NOISE_MODELS)}, got {noise_model!r}")
+    if label_from not in label_noise.LABEL_SOURCES:
+        raise ValueError(f"label_from must be one of {', '.join(label_noise.LABEL_SOURCES)}, got {label_from!r}")
+    if not isinstance(annotators, (int, np.integer)) or annotators < 1:
+        raise ValueError(f"annotators must be a positive integer, got {annotators!r}")
 
 
 def _prepare_output(out: Path, *, overwrite: bool) -> Path:
@@ -188,12 +197,13 @@ def _write_labels(path: Path, rows, labels):
             f.write(f"{row['image']} {label + 1}\n")
 
 
-def _write_ground_truth(path: Path, rows, true_labels, given):
-    header = ["image", "split", "true_class", "true_label", "given_label", "given_class", "is_noisy"]
+def _write_ground_truth(path: Path, rows, true_labels, given, *, extra: pd.DataFrame):
+    header = ["image", "split", "true_class", "true_label", "given_label", "given_class", "is_noisy",
+              *extra.columns]
     header += [key for key in rows[0] if key not in header]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header)
         writer.writeheader()
-        for row, true_label, label in zip(rows, true_labels, given):
-            writer.writerow({**row, "true_label": true_label + 1, "given_label": label + 1,
+        for row, true_label, label, more in zip(rows, true_labels, given, extra.to_dict("records")):
+            writer.writerow({**row, **more, "true_label": true_label + 1, "given_label": label + 1,
                              "given_class": CLASS_NAMES[label], "is_noisy": int(label != true_label)})
