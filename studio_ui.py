@@ -1,6 +1,7 @@
 """Streamlit-side pieces the pages share: page set-up, the run picker (remembered across pages and
 in the URL), a run's status panel with its Stop/Resume buttons, and plain messages instead of
 tracebacks when a run folder disappears under an open page. Everything computed lives in scn/."""
+import re
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from scn import analysis, collapse, lock, runs, thumbnails
 from scn.lock import RunLockedError
 from scn.store import RunDamagedError, RunNotFoundError, RunReader, list_runs, runs_root
 
+ROOT = Path(__file__).resolve().parent
 # Live views of a run with a live trainer rerun this often: a newly written epoch shows within
 # REFRESH_SECONDS plus a render. Views of runs without one (finished, stopped) change only when
 # someone resumes them, so they look again less often and spare a CPU that may be training.
@@ -21,6 +23,22 @@ IDLE_REFRESH_SECONDS = 10
 # Colours of a run's state in markdown (no emoji: headless servers often lack an emoji font).
 STATE_COLORS = {"created": "gray", "starting": "orange", "running": "green", "finished": "blue",
                 "stopped": "gray", "failed": "red", "interrupted": "orange", "damaged": "red"}
+
+
+def home_page() -> st.Page:
+    """The home page (home.py: the runs and the new-run form), the app's default page at /."""
+    return st.Page(ROOT / "home.py", title="Home", icon=":material/home:", default=True)
+
+
+def app_pages() -> list:
+    """The home page, then every file in pages/ in the order of its number prefix, titled and
+    addressed by its name as Streamlit's pages/ convention has it (pages/1_Training.py is
+    "Training" at /Training): a page another engineer adds to pages/ appears without a change here."""
+    def order(path: Path) -> tuple:
+        number = re.match(r"\d+", path.name)
+        return (int(number.group()) if number else float("inf"), path.name)
+
+    return [home_page()] + [st.Page(path) for path in sorted((ROOT / "pages").glob("*.py"), key=order)]
 
 
 def page(title: str) -> None:
@@ -35,7 +53,7 @@ def plotly(figure, *, key: str | None = None) -> None:
 def no_runs_message() -> None:
     st.info("No runs yet. Start one from the home page: the one-click demo trains SCN and the "
             "baseline on the built-in benchmark.")
-    st.page_link("app.py", label="Go to the home page", icon=":material/home:")
+    st.page_link(home_page(), label="Go to the home page", icon=":material/home:")
 
 
 def pick_run(*, label: str = "Run", key: str = "run_picker", exclude: str | None = None) -> RunReader | None:

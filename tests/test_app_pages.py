@@ -399,3 +399,19 @@ def test_training_page_shows_the_backbone_build_before_the_first_step(empty_root
     at = render("pages/1_Training.py")
     assert "synth-face backbone" in texts(at.info)
     assert "synth-face epoch 3/10" in texts(at.code)
+
+
+def test_the_home_page_has_a_title_and_the_pages_keep_their_addresses(empty_root):
+    def script():
+        import streamlit as st
+
+        import studio_ui as ui
+        for page in ui.app_pages():
+            st.text(f"{page.title}|{page.url_path}")
+
+    at = AppTest.from_function(script, default_timeout=30).run()
+    rows = [t.value.split("|") for t in at.text]
+    assert rows[0][0] == "Home"
+    assert [tuple(row) for row in rows[1:]] == [
+        ("Training", "Training"), ("Attention", "Attention"), ("Relabels", "Relabels"),
+        ("Confusion", "Confusion"), ("Compare", "Compare"), ("Predict", "Predict")]
