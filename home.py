@@ -10,7 +10,7 @@ from scn import runs
 from scn.config import option_argv, option_specs
 from scn.data import check_dataset
 from scn.lock import RunLockedError
-from scn.store import list_runs, runs_root
+from scn.store import RunNotFoundError, list_runs, runs_root
 
 # What the method choice turns on or off (config.json option names).
 METHODS = {
@@ -98,6 +98,8 @@ def runs_table(table: pd.DataFrame) -> pd.DataFrame:
         "best test acc.": table["best_test_accuracy"].astype(float),
         "last test acc.": table["last_test_accuracy"].astype(float),
         "method": table["method"].fillna(""),
+        "tags": table["tags"],
+        "note": [note.splitlines()[0] if note else "" for note in table["note"]],
         "started": [ui.started_label(s) for s in table["started"]],
         "dataset": table["dataset"].fillna(""),
         "problem": table["problem"].fillna(""),
@@ -110,26 +112,100 @@ st.caption("Self-Cure Network (Wang et al., CVPR 2020) for facial expression rec
 ui.show_flash()
 
 
+def tagged(table: pd.DataFrame, tags: list) -> pd.DataFrame:
+    """The runs that carry every one of `tags`."""
+    return table[[set(tags) <= set(run_tags) for run_tags in table["tags"]]] if tags else table
+
+
 @st.fragment(run_every=ui.REFRESH_SECONDS)
 def runs_overview() -> None:
     table = list_runs()
     if not len(table):
         st.info(f"No runs yet in {runs_root()}. Start the demo or a new run below.")
         return
+    every_tag = sorted({tag for tags in table["tags"] for tag in tags})
+    if every_tag:
+        table = tagged(table, st.multiselect("Show the runs tagged", every_tag, key="tag_filter",
+                                             placeholder="all runs (choose tags to narrow)"))
     st.dataframe(runs_table(table), hide_index=True, width="stretch",
                  column_config={"best test acc.": st.column_config.ProgressColumn(
                      format="percent", min_value=0.0, max_value=1.0),
                      "last test acc.": st.column_config.NumberColumn(format="percent"),
+                     "tags": st.column_config.ListColumn(),
+                     "note": st.column_config.TextColumn(width="medium"),
                      "dataset": st.column_config.TextColumn(width="medium")})
-    reader = ui.pick_run(label="Selected run")
-    if reader is not None:
-        with ui.run_guard(reader):
-            ui.status_panel(reader, key="home")
-            st.page_link("pages/1_Training.py", label="Watch it train", icon=":material/monitoring:")
+
+
+def run_panel(reader) -> None:
+    with ui.run_guard(reader):
+        ui.status_panel(reader, key="home")
+        st.page_link("pages/1_Training.py", label="Watch it train", icon=":material/monitoring:")
+
+
+def save_annotations(reader) -> None:
+    state = st.session_state
+    try:
+        reader.annotate(note=state[f"note-{reader.name}"], tags=state[f"tags-{reader.name}"])
+    except ValueError as exc:
+        ui.flash(f"Not saved: {exc}", kind="error")
+    else:
+        ui.flash(f"Saved the notes and tags of {reader.name}.")
+
+
+def ask_delete(name: str) -> None:
+    st.session_state["delete_pending"] = name
+
+
+def cancel_delete() -> None:
+    st.session_state.pop("delete_pending", None)
+
+
+# Opened from session state rather than straight from the button, so that the dialog is still
+# there when its own buttons rerun the page (and the test harness, which reruns whole pages, sees it).
+@st.dialog("Delete this run?", on_dismiss=cancel_delete)
+def confirm_delete(reader) -> None:
+    st.markdown(f"**{reader.name}** and everything in its folder (records, checkpoints, log) will be "
+                f"deleted from {reader.run_dir.parent}. This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Delete", type="primary", key="delete_confirmed"):
+        try:
+            runs.delete_run(reader.run_dir)
+        except (RunLockedError, RunNotFoundError) as exc:
+            st.error(f"Not deleted: {exc}")
+            return
+        cancel_delete()
+        ui.flash(f"Deleted {reader.name}.")
+        st.session_state.pop("run_picker_choice", None)
+        st.rerun()
+    if no.button("Cancel", key="delete_cancelled"):
+        cancel_delete()
+        st.rerun()
+
+
+def manage(reader) -> None:
+    """Notes and tags (saved in the run), and deleting the run, refused while it trains."""
+    with ui.run_guard(reader):
+        notes = reader.annotations()
+        with st.form(f"annotations-{reader.name}", border=False):
+            st.text_area("Notes", notes["note"], key=f"note-{reader.name}", height=80,
+                         placeholder="What this run tried, what went wrong, what to try next")
+            st.text_input("Tags (comma-separated)", ", ".join(notes["tags"]), key=f"tags-{reader.name}",
+                          placeholder="e.g. noise30, lr-sweep")
+            st.form_submit_button("Save notes and tags", on_click=save_annotations, args=(reader,))
+        training = reader.status()["alive"]
+        st.button("Delete this run…", key="delete_run", disabled=training, on_click=ask_delete,
+                  args=(reader.name,), help="Stop it first: a run is not deleted while it trains" if training else None)
+        if st.session_state.get("delete_pending") == reader.name:
+            confirm_delete(reader)
 
 
 st.subheader("Runs")
 runs_overview()
+selected = ui.pick_run(label="Selected run")
+if selected is not None:
+    ui.live(run_panel, selected, readers=[selected])
+    with st.expander("Notes, tags and deleting"):
+        manage(selected)
 
 st.subheader("One-click demo")
 st.markdown("SCN and the baseline, side by side, on the built-in benchmark (3,000 synthetic faces, "

@@ -74,7 +74,7 @@ def test_home_lists_runs_with_status_and_progress(finished_runs):
     assert columns.index("last test acc.") < columns.index("method") < columns.index("dataset")
     assert not table.isin(["None"]).any().any()
     assert "finished" in texts(at.markdown)
-    assert [b.label for b in at.button] == ["Start the demo", "Start"]
+    assert [b.label for b in at.button] == ["Save notes and tags", "Delete this run…", "Start the demo", "Start"]
 
 
 def test_demo_is_not_started_twice(empty_root, trained_runs):
@@ -331,7 +331,7 @@ def test_a_run_folder_deleted_while_open(finished_runs):
     shutil.rmtree(finished_runs["scn_dir"])
     at.run()
     assert not at.exception
-    assert "trains without attention weights" in texts(at.info)  # the picker moved on
+    assert "does not exist for baseline runs" in texts(at.info)  # the picker moved on
 
 
 def test_run_guard_turns_a_vanished_folder_into_a_message(finished_runs):
@@ -415,3 +415,40 @@ def test_the_home_page_has_a_title_and_the_pages_keep_their_addresses(empty_root
     assert [tuple(row) for row in rows[1:]] == [
         ("Training", "Training"), ("Attention", "Attention"), ("Relabels", "Relabels"),
         ("Confusion", "Confusion"), ("Compare", "Compare"), ("Predict", "Predict")]
+
+
+def test_notes_and_tags_are_saved_shown_and_filter_the_runs(finished_runs):
+    at = render()
+    name = "20260101-120000-scn"
+    at.text_area(key=f"note-{name}").input("relabels too early?\nsecond line")
+    at.text_input(key=f"tags-{name}").input("noise30, keep")
+    at.button(key=f"FormSubmitter:annotations-{name}-Save notes and tags").click().run()
+    assert f"Saved the notes and tags of {name}" in texts(at.success)
+    assert RunReader(finished_runs["scn_dir"]).annotations() == {
+        "note": "relabels too early?\nsecond line", "tags": ["noise30", "keep"]}
+    table = at.dataframe[0].value.set_index("run")
+    assert list(table.loc[name, "tags"]) == ["noise30", "keep"] and table.loc[name, "note"] == "relabels too early?"
+    at.multiselect(key="tag_filter").select("keep").run()
+    assert at.dataframe[0].value["run"].tolist() == [name]
+    at.text_input(key=f"tags-{name}").input("x" * 50)
+    at.button(key=f"FormSubmitter:annotations-{name}-Save notes and tags").click().run()
+    assert "Not saved: tag" in texts(at.error) and "at most 40" in texts(at.error)
+    assert RunReader(finished_runs["scn_dir"]).annotations()["tags"] == ["noise30", "keep"]
+
+
+def test_a_run_is_deleted_after_confirmation_and_not_while_it_trains(finished_runs):
+    scn = finished_runs["scn_dir"]
+    with lock_held(scn):
+        at = render()
+        assert at.button(key="delete_run").disabled
+    at = render()
+    at.button(key="delete_run").click().run()
+    assert "cannot be undone" in texts(at.markdown) and scn.exists()
+    at.button(key="delete_cancelled").click().run()
+    assert scn.exists()
+    at.button(key="delete_run").click().run()
+    at.button(key="delete_confirmed").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not scn.exists() and finished_runs["baseline_dir"].exists()
+    assert f"Deleted {scn.name}" in texts(at.success)
+    assert at.dataframe[0].value["run"].tolist() == ["20260101-110000-baseline"]
