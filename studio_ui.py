@@ -6,6 +6,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +20,9 @@ ROOT = Path(__file__).resolve().parent
 # REFRESH_SECONDS plus a render. Views of runs without one (finished, stopped) change only when
 # someone resumes them, so they look again less often and spare a CPU that may be training.
 REFRESH_SECONDS = 2
+# The page that shows one sample up close; its URL path is the file name without number and suffix.
+SAMPLE_PAGE = "pages/7_Sample.py"
+SAMPLE_PAGE_PATH = "Sample"
 IDLE_REFRESH_SECONDS = 10
 # Colours of a run's state in markdown (no emoji: headless servers often lack an emoji font).
 STATE_COLORS = {"created": "gray", "starting": "orange", "running": "green", "finished": "blue",
@@ -46,8 +50,10 @@ def page(title: str) -> None:
     st.title(title)
 
 
-def plotly(figure, *, key: str | None = None) -> None:
-    st.plotly_chart(figure, width="stretch", key=key, config={"displaylogo": False})
+def plotly(figure, *, key: str | None = None, **selection):
+    """A plotly figure at full width; `selection` (on_select=..., selection_mode=...) makes it
+    clickable, and then its selection state is returned."""
+    return st.plotly_chart(figure, width="stretch", key=key, config={"displaylogo": False}, **selection)
 
 
 def run_colors() -> dict:
@@ -285,12 +291,30 @@ def sample_thumbnails(reader: RunReader, names, *, size: int = 96) -> list | Non
             for n in names]
 
 
-def gallery(reader: RunReader, names, captions, *, size: int = 96) -> None:
+def sample_params(reader: RunReader, idx: int, *, split: str = "train", epoch: int | None = None) -> dict:
+    """The Sample page's query parameters for one sample of `reader` (an epoch for test samples)."""
+    params = {"run": reader.name, "split": split, "sample": str(int(idx))}
+    return params | ({"epoch": str(int(epoch))} if epoch is not None else {})
+
+
+def sample_url(reader: RunReader, idx: int, **where) -> str:
+    """A link to the Sample page (relative, so it works under any host and base path)."""
+    return f"{SAMPLE_PAGE_PATH}?{urlencode(sample_params(reader, idx, **where))}"
+
+
+def gallery(reader: RunReader, names, captions, *, samples, split: str = "train", epoch: int | None = None,
+            size: int = 96, per_row: int = 6) -> None:
+    """Thumbnails of `names` (sample indices `samples` of `split`), each captioned with a link that
+    opens the sample on the Sample page."""
     shots = sample_thumbnails(reader, names, size=size)
     if shots is None:
         return
-    found = [(shot, caption) for shot, caption in zip(shots, captions) if shot is not None]
-    if found:
-        st.image([s for s, _ in found], caption=[c for _, c in found], width=size)
+    found = [(shot, caption, idx) for shot, caption, idx in zip(shots, captions, samples) if shot is not None]
+    for start in range(0, len(found), per_row):
+        for column, (shot, caption, idx) in zip(st.columns(per_row), found[start:start + per_row]):
+            with column:
+                st.image(shot, width=size)
+                st.page_link(SAMPLE_PAGE, label=caption, query_params=sample_params(
+                    reader, idx, split=split, epoch=epoch))
     if len(found) < len(names):
         st.caption(f"{len(names) - len(found)} image(s) could not be read from {images_root(reader)}.")

@@ -3,7 +3,7 @@ run that these cores could not train in a benchmark's time.
 
 The dataset is real (the built-in benchmark's generator, RAF-DB layout and ground truth); only the
 model's behaviour is simulated: alpha lower on noisy labels, relabels from the relabel epoch on (most
-to the true class), rising accuracy. Everything is recorded the way the trainer records it: the same
+to the true class), rising accuracy, predictions and probabilities per sample. Everything is recorded the way the trainer records it: the same
 TrainConfig for config.json, the same RunWriter calls and columns, attention rows for the baseline
 (alpha = 1, as scn.train logs them). tests/test_simulated_run.py checks it against a real run.
 """
@@ -25,6 +25,17 @@ from scn.synth.dataset import GROUND_TRUTH, generate_dataset
 def write_dataset(data_dir, *, train: int, test: int, noise: float = 0.3, size: int = 48) -> Path:
     """The built-in benchmark's images, labels and ground truth, small enough to write quickly."""
     return generate_dataset(data_dir, train=train, test=test, size=size, noise=noise, progress=False)
+
+
+def simulated_predictions(true: np.ndarray, *, accuracy: float, classes: int, rng) -> tuple:
+    """Predictions right with probability `accuracy` (else a random class), and class probabilities
+    peaked on each prediction: (pred [N], probs [N, C])."""
+    right = rng.random(len(true)) < accuracy
+    pred = np.where(right, true, rng.integers(0, classes, len(true)))
+    logits = rng.normal(0, 1, (len(true), classes))
+    logits[np.arange(len(true)), pred] += 3
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return pred, probs
 
 
 def write_simulated_run(run_dir, *, data_dir, epochs: int = 4, relabel_epoch: int = 2,
@@ -77,10 +88,15 @@ def write_simulated_run(run_dir, *, data_dir, epochs: int = 4, relabel_epoch: in
                                            alpha=float(alpha[index]), group="low"))
                 labels[index] = new
         writer.log_attention(epoch, alpha=alpha, is_high=is_high, labels=labels)
-        writer.log_relabels(events)
-        confusion = np.diag(np.bincount(test_labels, minlength=classes)) + rng.integers(0, 2, (classes, classes))
-        writer.log_confusion(epoch, "test", confusion)
         accuracy = 0.4 + 0.1 * epoch if method == "scn" else 0.35 + 0.09 * epoch
+        pred, probs = simulated_predictions(true, accuracy=accuracy, classes=classes, rng=rng)
+        writer.log_history(epoch, pred=pred, p_given=probs[np.arange(n_train), labels], p_max=probs.max(1))
+        writer.log_relabels(events)
+        test_pred, test_probs = simulated_predictions(test_labels, accuracy=accuracy, classes=classes, rng=rng)
+        confusion = np.zeros((classes, classes), np.int64)
+        np.add.at(confusion, (test_labels, test_pred), 1)
+        writer.log_confusion(epoch, "test", confusion)
+        writer.log_predictions(epoch, "test", pred=test_pred, probs=test_probs)
         writer.log_epoch({"epoch": epoch, "time": started + epoch * 60, "seconds": 60.0,
                           "lr": 1e-3 * 0.9 ** (epoch - 1), "images_per_s": 150.0, "train_loss": 2.0 / epoch,
                           "train_loss_wce": 1.9 / epoch, "train_loss_rr": 0.1 / epoch if method == "scn" else 0.0,
@@ -88,7 +104,8 @@ def write_simulated_run(run_dir, *, data_dir, epochs: int = 4, relabel_epoch: in
                           "test_accuracy": accuracy, "test_loss": 1.5 / epoch,
                           "alpha_mean": float(alpha.mean()), "alpha_std": float(alpha.std()),
                           "alpha_gap": float(alpha[is_high].mean() - alpha[~is_high].mean()),
-                          "relabels": len(events)})
+                          "relabels": len(events), "train_accuracy_original": float((pred == given).mean()),
+                          "train_accuracy_truth": float((pred == true).mean())})
         writer.set_status("running", epoch=epoch, step=0)
     writer.set_status("finished", finished=time.time())
     writer.close()

@@ -81,7 +81,7 @@ def galleries(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list
             if truth is not None and row.idx in truth.index:
                 caption += " · noisy" if truth.at[row.idx, "is_noisy"] else " · clean"
             captions.append(caption)
-        ui.gallery(reader, names.iloc[part["idx"]].tolist(), captions)
+        ui.gallery(reader, names.iloc[part["idx"]].tolist(), captions, samples=part["idx"].tolist())
 
 
 def live() -> None:

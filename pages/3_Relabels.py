@@ -6,6 +6,7 @@ import streamlit as st
 
 import studio_ui as ui
 from scn import analysis, charts, metrics, thumbnails
+from scn.export import sample_csv
 from scn.review import corrected_label_file
 
 TABLE_ROWS = 200
@@ -75,6 +76,7 @@ def event_table(events: pd.DataFrame, class_names: list, truth, names: pd.Series
         "alpha": shown["alpha"],
         "group": shown["grp"],
         "review": [decisions.get(i, "") for i in shown["id"]],
+        "sample": [ui.sample_url(reader, i) for i in shown["idx"]],
     })
     if truth is not None:
         table["verdict"] = np.where(shown["right"], "✓ true class", "✗ wrong")
@@ -117,7 +119,9 @@ def events_view(class_names: list, truth: pd.DataFrame | None) -> None:
         st.dataframe(table, hide_index=True, width="stretch", row_height=56, column_config={
             "image": st.column_config.ImageColumn("image", width="small"),
             "margin": st.column_config.NumberColumn(format="%.3f"),
-            "alpha": st.column_config.NumberColumn(format="%.3f")})
+            "alpha": st.column_config.NumberColumn(format="%.3f"),
+            "sample": st.column_config.LinkColumn("sample", display_text="open",
+                                                  help="The sample across epochs, on the Sample page")})
         st.markdown("**Review**: accept a relabel, or revert it so the sample keeps its original "
                     "label in the exported file.")
         labels = dict(zip(table["id"], table["name"] + ": " + table["old"] + " → " + table["new"]))
@@ -131,11 +135,16 @@ def events_view(class_names: list, truth: pd.DataFrame | None) -> None:
 
 def export() -> None:
     reverted = int((reader.reviews()["decision"] == "revert").sum())
-    st.download_button("Download corrected labels (RAF-DB format)",
-                       lambda: corrected_label_file(reader),
-                       file_name=f"{reader.name}_list_patition_label.txt", mime="text/plain",
-                       help=f"Relabelled training labels, with the {reverted} reverted relabel(s) "
-                            "back at their original label; test labels unchanged.")
+    left, right = st.columns(2)
+    left.download_button("Download corrected labels (RAF-DB format)",
+                         lambda: corrected_label_file(reader),
+                         file_name=f"{reader.name}_list_patition_label.txt", mime="text/plain",
+                         help=f"Relabelled training labels, with the {reverted} reverted relabel(s) "
+                              "back at their original label; test labels unchanged.")
+    right.download_button("Download per-sample table (CSV)", lambda: sample_csv(reader),
+                          file_name=f"{reader.name}_samples.csv", mime="text/csv", key="sample_csv",
+                          help="One row per training sample: image, original, final and reviewed "
+                               "label, last and mean alpha, last p(given label), relabel count.")
 
 
 if reader is not None:

@@ -18,8 +18,10 @@ RUN_PALETTE = tuple(qualitative.Safe)
 TRAIN_ACCURACY = "train accuracy (on current labels)"
 # One run's series on one chart: (legend name, line dash, marker symbol).
 ACCURACY_SERIES = (("train_accuracy", TRAIN_ACCURACY, "dot", "circle-open"),
-                   ("val_accuracy", "validation accuracy", "dash", "square"),
-                   ("test_accuracy", "test accuracy", "solid", "circle"))
+                   ("train_accuracy_original", "train accuracy (on original labels)", "dashdot", "diamond-open"),
+                   ("train_accuracy_truth", "train accuracy (on true labels)", "longdash", "triangle-up-open"),
+                   ("val_accuracy", "validation", "dash", "square"),
+                   ("test_accuracy", "test", "solid", "circle"))
 LOSS_SERIES = (("loss_wce", "L_WCE", "solid"), ("loss_rr", "L_RR", "dash"))
 
 
@@ -105,16 +107,45 @@ def loss_figure(steps: pd.DataFrame, epochs: pd.DataFrame, *, color: str = RUN_P
 
 def accuracy_figure(epochs: pd.DataFrame, *, color: str = RUN_PALETTE[0], total_epochs: int | None = None,
                     relabel_epoch: int | None = None) -> go.Figure:
-    """Train (on the labels trained with, relabels included), validation and test accuracy per
-    epoch in the run's `color`, told apart by line style, on a 0-100% axis."""
+    """Accuracy per epoch in the run's `color`, the series told apart by line style, on a 0-100%
+    axis. Train accuracy is drawn against three label sets where known: the labels each sample was
+    trained with (relabels included), the dataset's original labels, and the ground truth; on noisy
+    labels the first flatters a model that relabels toward its own predictions."""
     figure = go.Figure()
     for column, name, dash, symbol in ACCURACY_SERIES:
-        if len(epochs) and epochs[column].notna().any():
+        if len(epochs) and column in epochs and epochs[column].notna().any():
             figure.add_scatter(x=epochs["epoch"], y=epochs[column], name=name, mode="lines+markers",
                                line=dict(color=color, dash=dash), marker=dict(symbol=symbol, size=7))
     _epoch_axes(figure, total_epochs=total_epochs, percent=True)
     _relabel_marker(figure, relabel_epoch)
     return _layout(figure, title="Accuracy", x="epoch", y="accuracy")
+
+
+def sample_history_figure(history: pd.DataFrame, events: pd.DataFrame, *, class_names) -> go.Figure:
+    """One training sample across epochs (RunReader.sample_history): alpha, p(given label) and
+    p_max above; the label it was trained with and the model's prediction below; each relabel event
+    (RunReader.relabels rows of the sample) marked at its epoch."""
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4], vertical_spacing=0.08)
+    for column, name, color in (("alpha", "alpha", "#1f77b4"), ("p_given", "p(given label)", "#2ca02c"),
+                                ("p_max", "p_max", "#7f7f7f")):
+        if history[column].notna().any():
+            figure.add_scatter(x=history["epoch"], y=history[column], name=name, mode="lines+markers",
+                               line=dict(color=color), row=1, col=1)
+    names = dict(enumerate(class_names))
+    for column, name, dash in (("label", "given label (trained with)", "solid"), ("pred", "prediction", "dot")):
+        known = history[history[column] >= 0]
+        if len(known):
+            figure.add_scatter(x=known["epoch"], y=known[column].map(names), name=name, mode="lines+markers",
+                               line=dict(dash=dash, shape="hv"), row=2, col=1)
+    for event in events.itertuples():
+        for row, text in ((1, f"{names.get(event.old, event.old)} → {names.get(event.new, event.new)}"), (2, None)):
+            figure.add_vline(x=event.epoch, line_dash="dash", line_color="#d62728", row=row, col=1,
+                             annotation_text=text, annotation_position="top left")
+    figure.update_yaxes(range=[0, 1.05], row=1, col=1)
+    figure.update_yaxes(type="category", categoryorder="array", categoryarray=list(class_names),
+                        title_text="class", row=2, col=1)
+    figure.update_xaxes(title_text="epoch", dtick=1, row=2, col=1)
+    return _layout(figure, title="Across epochs", x="", y="alpha / probability", height=480)
 
 
 def step_series_figure(steps: pd.DataFrame, *, column: str, title: str, y: str,
@@ -233,14 +264,23 @@ def relabel_quality_figure(quality: pd.DataFrame) -> go.Figure:
 
 
 def confusion_figure(matrix: np.ndarray, *, class_names, title: str, diverging: bool = False,
-                     height: int = 420) -> go.Figure:
-    """A (row-normalised) confusion matrix, or with `diverging` a change between two of them."""
+                     height: int = 420, clickable: bool = False) -> go.Figure:
+    """A (row-normalised) confusion matrix, or with `diverging` a change between two of them.
+
+    With `clickable`, every cell also carries an invisible marker: plotly selects no heatmap cell
+    on a click (so streamlit's on_select reports nothing), but it does select a scatter point, whose
+    x (predicted) and y (true class) name the cell."""
     text = np.vectorize(lambda v: f"{v:+.2f}" if diverging else f"{v:.2f}")(matrix)
     heatmap = go.Heatmap(z=matrix, x=list(class_names), y=list(class_names), text=text,
                          texttemplate="%{text}", colorscale="RdBu" if diverging else "Blues",
                          zmid=0 if diverging else None, zmin=None if diverging else 0,
                          zmax=None if diverging else 1)
     figure = go.Figure(heatmap)
+    if clickable:
+        true, predicted = np.meshgrid(list(class_names), list(class_names), indexing="ij")
+        figure.add_scatter(x=predicted.ravel(), y=true.ravel(), mode="markers", text=text.ravel(),
+                           marker=dict(symbol="square", size=34, color="rgba(0,0,0,0)"), showlegend=False,
+                           hovertemplate="true %{y}, predicted %{x}: %{text}<extra>click to list</extra>")
     figure.update_yaxes(autorange="reversed")
     return _layout(figure, title=title, x="predicted", y="true", height=height)
 

@@ -7,8 +7,10 @@
         train.log          the trainer's log
         trainer.lock       held by a live trainer (scn.lock)
 
-Per-epoch attention weights are stored as one row per epoch holding packed arrays: one epoch of
-AffectNet (~287k samples) is a single indexed read instead of 287k rows to materialise.
+Per-epoch attention weights, and each training sample's prediction, p(given label) and p_max
+(`history`), are stored as one row per epoch holding packed arrays: one epoch of AffectNet (~287k
+samples) is a single indexed read instead of 287k rows to materialise. The test set's per-sample
+predictions and probabilities are kept per epoch alike (`predictions`), for the confusion drill-down.
 Relabel events are ordinary rows, indexed by epoch. Folders move between machines as they are:
 nothing in them names an absolute path that the reader needs.
 """
@@ -48,9 +50,15 @@ CREATE TABLE IF NOT EXISTS epoch_metrics (
     epoch INTEGER PRIMARY KEY, time REAL, seconds REAL, lr REAL, images_per_s REAL,
     train_loss REAL, train_loss_wce REAL, train_loss_rr REAL, train_accuracy REAL,
     val_accuracy REAL, test_accuracy REAL, test_loss REAL,
-    alpha_mean REAL, alpha_std REAL, alpha_gap REAL, relabels INTEGER);
+    alpha_mean REAL, alpha_std REAL, alpha_gap REAL, relabels INTEGER, train_accuracy_original REAL,
+    train_accuracy_truth REAL);
 CREATE TABLE IF NOT EXISTS attention (
     epoch INTEGER PRIMARY KEY, alpha BLOB NOT NULL, is_high BLOB NOT NULL, label BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    epoch INTEGER PRIMARY KEY, pred BLOB NOT NULL, p_given BLOB NOT NULL, p_max BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS predictions (
+    epoch INTEGER NOT NULL, split TEXT NOT NULL, pred BLOB NOT NULL, probs BLOB NOT NULL,
+    PRIMARY KEY (epoch, split));
 CREATE TABLE IF NOT EXISTS relabels (
     id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, step INTEGER NOT NULL, idx INTEGER NOT NULL,
     old INTEGER NOT NULL, new INTEGER NOT NULL, p_max REAL, p_given REAL, alpha REAL, grp TEXT);
@@ -69,8 +77,17 @@ STEP_COLUMNS = ("global_step", "epoch", "step", "time", "loss", "loss_wce", "los
                 "lr", "images_per_s")
 EPOCH_COLUMNS = ("epoch", "time", "seconds", "lr", "images_per_s", "train_loss", "train_loss_wce",
                  "train_loss_rr", "train_accuracy", "val_accuracy", "test_accuracy", "test_loss",
-                 "alpha_mean", "alpha_std", "alpha_gap", "relabels")
+                 "alpha_mean", "alpha_std", "alpha_gap", "relabels", "train_accuracy_original",
+                 "train_accuracy_truth")
+# Columns added after the first stores were written: (table, column, type). A writer adds those its
+# database lacks; readers of an old store see them as missing values.
+ADDED_COLUMNS = (("epoch_metrics", "train_accuracy_original", "REAL"),
+                 ("epoch_metrics", "train_accuracy_truth", "REAL"))
+# Probabilities are kept in float16 (3 significant digits, plenty for a chart) and predictions in
+# int8 (-1: not seen that epoch), so the new per-sample arrays add 5 bytes a sample per epoch.
+PROBABILITY_DTYPE = np.float16
 WARNING_COLUMNS = ("epoch", "kind", "message", "figures")
+ATTENTION_COLUMNS = ["idx", "alpha", "is_high", "label", "original_label", "pred", "p_given", "p_max"]
 RELABEL_COLUMNS = ("epoch", "step", "idx", "old", "new", "p_max", "p_given", "alpha", "grp")
 # A person's notes and tags on a run: the app's write, in a table of its own. Created on the first
 # write, so run stores from before it read as "no notes, no tags".
@@ -100,11 +117,22 @@ def clean_tags(tags) -> list:
     return cleaned
 
 
+def table_columns(conn: sqlite3.Connection, table: str) -> list:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
 def checkpoint_path(run_dir, which: str) -> Path:
     """Where a run keeps its `best` (chosen on validation) or `last` checkpoint."""
     if which not in CHECKPOINTS:
         raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, not {which!r}")
     return Path(run_dir) / CHECKPOINT_DIR / f"{which}.pt"
+
+
+def _unpack(blob, dtype, n: int, *, missing=np.nan) -> np.ndarray:
+    """A packed per-sample array, or `missing` for all `n` samples when it was not recorded."""
+    if blob is None:
+        return np.full(n, missing, dtype=np.float64 if np.isnan(missing) else np.int64)
+    return np.frombuffer(blob, dtype)
 
 
 class RunNotFoundError(FileNotFoundError):
@@ -142,6 +170,9 @@ class RunWriter:
         (self.run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
         self.conn = connect(self.run_dir, create=True)
         self.conn.executescript(SCHEMA)
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in table_columns(self.conn, table):
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         self.conn.commit()
 
     def write_config(self, config: dict) -> None:
@@ -194,6 +225,25 @@ class RunWriter:
         )
         self.conn.commit()
 
+    def log_history(self, epoch: int, *, pred, p_given, p_max) -> None:
+        """Each training sample's prediction, p(label it was trained with) and max probability in
+        `epoch`, taken from the same softmax the relabel rule reads."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)",
+            (epoch, np.asarray(pred, np.int8).tobytes(), np.asarray(p_given, PROBABILITY_DTYPE).tobytes(),
+             np.asarray(p_max, PROBABILITY_DTYPE).tobytes()),
+        )
+        self.conn.commit()
+
+    def log_predictions(self, epoch: int, split: str, *, pred, probs) -> None:
+        """Per-sample predictions [N] and class probabilities [N, C] of an evaluated split."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?)",
+            (epoch, split, np.asarray(pred, np.int8).tobytes(),
+             np.ascontiguousarray(probs, PROBABILITY_DTYPE).tobytes()),
+        )
+        self.conn.commit()
+
     def log_relabels(self, events) -> None:
         """`events`: scn.labels.RelabelEvent objects."""
         self.conn.executemany(
@@ -222,7 +272,7 @@ class RunWriter:
                           (epoch, epoch, step))
         self.conn.execute("DELETE FROM relabels WHERE epoch > ? OR (epoch = ? AND step >= ?)",
                           (epoch, epoch, step))
-        for table in ("epoch_metrics", "attention", "confusion", "warnings"):
+        for table in ("epoch_metrics", "attention", "history", "predictions", "confusion", "warnings"):
             self.conn.execute(f"DELETE FROM {table} WHERE epoch >= ?", (epoch,))
         self.conn.commit()
 
@@ -250,14 +300,17 @@ class RunReader:
     def name(self) -> str:
         return self.run_dir.name
 
-    def _query(self, sql: str, params=()) -> list:
+    def _query(self, sql: str, params=(), *, names: bool = False) -> list | tuple:
+        """The rows of `sql`; with `names`, (column names, rows)."""
         conn = None
         try:
             conn = connect(self.run_dir)
-            return conn.execute(sql, params).fetchall()
+            cursor = conn.execute(sql, params)
+            rows = cursor.fetchall()
+            return ([d[0] for d in cursor.description], rows) if names else rows
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
-                return []
+                return ([], []) if names else []
             raise
         except sqlite3.DatabaseError as exc:  # "malformed", "not a database": the file, not a query
             raise RunDamagedError(f"{self.run_dir / DB_NAME} is damaged: {exc}") from exc
@@ -334,8 +387,12 @@ class RunReader:
                            columns=STEP_COLUMNS)
 
     def epoch_metrics(self) -> pd.DataFrame:
-        return self._frame(f"SELECT {', '.join(EPOCH_COLUMNS)} FROM epoch_metrics ORDER BY epoch",
-                           columns=EPOCH_COLUMNS)
+        """One row per finished epoch. train_accuracy is against the labels each sample was trained
+        with (relabels included); train_accuracy_original against the dataset's labels, and
+        train_accuracy_truth against the ground truth where the dataset has one (else missing)."""
+        # SELECT *: a store written before ADDED_COLUMNS lacks them, and shows them as missing.
+        columns, rows = self._query("SELECT * FROM epoch_metrics ORDER BY epoch", names=True)
+        return pd.DataFrame(rows, columns=columns).reindex(columns=list(EPOCH_COLUMNS))
 
     def warnings(self) -> pd.DataFrame:
         """Collapse warnings (scn.collapse), one row per epoch and kind; `figures` parsed from JSON."""
@@ -348,28 +405,93 @@ class RunReader:
         return [row[0] for row in self._query("SELECT epoch FROM attention ORDER BY epoch")]
 
     def attention(self, epoch: int | None = None) -> pd.DataFrame:
-        """Every training sample's alpha in `epoch` (default: the latest), with its group and labels.
+        """Every training sample's alpha in `epoch` (default: the latest), with its group, labels
+        and what the model made of it.
 
         Columns: idx, alpha, is_high, label (the label it was trained with that epoch),
-        original_label. Empty when no epoch has been recorded.
+        original_label, pred (predicted class; -1 where unknown), p_given (probability of `label`)
+        and p_max. pred, p_given and p_max are missing (-1, NaN) in stores written before they were
+        recorded. Empty when no epoch has been recorded.
         """
         if epoch is None:
             epochs = self.attention_epochs()
             if not epochs:
-                return pd.DataFrame(columns=["idx", "alpha", "is_high", "label", "original_label"])
+                return pd.DataFrame(columns=ATTENTION_COLUMNS)
             epoch = epochs[-1]
-        rows = self._query("SELECT alpha, is_high, label FROM attention WHERE epoch = ?", (epoch,))
+        rows = self._query(
+            "SELECT a.alpha, a.is_high, a.label, h.pred, h.p_given, h.p_max FROM attention a "
+            "LEFT JOIN history h USING (epoch) WHERE epoch = ?", (epoch,))
+        if not rows and "history" not in self._tables():
+            rows = [r + (None, None, None) for r in self._query(
+                "SELECT alpha, is_high, label FROM attention WHERE epoch = ?", (epoch,))]
         if not rows:
-            return pd.DataFrame(columns=["idx", "alpha", "is_high", "label", "original_label"])
-        alpha, is_high, label = rows[0]
+            return pd.DataFrame(columns=ATTENTION_COLUMNS)
+        alpha, is_high, label, pred, p_given, p_max = rows[0]
         alpha = np.frombuffer(alpha, np.float32)
+        n = len(alpha)
         return pd.DataFrame({
-            "idx": np.arange(len(alpha)),
+            "idx": np.arange(n),
             "alpha": alpha,
             "is_high": np.frombuffer(is_high, np.uint8).astype(bool),
             "label": np.frombuffer(label, np.int16).astype(np.int64),
             "original_label": self.original_labels(),
+            "pred": _unpack(pred, np.int8, n, missing=-1).astype(np.int64),
+            "p_given": _unpack(p_given, PROBABILITY_DTYPE, n).astype(np.float32),
+            "p_max": _unpack(p_max, PROBABILITY_DTYPE, n).astype(np.float32),
         })
+
+    def sample_history(self, idx: int) -> pd.DataFrame:
+        """One training sample across the recorded epochs: epoch, alpha, is_high, label (trained
+        with), pred, p_given, p_max (-1 / NaN where the store predates them). Reads a few bytes of
+        each epoch's arrays, not whole epochs."""
+        n = len(self.original_labels())
+        if not 0 <= int(idx) < n:
+            raise IndexError(f"run {self.name} has no training sample {idx} (it has {n})")
+        idx = int(idx)
+        fields = [("alpha", "attention", np.float32), ("is_high", "attention", np.uint8),
+                  ("label", "attention", np.int16)]
+        has_history = "history" in self._tables()
+        if has_history:
+            fields += [("pred", "history", np.int8), ("p_given", "history", PROBABILITY_DTYPE),
+                       ("p_max", "history", PROBABILITY_DTYPE)]
+        # substr() on a blob is 1-based and counts bytes.
+        parts = ", ".join(f"substr({table[0]}.{name}, {idx * np.dtype(dtype).itemsize + 1}, "
+                          f"{np.dtype(dtype).itemsize})" for name, table, dtype in fields)
+        join = " LEFT JOIN history h USING (epoch)" if has_history else ""
+        rows = self._query(f"SELECT epoch, {parts} FROM attention a{join} ORDER BY epoch")
+        frame = pd.DataFrame({"epoch": [r[0] for r in rows]}, dtype=np.int64)
+        for position, (name, _, dtype) in enumerate(fields, start=1):
+            missing = -1 if np.dtype(dtype).kind == "i" else np.nan
+            frame[name] = [missing if r[position] is None else np.frombuffer(r[position], dtype)[0]
+                           for r in rows]
+        for name, missing in (("pred", -1), ("p_given", np.nan), ("p_max", np.nan)):
+            if name not in frame:
+                frame[name] = missing
+        frame["is_high"] = frame["is_high"].astype(bool)
+        return frame.astype({"alpha": np.float32, "p_given": np.float32, "p_max": np.float32,
+                             "label": np.int64, "pred": np.int64})
+
+    def prediction_epochs(self, split: str = "test") -> list:
+        """The epochs with per-sample predictions of `split` (see `predictions`)."""
+        return [r[0] for r in self._query(
+            "SELECT epoch FROM predictions WHERE split = ? ORDER BY epoch", (split,))]
+
+    def predictions(self, epoch: int, split: str = "test") -> pd.DataFrame | None:
+        """Each sample of an evaluated split at `epoch`: idx, name, label (its given label), pred,
+        then one probability column per class, named after it. None when the store has no
+        per-sample predictions for that epoch (stores written before they were recorded)."""
+        rows = self._query("SELECT pred, probs FROM predictions WHERE epoch = ? AND split = ?",
+                           (epoch, split))
+        if not rows:
+            return None
+        pred = np.frombuffer(rows[0][0], np.int8).astype(np.int64)
+        probs = np.frombuffer(rows[0][1], PROBABILITY_DTYPE).astype(np.float32).reshape(len(pred), -1)
+        names = self.class_names() or [str(c) for c in range(probs.shape[1])]
+        frame = self.samples(split).assign(pred=pred)
+        return pd.concat([frame, pd.DataFrame(probs, columns=list(names))], axis=1)
+
+    def _tables(self) -> set:
+        return {row[0] for row in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     def attention_matrix(self) -> tuple:
         """All recorded epochs at once: (epochs, alpha[epoch, sample], is_high[epoch, sample]), one

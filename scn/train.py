@@ -39,6 +39,7 @@ from scn.data import Split, load_dataset, split_validation
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, rank_regularization, weighted_cross_entropy
+from scn.metrics import truth_table
 from scn.model import SCN, load_pretrained
 from scn.pretrain import ensure_backbone
 from scn.relabel import relabel_rows
@@ -83,6 +84,9 @@ class EpochRecord:
     alpha: torch.Tensor
     is_high: torch.Tensor
     label: torch.Tensor
+    pred: torch.Tensor
+    p_given: torch.Tensor
+    p_max: torch.Tensor
     loss_wce: float = 0.0
     loss_rr: float = 0.0
     correct: int = 0
@@ -92,10 +96,23 @@ class EpochRecord:
     @classmethod
     def empty(cls, n: int) -> "EpochRecord":
         return cls(alpha=torch.full((n,), float("nan")), is_high=torch.zeros(n, dtype=torch.bool),
-                   label=torch.full((n,), -1, dtype=torch.long))
+                   label=torch.full((n,), -1, dtype=torch.long), pred=torch.full((n,), -1, dtype=torch.long),
+                   p_given=torch.full((n,), float("nan")), p_max=torch.full((n,), float("nan")))
+
+    @classmethod
+    def from_state_dict(cls, state: dict, n: int) -> "EpochRecord":
+        """A mid-epoch record from a checkpoint; one written before predictions were recorded
+        resumes with them unknown for the samples it had already seen."""
+        return cls(**(vars(cls.empty(n)) | state))
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float | None:
+    """Share of the samples predicted this epoch (pred >= 0) whose prediction is `labels`."""
+    seen = pred >= 0
+    return float((pred[seen] == labels[seen]).float().mean()) if seen.any() else None
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -184,11 +201,12 @@ def dataset_warnings(train: Split, *, class_names) -> list:
 
 @torch.no_grad()
 def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> dict:
-    """Accuracy, mean loss and confusion matrix (rows: given label, columns: prediction)."""
+    """Accuracy, mean loss, confusion matrix (rows: given label, columns: prediction), and each
+    sample's prediction and class probabilities (softmax of the alpha-scaled logits)."""
     model.eval()
     num_classes = len(config.class_names)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    loss_sum = 0.0
+    loss_sum, preds, probs = 0.0, [], []
     for start in range(0, len(split), EVAL_BATCH):
         images = split.images[start:start + EVAL_BATCH]
         labels = split.labels[start:start + EVAL_BATCH]
@@ -198,13 +216,16 @@ def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> 
         with autocast(device, precision):
             _, scaled = model(x)
         scaled = scaled.float().cpu()
+        preds.append(scaled.argmax(1))
+        probs.append(torch.softmax(scaled, dim=1))
         loss_sum += F.cross_entropy(scaled, labels, reduction="sum").item()
         confusion += torch.bincount(labels * num_classes + scaled.argmax(1),
                                     minlength=num_classes ** 2).reshape(num_classes, num_classes)
     model.train()
     total = int(confusion.sum())
     return {"accuracy": float(confusion.diag().sum()) / max(total, 1), "loss": loss_sum / max(total, 1),
-            "confusion": confusion}
+            "confusion": confusion, "pred": torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long),
+            "probs": torch.cat(probs) if probs else torch.zeros(0, num_classes)}
 
 
 def _model_config(config: TrainConfig) -> dict:
@@ -262,6 +283,8 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_gamma)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.labels = LabelState(self.train_split.labels)
+        # Each training sample's true class when the dataset has a ground truth (record_samples).
+        self.true_labels = None
         self.best = {"split": "val" if self.val_split is not None else "test", "epoch": None,
                      "accuracy": None}
         self.start_epoch, self.start_step, self.partial = 1, 0, None
@@ -306,7 +329,14 @@ class Trainer:
                 writer.add_samples(name, split.names, split.labels.tolist())
         truth = Path(self.dataset_info["path"]) / "groundtruth.csv"
         if truth.is_file():
-            writer.add_groundtruth(pd.read_csv(truth))
+            table = pd.read_csv(truth)
+            writer.add_groundtruth(table)
+            samples = pd.DataFrame({"idx": range(len(self.train_split)), "name": self.train_split.names,
+                                    "label": self.train_split.labels.numpy()})
+            try:
+                self.true_labels = torch.tensor(truth_table(samples, table)["true_label"].to_numpy())
+            except ValueError as exc:  # a ground truth of other images: nothing to score against
+                self.log.warning("ground truth not used for training accuracy: %s", exc)
         writer.set_meta("dataset", self.dataset_info)
 
     def checkpoint(self, *, epoch: int, step_in_epoch: int, partial: dict | None) -> dict:
@@ -365,7 +395,7 @@ class Trainer:
             if on_gpu and self.partial.get("augment_generator") is not None:
                 augment_generator.set_state(self.partial["augment_generator"])
             torch.set_rng_state(self.partial["torch_rng"])
-            record = EpochRecord(**self.partial["record"])
+            record = EpochRecord.from_state_dict(self.partial["record"], len(self.train_split))
             first_step = self.start_step
         self.partial = None
         self.record = record = _on_device(record, device)
@@ -470,10 +500,18 @@ class Trainer:
         record.alpha[positions] = alpha_all
         record.is_high[positions] = is_high
         record.label[positions] = targets_all
-        correct = (scaled.detach().argmax(1) == targets).sum()
+        # The softmax the relabel rule reads: what the model made of each sample, for its history.
+        probs = torch.softmax(scaled.detach(), dim=1)
+        p_max, pred = probs.max(dim=1)
+        seen_rows = ranks.gather(torch.stack([pred.float(), probs.gather(1, targets[:, None]).squeeze(1),
+                                              p_max], dim=1), total=total)
+        record.pred[positions] = seen_rows[:, 0].long()
+        record.p_given[positions] = seen_rows[:, 1]
+        record.p_max[positions] = seen_rows[:, 2]
+        correct = (pred == targets).sum()
         wce_sum = loss_wce.detach() * (total / ranks.world)
         if self.relabels_in(epoch):
-            self._relabel(epoch, step, positions, targets_all, scaled.detach(), alpha_all, is_high)
+            self._relabel(epoch, step, positions, targets_all, probs, alpha_all, is_high)
         seen = torch.full((), len(targets), dtype=torch.float64, device=device)
         return torch.stack([wce_sum.double(), loss_rr.detach().double() * len(targets), correct.double(), seen])
 
@@ -485,13 +523,13 @@ class Trainer:
                 and epoch > config.alpha_warmup_epochs
                 and self.gate_accuracy >= config.relabel_min_val_accuracy)
 
-    def _relabel(self, epoch, step, positions, targets_all, scaled, alpha_all, is_high) -> None:
+    def _relabel(self, epoch, step, positions, targets_all, probs, alpha_all, is_high) -> None:
         """Decide on this process's rows, gather the decisions of the global batch, and apply them
         to the device labels at once; the events reach the history at the next `_flush_relabels`."""
         config, ranks = self.config, self.ranks
         rows = ranks.share(len(positions))
         eligible = ~is_high if config.relabel_scope == "low" else torch.ones_like(is_high)
-        change, new, p_max, p_given = relabel_rows(torch.softmax(scaled, dim=1), targets_all[rows],
+        change, new, p_max, p_given = relabel_rows(probs, targets_all[rows],
                                                    margin=config.margin_2, eligible=eligible[rows])
         decided = ranks.gather(torch.stack([change.float(), new.float(), p_max, p_given], dim=1),
                                total=len(positions))
@@ -527,8 +565,11 @@ class Trainer:
         seen = max(record.seen, 1)
         writer.log_attention(epoch, alpha=record.alpha.numpy(), is_high=record.is_high.numpy(),
                              labels=record.label.numpy())
+        writer.log_history(epoch, pred=record.pred.numpy(), p_given=record.p_given.numpy(),
+                           p_max=record.p_max.numpy())
         writer.log_relabels(events)
         writer.log_confusion(epoch, "test", test["confusion"].numpy())
+        writer.log_predictions(epoch, "test", pred=test["pred"].numpy(), probs=test["probs"].numpy())
         if val is not None:
             writer.log_confusion(epoch, "val", val["confusion"].numpy())
         gap = float(high.mean() - low.mean()) if len(high) and len(low) else math.nan
@@ -540,6 +581,8 @@ class Trainer:
             "val_accuracy": None if val is None else val["accuracy"], "test_accuracy": test["accuracy"],
             "test_loss": test["loss"], "alpha_mean": float(record.alpha.mean()),
             "alpha_std": float(record.alpha.std()), "alpha_gap": gap, "relabels": len(events),
+            "train_accuracy_original": _accuracy(record.pred, self.labels.original),
+            "train_accuracy_truth": None if self.true_labels is None else _accuracy(record.pred, self.true_labels),
         })
         selection = val if val is not None else test
         warnings = check_epoch(confusion=selection["confusion"].numpy(), alpha=record.alpha.numpy(),

@@ -1,6 +1,7 @@
 """Every page through streamlit's AppTest: the fresh-start state, a finished run pair trained by the
 real trainer (SCN and the baseline on a tiny built-in benchmark with ground truth and thumbnails),
 and the edge states that must read as plain messages."""
+import json
 import os
 import shutil
 from collections import Counter
@@ -18,15 +19,16 @@ from tests.helpers import copy_run
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["pages/1_Training.py", "pages/2_Attention.py", "pages/3_Relabels.py",
-         "pages/4_Confusion.py", "pages/5_Compare.py"]
+         "pages/4_Confusion.py", "pages/5_Compare.py", "pages/7_Sample.py"]
 
 
-def render(page: str = "app.py", *, session: dict | None = None) -> AppTest:
+def render(page: str = "app.py", *, session: dict | None = None, query: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     if page != "app.py":
         at.switch_page(page)
     for key, value in (session or {}).items():
         at.session_state[key] = value
+    at.query_params.update(query or {})
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -204,6 +206,11 @@ def test_home_form_accepts_a_rafdb_folder(finished_runs):
 def test_training_page_plots_losses_accuracy_lr_throughput(finished_runs):
     at = render("pages/1_Training.py")
     assert elements(at)["plotly_chart"] == 4
+    accuracy = next(spec for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+                    if spec["layout"]["title"]["text"] == "Accuracy")
+    assert [t["name"] for t in accuracy["data"]][:3] == [
+        "train accuracy (on current labels)", "train accuracy (on original labels)",
+        "train accuracy (on true labels)"]
     metrics = {m.label: m.value for m in at.metric}
     last = RunReader(finished_runs["scn_dir"]).epoch_metrics().iloc[-1]
     assert metrics["Test accuracy"] == f"{last['test_accuracy']:.1%}"
@@ -215,7 +222,11 @@ def test_attention_page_with_ground_truth_and_galleries(finished_runs):
     counts = elements(at)
     # by group, by class, clean vs noisy, by degradation, heat map, gap, AUROC
     assert counts["plotly_chart"] == 7
-    assert counts["image"] == 2
+    assert counts["image"] == counts["page_link"] == 24  # 12 lowest, 12 highest, each opens its sample
+    lowest = RunReader(finished_runs["scn_dir"]).attention(4).sort_values("alpha")["idx"].iloc[0]
+    link = at.get("page_link")[0].proto
+    assert link.page == "Sample"
+    assert link.query_string == f"run={finished_runs['scn_dir'].name}&split=train&sample={lowest}"
     assert "Lowest alpha" in texts(at.markdown) and "Highest alpha" in texts(at.markdown)
     assert [s.value for s in at.subheader] == ["Epoch 4", "Across epochs", "Images at epoch 4"]
 
@@ -258,6 +269,9 @@ def test_relabels_page_scores_filters_and_reverts(finished_runs):
     names = reader.samples("train").set_index("idx")["name"]
     right = [truth[names[i]] == new for i, new in zip(events["idx"], events["new"])]
     assert table["verdict"].tolist() == ["✓ true class" if r else "✗ wrong" for r in right]
+    assert table["sample"].tolist() == [f"Sample?run={reader.name}&split=train&sample={i}" for i in events["idx"]]
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "Download corrected labels (RAF-DB format)", "Download per-sample table (CSV)"]
     epoch = int(events["epoch"].iloc[-1])
     at.selectbox(key="relabel_epoch_filter").set_value(epoch).run()
     assert at.dataframe[1].value["epoch"].eq(epoch).all() and len(at.dataframe[1].value)
@@ -294,6 +308,70 @@ def test_confusion_page_epoch_change_and_side_by_side(finished_runs):
     assert f"macro F1 {analysis.macro_f1(matrix):.3f}" in texts(at.caption)
     at.select_slider(key="confusion_epoch").set_value(1).run()
     assert "Epoch 1 is the first recorded epoch" in texts(at.info)
+
+
+def test_confusion_page_opens_a_cell(finished_runs):
+    at = render("pages/4_Confusion.py")
+    reader = RunReader(finished_runs["scn_dir"])
+    predictions, names = reader.predictions(4), reader.class_names()
+    true, pred = predictions[["label", "pred"]].value_counts().index[0]  # the fullest cell
+    assert elements(at)["page_link"] == 0  # no cell chosen yet
+    at.selectbox(key="drill_true").set_value(names[true])
+    at.selectbox(key="drill_pred").set_value(names[pred]).run()
+    cell = predictions[(predictions["label"] == true) & (predictions["pred"] == pred)]
+    assert f"{len(cell)} test image(s) of {names[true]} predicted as {names[pred]}" in texts(at.caption)
+    links = at.get("page_link")
+    assert len(links) == len(cell) == elements(at)["image"]
+    best = cell.sort_values(names[pred], ascending=False).iloc[0]
+    assert links[0].proto.label == f"p({names[pred]}) {best[names[pred]]:.2f}"
+    assert f"split=test&sample={best['idx']}&epoch=4" in links[0].proto.query_string
+
+
+def test_sample_page_shows_a_training_sample_across_epochs(finished_runs):
+    reader = RunReader(finished_runs["scn_dir"])
+    event = reader.relabels().iloc[-1]
+    idx, names = int(event["idx"]), reader.class_names()
+    at = render("pages/7_Sample.py", session={"run_picker_choice": "20260101-110000-baseline"},
+                query={"run": reader.name, "split": "train", "sample": str(idx)})
+    assert at.selectbox(key="run_picker").value == reader.name  # the link's run, not the remembered one
+    assert elements(at)["image"] == 1 and elements(at)["plotly_chart"] == 1
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Original label"] == names[reader.original_labels()[idx]]
+    assert metrics["Relabels"] == str(int((reader.relabels()["idx"] == idx).sum()))
+    history = reader.sample_history(idx)
+    assert metrics["alpha (latest)"] == f"{history['alpha'].iloc[-1]:.3f}"
+    assert metrics["Prediction"] == names[history["pred"].iloc[-1]]
+    truth = analysis.match_groundtruth(reader.samples("train"), reader.groundtruth()).loc[idx]
+    assert f"**Ground truth**: {names[truth['true_label']]}" in texts(at.markdown)
+    assert event["id"] in at.dataframe[0].value["id"].tolist()
+    at.number_input(key="sample_idx").set_value(0).run()
+    assert at.query_params["sample"] == "0"  # the URL follows the choice
+
+
+def test_sample_page_shows_a_test_image_with_its_probabilities(finished_runs):
+    reader = RunReader(finished_runs["scn_dir"])
+    row, names = reader.predictions(2).iloc[3], reader.class_names()
+    at = render("pages/7_Sample.py", query={"run": reader.name, "split": "test", "sample": "3", "epoch": "2"})
+    assert at.select_slider(key="sample_epoch").value == 2
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["True class"] == names[row["label"]] and metrics["Predicted"] == names[row["pred"]]
+    assert metrics["p(predicted)"] == f"{row[names[row['pred']]]:.3f}"
+    assert elements(at)["image"] == 1 and elements(at)["plotly_chart"] == 1
+
+
+def test_a_run_recorded_before_the_per_sample_history_still_shows(finished_runs):
+    import sqlite3
+
+    conn = sqlite3.connect(finished_runs["scn_dir"] / "run.db")
+    conn.executescript("DROP TABLE history; DROP TABLE predictions;")
+    conn.close()
+    at = render("pages/4_Confusion.py")
+    assert "did not record per-sample test predictions" in texts(at.info)
+    at = render("pages/7_Sample.py", query={"run": finished_runs["scn_dir"].name, "sample": "5"})
+    assert "recorded before predictions and p(given label) were kept" in texts(at.caption)
+    assert {m.label: m.value for m in at.metric}["Prediction"] == "–"
+    at = render("pages/7_Sample.py", query={"run": finished_runs["scn_dir"].name, "split": "test", "sample": "5"})
+    assert "No per-sample test predictions recorded" in texts(at.info)
 
 
 def test_compare_page_overlays_runs(finished_runs):
@@ -414,7 +492,7 @@ def test_the_home_page_has_a_title_and_the_pages_keep_their_addresses(empty_root
     assert rows[0][0] == "Home"
     assert [tuple(row) for row in rows[1:]] == [
         ("Training", "Training"), ("Attention", "Attention"), ("Relabels", "Relabels"),
-        ("Confusion", "Confusion"), ("Compare", "Compare"), ("Predict", "Predict")]
+        ("Confusion", "Confusion"), ("Compare", "Compare"), ("Predict", "Predict"), ("Sample", "Sample")]
 
 
 def test_notes_and_tags_are_saved_shown_and_filter_the_runs(finished_runs):

@@ -78,6 +78,7 @@ def test_throughput_and_store_measurements_at_toy_scale():
     assert row["trainer_scn"] > 0 and row["reference_loop"] > 0 and row["trainer_vs_ceiling"] > 0
     store = store_queries.measure(samples=300, epochs=2, repeats=1)
     assert store["attention_one_epoch_ms"] > 0 and store["relabels_per_epoch"] == 6
+    assert store["sample_history_all_epochs_ms"] > 0 and store["test_predictions_one_epoch_ms"] > 0
 
 
 def test_speed_report_table_names_every_measurement():

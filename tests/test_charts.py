@@ -15,10 +15,29 @@ def test_training_figures_plot_steps_and_epochs(finished_runs):
     # steps are laid out as fractional epochs: the last step of epoch 4 sits at 4.0
     assert loss.data[0].x[-1] == 4.0 and len(loss.data[0].x) == len(steps)
     accuracy = charts.accuracy_figure(epochs)
-    assert [t.name for t in accuracy.data] == ["train accuracy (on current labels)", "validation accuracy",
-                                               "test accuracy"]
-    assert list(accuracy.data[2].y) == epochs["test_accuracy"].tolist()
+    assert [t.name for t in accuracy.data] == [
+        "train accuracy (on current labels)", "train accuracy (on original labels)",
+        "train accuracy (on true labels)", "validation", "test"]
+    assert list(accuracy.data[4].y) == epochs["test_accuracy"].tolist()
+    assert list(accuracy.data[2].y) == epochs["train_accuracy_truth"].tolist()
+    # A store without ground truth (or from before these were recorded) draws what it has.
+    plain = epochs.assign(train_accuracy_truth=np.nan)
+    assert "train accuracy (on true labels)" not in [t.name for t in charts.accuracy_figure(plain).data]
     assert tuple(accuracy.layout.yaxis.range) == (0, 1.0) and accuracy.layout.yaxis.tickformat == ".0%"
+
+
+def test_sample_history_figure_marks_relabels(finished_runs):
+    reader = RunReader(finished_runs["scn_dir"])
+    event = reader.relabels().iloc[-1]
+    history = reader.sample_history(int(event["idx"]))
+    figure = charts.sample_history_figure(history, reader.relabels().query(f"idx == {event['idx']}"),
+                                          class_names=reader.class_names())
+    assert [t.name for t in figure.data] == ["alpha", "p(given label)", "p_max", "given label (trained with)",
+                                             "prediction"]
+    assert list(figure.data[0].y) == pytest.approx(history["alpha"].tolist())
+    names = reader.class_names()
+    assert figure.data[4].y[int(event["epoch"]) - 1] == names[int(event["new"])]
+    assert f"{names[int(event['old'])]} → {names[int(event['new'])]}" in [a.text for a in figure.layout.annotations]
 
 
 def test_one_run_is_one_colour_told_apart_by_line_style(finished_runs):
@@ -28,7 +47,8 @@ def test_one_run_is_one_colour_told_apart_by_line_style(finished_runs):
                    charts.accuracy_figure(epochs, color="#112233")):
         assert {t.line.color for t in figure.data} == {"#112233"}
         assert len({(t.name, t.line.dash) for t in figure.data}) == len(figure.data)
-    assert [t.line.dash for t in charts.accuracy_figure(epochs).data] == ["dot", "dash", "solid"]
+    assert [t.line.dash for t in charts.accuracy_figure(epochs).data] == ["dot", "dashdot", "longdash", "dash",
+                                                                          "solid"]
 
 
 def test_baseline_loss_has_no_rank_regularisation_line(finished_runs):
@@ -111,6 +131,10 @@ def test_confusion_figure_labels_and_delta_colours():
     assert list(figure.data[0].x) == ["a", "b"] and figure.data[0].text[0][0] == "0.75"
     delta = charts.confusion_figure(matrix - 0.5, class_names=["a", "b"], title="d", diverging=True)
     assert delta.data[0].zmid == 0 and delta.data[0].text[0][0] == "+0.25"
+    clickable = charts.confusion_figure(matrix, class_names=["a", "b"], title="m", clickable=True)
+    cells = clickable.data[1]  # one marker per cell: x is the predicted class, y the true one
+    assert list(zip(cells.y, cells.x, cells.text)) == [("a", "a", "0.75"), ("a", "b", "0.25"),
+                                                       ("b", "a", "0.00"), ("b", "b", "1.00")]
 
 
 def test_compare_figure_one_trace_per_run(finished_runs):

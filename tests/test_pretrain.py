@@ -26,6 +26,26 @@ def test_build_backbone_keeps_only_the_trunk_and_records_its_recipe():
     recipe = checkpoint["recipe"]
     assert recipe["people"] == 4 and recipe["expression_labels"] is False
     assert 0.0 <= recipe["identity_accuracy"] <= 1.0 and recipe["chance"] == 0.25
+    assert 0.0 < recipe["landmark_error_px"] < 32
+
+
+def test_a_flipped_face_has_its_landmarks_mirrored_and_swapped():
+    images = torch.zeros(64, 3, 8, 8, dtype=torch.uint8)
+    images[:, :, :, :2] = 255  # a bright band on the left edge shows whether an image was flipped
+    # Seven left/right pairs (left at x 1, right at x 6, the right one half a pixel lower), then six
+    # points on the midline (x 4), as scn.synth.face orders the outline.
+    pairs = [[(1.0, k), (6.0, k + 0.5)] for k in range(7)]
+    midline = [(4.0, 7.0 + j) for j in range(6)]
+    points = torch.tensor([p for pair in pairs for p in pair] + midline).expand(64, 20, 2)
+    x, target = pretrain.face_batch(images, points, generator=torch.Generator().manual_seed(0))
+    flipped = x[:, :, :, -1].mean(dim=(1, 2)) > x[:, :, :, 0].mean(dim=(1, 2))
+    assert 0 < int(flipped.sum()) < 64
+    pixels = (target.reshape(-1, 20, 2) + 1) / 2 * 8
+    assert torch.allclose(pixels[~flipped], points[~flipped])
+    # In a flipped face the left point of each pair is the mirror of the right one (x 6 → 2).
+    mirrored = torch.tensor([(2.0, k + 0.5) for k in range(7)])
+    assert torch.allclose(pixels[flipped][:, 0:14:2], mirrored.expand(int(flipped.sum()), 7, 2))
+    assert torch.allclose(pixels[flipped][:, 14:], torch.tensor([(4.0, 7.0 + j) for j in range(6)]))
 
 
 def test_synth_face_loads_from_the_cache_once_built(cache, monkeypatch):

@@ -22,4 +22,11 @@ def test_a_simulated_run_is_recorded_like_a_trained_one(tmp_path, trained_runs):
         for reader in (simulated, real):
             alpha = reader.attention(4)["alpha"].to_numpy()
             assert np.all(alpha == 1.0) == (method == "baseline")
+            assert reader.attention(4)["pred"].ge(0).all() and reader.attention(4)["p_given"].notna().all()
+            predictions = reader.predictions(4)
+            assert list(predictions.columns) == ["idx", "name", "label", "pred"] + reader.class_names()
+            cells = np.zeros_like(reader.confusion(4))
+            np.add.at(cells, (predictions["label"], predictions["pred"]), 1)
+            assert cells.tolist() == reader.confusion(4).tolist()
+            assert reader.epoch_metrics()[["train_accuracy_original", "train_accuracy_truth"]].notna().all().all()
     assert len(RunReader(tmp_path / "scn").relabels()) > 0

@@ -15,11 +15,15 @@ def make_run(run_dir, *, epochs=3, n=10):
                          "dataset_description": "toy"})
     writer.set_status("running", pid=os.getpid(), started=100.0, total_epochs=epochs)
     writer.add_samples("train", [f"train_{i:05d}.jpg" for i in range(n)], [i % 2 for i in range(n)])
+    writer.add_samples("test", [f"test_{i:05d}.jpg" for i in range(3)], [0, 0, 1])
     for epoch in range(1, epochs + 1):
         for step in range(2):
             writer.log_step({"global_step": (epoch - 1) * 2 + step, "epoch": epoch, "step": step, "loss": 1.0})
         writer.log_attention(epoch, alpha=np.linspace(0, 1, n) * epoch / epochs, is_high=np.arange(n) >= 3,
                              labels=[i % 2 for i in range(n)])
+        writer.log_history(epoch, pred=(np.arange(n) + epoch) % 2, p_given=np.full(n, 0.1 * epoch),
+                           p_max=np.full(n, 0.9))
+        writer.log_predictions(epoch, "test", pred=[0, 1, 1], probs=[[0.75, 0.25], [0.5, 0.5], [0.125, 0.875]])
         writer.log_relabels([RelabelEvent(epoch, 1, epoch, epoch % 2, 1 - epoch % 2, 0.8, 0.1 * epoch, 0.2, "low")])
         writer.log_confusion(epoch, "test", [[3, 1], [epoch, 2]])
         writer.log_epoch({"epoch": epoch, "test_accuracy": 0.5 + epoch / 10})
@@ -37,6 +41,51 @@ def test_reads_back_what_was_written(tmp_path):
     assert reader.confusion(3).tolist() == [[3, 1], [3, 2]] and reader.confusion(9) is None
     assert reader.summary()["best_test_accuracy"] == pytest.approx(0.8)
     assert reader.summary()["epoch"] == 3
+
+
+def test_per_sample_history_and_test_predictions(tmp_path):
+    make_run(tmp_path / "r").close()
+    reader = RunReader(tmp_path / "r")
+    attention = reader.attention(2)
+    assert attention["pred"].tolist()[:3] == [0, 1, 0] and attention["p_given"].iloc[0] == pytest.approx(0.2, abs=1e-3)
+    history = reader.sample_history(9)
+    assert history["epoch"].tolist() == [1, 2, 3] and history["pred"].tolist() == [0, 1, 0]
+    assert history["alpha"].tolist() == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert history["label"].tolist() == [1, 1, 1] and history["is_high"].all()
+    assert history["p_given"].tolist() == pytest.approx([0.1, 0.2, 0.3], abs=1e-3)
+    with pytest.raises(IndexError, match="has no training sample 10 \\(it has 10\\)"):
+        reader.sample_history(10)
+    predictions = reader.predictions(2)
+    assert predictions.columns.tolist() == ["idx", "name", "label", "pred", "a", "b"]
+    assert predictions["pred"].tolist() == [0, 1, 1] and predictions["b"].tolist() == [0.25, 0.5, 0.875]
+    assert reader.predictions(9) is None and reader.prediction_epochs() == [1, 2, 3]
+
+
+def test_a_store_from_before_the_history_is_read_and_migrated(tmp_path):
+    import sqlite3
+
+    make_run(tmp_path / "r").close()
+    conn = sqlite3.connect(tmp_path / "r" / "run.db")  # back to the schema of older stores
+    conn.executescript("DROP TABLE history; DROP TABLE predictions; "
+                       "ALTER TABLE epoch_metrics DROP COLUMN train_accuracy_original; "
+                       "ALTER TABLE epoch_metrics DROP COLUMN train_accuracy_truth;")
+    conn.close()
+    reader = RunReader(tmp_path / "r")
+    epochs = reader.epoch_metrics()
+    assert epochs["test_accuracy"].tolist() == pytest.approx([0.6, 0.7, 0.8])
+    assert epochs[["train_accuracy_original", "train_accuracy_truth"]].isna().all().all()
+    attention = reader.attention(2)
+    assert attention["alpha"].iloc[-1] == pytest.approx(2 / 3)
+    assert attention["pred"].eq(-1).all() and attention["p_given"].isna().all()
+    history = reader.sample_history(9)
+    assert history["alpha"].tolist() == pytest.approx([1 / 3, 2 / 3, 1.0]) and history["pred"].eq(-1).all()
+    assert reader.predictions(2) is None and reader.prediction_epochs() == []
+    writer = RunWriter(tmp_path / "r")  # a resumed trainer brings the store up to date
+    writer.log_epoch({"epoch": 4, "train_accuracy_original": 0.5, "train_accuracy_truth": 0.25})
+    writer.log_history(4, pred=np.zeros(10), p_given=np.ones(10), p_max=np.ones(10))
+    writer.close()
+    assert reader.epoch_metrics()["train_accuracy_truth"].tolist()[-1] == 0.25
+    assert reader.sample_history(0)["pred"].tolist() == [-1, -1, -1]  # epoch 4 has no attention row
 
 
 def test_relabel_filters(tmp_path):
@@ -68,6 +117,9 @@ def test_discard_from_drops_a_partial_epoch(tmp_path):
     assert reader.attention_epochs() == [1, 2] and reader.epoch_metrics()["epoch"].max() == 2
     assert reader.relabels()["epoch"].max() == 2  # epoch 3's event came at step 1, after the checkpoint
     assert reader.confusion_epochs() == [1, 2]
+    assert reader.predictions(3) is None and reader.attention(2)["pred"].ge(0).all()
+    conn = writer.conn
+    assert conn.execute("SELECT MAX(epoch) FROM history").fetchone() == (2,)
 
 
 def test_reviews_are_stored_and_validated(tmp_path):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from scn import lock
+from scn import analysis, lock
 from scn.checkpoint import load_checkpoint
 from scn.cli import main
 from scn.config import make_config
@@ -30,11 +30,45 @@ def test_two_epoch_run_fills_the_store(tiny_rafdb, tmp_path):
     assert epochs["relabels"].tolist() == [0, len(relabels)]
     confusion = reader.confusion(2)
     assert confusion.shape == (7, 7) and confusion.sum() == 21
+    predictions = reader.predictions(2)
+    assert len(predictions) == 21 and predictions["name"].str.startswith("test_").all()
+    # The per-sample predictions are the confusion matrix's own, cell by cell.
+    cells = np.zeros((7, 7), int)
+    np.add.at(cells, (predictions["label"], predictions["pred"]), 1)
+    assert cells.tolist() == confusion.tolist()
+    probs = predictions[reader.class_names()].to_numpy()
+    assert np.allclose(probs.sum(1), 1, atol=0.01) and (probs.argmax(1) == predictions["pred"]).mean() > 0.9
     assert reader.samples("test").shape[0] == 21 and reader.samples("val").shape[0] == 6
     assert reader.config()["class_names"][0] == "surprise"
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     assert best["best"]["split"] == "val"
     assert (run_dir / "train.log").read_text().count("epoch ") >= 2
+
+
+def test_every_training_sample_has_a_history(trained_runs):
+    reader = RunReader(trained_runs["scn"])  # relabels from epoch 2, on a benchmark with ground truth
+    attention, epochs = reader.attention(4), reader.epoch_metrics()
+    assert attention["pred"].between(0, 6).all() and attention["p_given"].between(0, 1).all()
+    assert (attention["p_max"] >= attention["p_given"] - 1e-3).all()
+    # The epoch's train accuracy is over the labels each sample was trained with, so the recorded
+    # predictions give it back; against the original labels only relabeled samples differ.
+    last = epochs.iloc[-1]
+    assert (attention["pred"] == attention["label"]).mean() == pytest.approx(last["train_accuracy"])
+    assert (attention["pred"] == attention["original_label"]).mean() == pytest.approx(
+        last["train_accuracy_original"])
+    truth = analysis.match_groundtruth(reader.samples("train"), reader.groundtruth())["true_label"]
+    assert (attention["pred"] == truth.to_numpy()).mean() == pytest.approx(last["train_accuracy_truth"])
+    events = reader.relabels()
+    event = events.iloc[-1]
+    epoch = int(event["epoch"])
+    history = reader.sample_history(int(event["idx"])).set_index("epoch")
+    assert history.index.tolist() == [1, 2, 3, 4]
+    assert history.at[epoch, "alpha"] == pytest.approx(event["alpha"], abs=1e-6)
+    assert history.at[epoch, "label"] == event["old"]
+    assert history.at[epoch, "p_given"] == pytest.approx(event["p_given"], abs=1e-3)
+    assert history.at[epoch, "p_max"] == pytest.approx(event["p_max"], abs=1e-3)
+    assert history.at[epoch, "pred"] == event["new"]
+    assert history["alpha"].tolist() == [reader.attention(e)["alpha"][event["idx"]] for e in range(1, 5)]
 
 
 def final_state(run_dir):

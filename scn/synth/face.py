@@ -133,18 +133,29 @@ class Projection:
 
 @dataclass(frozen=True, kw_only=True)
 class Landmarks:
-    """Where the face parts ended up, in face units, with the pen that drew them."""
+    """Where the face parts ended up, in face units, with the pen that drew them.
+
+    `outline` is a 20-point face outline in the manner of the 68-point scheme of face-alignment
+    sets (300-W), reduced to the points that move: inner end, middle and outer end of each brow,
+    eye centres, middle of each upper and lower lid, mouth corners (all as left/right pairs), then
+    nose tip, top of the upper lip, the lips' inner edges, bottom of the lower lip and chin."""
 
     pen: "Pen"
     brows: np.ndarray
     eyes: np.ndarray
     nose: np.ndarray
     mouth: np.ndarray
+    outline: np.ndarray
     chin: np.ndarray
 
     def pixels(self, name: str) -> np.ndarray:
         """Canvas pixel coordinates of one landmark group, shape (N, 2)."""
         return self.pen.project(getattr(self, name), lift=0.25 if name == "nose" else 0.0)
+
+
+OUTLINE_POINTS = 20
+# The outline's order after a horizontal flip: each left/right pair swaps, the midline stays.
+OUTLINE_MIRROR = [i ^ 1 for i in range(14)] + list(range(14, OUTLINE_POINTS))
 
 
 def draw_face(canvas: np.ndarray, identity: Identity, pose: Pose, aus: np.ndarray, *,
@@ -180,10 +191,14 @@ def draw_face(canvas: np.ndarray, identity: Identity, pose: Pose, aus: np.ndarra
     brows = [_brow(pen, identity, au, side) for side in (-1, 1)]
     _forehead_lines(pen, identity, au)
     nose = _nose(pen, identity, au, light=light)
-    mouth = _mouth(pen, identity, au, jaw_drop=jaw_drop)
+    mouth, mouth_corners, lips = _mouth(pen, identity, au, jaw_drop=jaw_drop)
     _hair_front(pen, identity)
-    return Landmarks(pen=pen, brows=np.array(brows), eyes=np.array(eyes), nose=np.array(nose),
-                     mouth=np.array(mouth), chin=np.array((0.0, identity.chin + jaw_drop)))
+    chin = (0.0, identity.chin + jaw_drop)
+    # Left/right pairs first (side -1 then +1), then the points on the midline: OUTLINE_MIRROR.
+    pairs = [brow[k] for k in range(3) for brow in brows] + [eye[k] for k in range(3) for eye in eyes]
+    outline = np.array(pairs + list(mouth_corners) + [nose] + list(lips) + [chin], dtype=float)
+    return Landmarks(pen=pen, brows=np.array([brow[1] for brow in brows]), eyes=np.array([eye[0] for eye in eyes]),
+                     nose=np.array(nose), mouth=np.array(mouth), outline=outline, chin=np.array(chin))
 
 
 def _soften(image: np.ndarray, *, sigma: float):
@@ -305,7 +320,9 @@ def _cheeks(pen: Pen, identity: Identity, au: dict):
 
 
 def _eye(pen: Pen, identity: Identity, au: dict, side: int, *, gaze: float) -> tuple:
-    """One eye: lids shaped by AU5 (raise), AU7 (tighten), AU6 (cheek push), AU4 and AU9."""
+    """One eye: lids shaped by AU5 (raise), AU7 (tighten), AU6 (cheek push), AU4 and AU9.
+
+    Returns the eye's centre and the middle points of its upper and lower lids."""
     skin = np.array(identity.skin)
     cx, width = side * identity.eye_spacing, identity.eye_width
     upper = identity.eye_open * (1 + 1.2 * au[5] - 0.4 * au[7] - 0.25 * au[4] - 0.2 * au[9] - 0.2 * au[6])
@@ -339,11 +356,13 @@ def _eye(pen: Pen, identity: Identity, au: dict, side: int, *, gaze: float) -> t
     for angle in (-0.45, 0.0, 0.45):
         direction = np.array([side * np.cos(angle), np.sin(angle)])
         pen.crease([corner, corner + 0.07 * direction], skin, 0.9 * au[6] + 0.2 * identity.age)
-    return cx, 0.0
+    return (cx, 0.0), upper_lid[6], lower_lid[6]
 
 
 def _brow(pen: Pen, identity: Identity, au: dict, side: int) -> tuple:
-    """One brow: AU1 raises its inner end, AU2 its outer end, AU4 (and AU9) pulls it down and in."""
+    """One brow: AU1 raises its inner end, AU2 its outer end, AU4 (and AU9) pulls it down and in.
+
+    Returns its inner end, middle and outer end."""
     base, s = identity.brow_height, identity.eye_spacing
     inner = (side * (s - 0.2 + 0.05 * au[4]), base - 0.16 * au[1] + 0.11 * au[4] + 0.05 * au[9])
     middle = (side * s, base - identity.brow_arch - 0.07 * au[1] - 0.11 * au[2] + 0.07 * au[4]
@@ -358,7 +377,7 @@ def _brow(pen: Pen, identity: Identity, au: dict, side: int) -> tuple:
     half = identity.brow_thickness * (1.1 - 0.7 * t) / 2
     colour = np.array(identity.hair) * 0.75 + np.array(identity.skin) * 0.1
     pen.fill(np.vstack([centre + normal * half, (centre - normal * half)[::-1]]), colour)
-    return middle
+    return inner, middle, outer
 
 
 def _forehead_lines(pen: Pen, identity: Identity, au: dict):
@@ -400,7 +419,10 @@ def _nose(pen: Pen, identity: Identity, au: dict, *, light: float) -> tuple:
 
 
 def _mouth(pen: Pen, identity: Identity, au: dict, *, jaw_drop: float) -> tuple:
-    """Lips, opening, teeth and the folds around the mouth, from AU10-AU26."""
+    """Lips, opening, teeth and the folds around the mouth, from AU10-AU26.
+
+    Returns the mouth's centre, its two corners (where the lips meet), and on the midline the top
+    of the upper lip, the lips' inner edges and the bottom of the lower lip."""
     skin = np.array(identity.skin)
     centre_y = identity.nose_length + identity.mouth_y
     width = identity.mouth_width * (1 + 0.25 * au[20] + 0.25 * au[12] - 0.22 * au[23] - 0.12 * au[24]
@@ -445,7 +467,8 @@ def _mouth(pen: Pen, identity: Identity, au: dict, *, jaw_drop: float) -> tuple:
     pen.fill(np.vstack([line(lower_inner), line(lower_outer)[::-1]]), lips)
     pen.blob((0.0, (lower_inner[7] + lower_outer[7]) / 2), 0.03, np.minimum(lips * 1.25, 255), 0.35)
     pen.line(line(stomion if opening <= 0.004 else upper_inner), lips * 0.45, 0.012)
-    return 0.0, float(stomion[7])
+    lips = [(0.0, float(edge[7])) for edge in (upper_outer, upper_inner, lower_inner, lower_outer)]
+    return (0.0, float(stomion[7])), line(stomion)[[0, -1]], lips
 
 
 def _mouth_folds(pen: Pen, identity: Identity, au: dict, *, width: float, corner_y: float,

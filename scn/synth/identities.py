@@ -21,7 +21,7 @@ from tqdm import tqdm
 from scn.classes import CLASS_NAMES
 from scn.synth.config import SynthConfig
 from scn.synth.degrade import encode_jpeg
-from scn.synth.face import sample_identity
+from scn.synth.face import OUTLINE_POINTS, sample_identity
 from scn.synth.sample import draw_sample, render
 
 # Drawn at the benchmark's own size (scn.synth.cache DEFAULTS) and resized the way the trainer's
@@ -36,25 +36,29 @@ def identity_rng(*, seed: int, person: int, image: int | None = None) -> np.rand
     return np.random.default_rng(key)
 
 
-def render_person(person: int, *, images: int, size: int, seed: int, config: SynthConfig) -> np.ndarray:
-    """`images` pictures of one person as a uint8 array (images, size, size, 3)."""
+def render_person(person: int, *, images: int, size: int, seed: int, config: SynthConfig) -> tuple:
+    """`images` pictures of one person as a uint8 array (images, size, size, 3), and each picture's
+    face outline (scn.synth.face.Landmarks.outline) in its pixels, float32 (images, OUTLINE_POINTS, 2)."""
     identity = sample_identity(identity_rng(seed=seed, person=person))
     out = np.empty((images, size, size, 3), np.uint8)
+    landmarks = np.empty((images, OUTLINE_POINTS, 2), np.float32)
     for i in range(images):
         rng = identity_rng(seed=seed, person=person, image=i)
         expression = CLASS_NAMES[rng.integers(len(CLASS_NAMES))]
         sample = draw_sample(rng, expression, config=config, identity=identity)
-        picture, _ = render(sample, size=RENDER_SIZE)
+        picture, points = render(sample, size=RENDER_SIZE)
+        landmarks[i] = points["outline"] * (size / RENDER_SIZE)
         # The benchmark stores JPEGs; the same compression at the same quality keeps its artefacts.
         data = np.frombuffer(encode_jpeg(picture, sample.degradation.jpeg_quality), np.uint8)
         picture = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         out[i] = np.asarray(Image.fromarray(picture).resize((size, size), Image.Resampling.BILINEAR))
-    return out
+    return out, landmarks
 
 
 def identity_set(*, people: int, images: int, size: int, seed: int = 0, config: SynthConfig | None = None,
                  workers: int | None = None, progress: bool = True) -> tuple:
-    """Render `people` × `images` faces: (uint8 images (N, 3, size, size), identity labels (N,))."""
+    """Render `people` × `images` faces: uint8 images (N, 3, size, size), identity labels (N,), and
+    the face outline of each image in its pixels (N, OUTLINE_POINTS, 2)."""
     if people < 2 or images < 1:
         raise ValueError("an identity set needs at least 2 people and 1 image each")
     config = config or SynthConfig()
@@ -75,11 +79,11 @@ def identity_set(*, people: int, images: int, size: int, seed: int = 0, config: 
                 arrays.append(array)
                 bar.update()
     bar.close()
-    pictures = np.concatenate(arrays).transpose(0, 3, 1, 2)
+    pictures = np.concatenate([picture for picture, _ in arrays]).transpose(0, 3, 1, 2)
     labels = np.repeat(np.arange(people), images)
-    return np.ascontiguousarray(pictures), labels
+    return np.ascontiguousarray(pictures), labels, np.concatenate([points for _, points in arrays])
 
 
-def _render_job(args) -> np.ndarray:
+def _render_job(args) -> tuple:
     person, images, size, seed, config = args
     return render_person(person, images=images, size=size, seed=seed, config=config)

@@ -77,7 +77,8 @@ def render(sample: Sample, *, size: int) -> tuple[np.ndarray, dict]:
                        seed=sample.degradation.seed)
     image = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
     image = degrade(_light(image, sample.scene), sample.degradation)
-    points = {name: landmarks.pixels(name) / SUPERSAMPLE for name in ("brows", "eyes", "nose", "mouth", "chin")}
+    points = {name: landmarks.pixels(name) / SUPERSAMPLE
+              for name in ("brows", "eyes", "nose", "mouth", "outline", "chin")}
     return image, points
 
 

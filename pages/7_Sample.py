@@ -1,0 +1,139 @@
+"""One sample up close (?run=NAME&split=train|test&sample=IDX[&epoch=E]): a training image with its
+attention weight, p(given label), given label and prediction across epochs, its relabel events and
+ground truth; a test image with its class probabilities at an epoch. The galleries, the relabel
+table and the confusion drill-down link here."""
+import pandas as pd
+import streamlit as st
+
+import studio_ui as ui
+from scn import charts
+
+SPLITS = {"train": "training image", "test": "test image"}
+
+ui.page("Sample")
+# A link names its run: it wins over the run remembered from the page the user came from.
+linked = st.query_params.get("run")
+if linked and st.session_state.get("run_picker_choice") != linked:
+    st.session_state["run_picker_choice"] = linked
+    st.session_state.pop("run_picker", None)
+reader = ui.pick_run()
+
+
+def query_int(name: str) -> int | None:
+    try:
+        return int(st.query_params[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def pick_sample() -> tuple:
+    """The split and index asked for in the URL, or chosen here; the URL follows the choice, so a
+    view can be bookmarked or shared."""
+    asked = st.query_params.get("split", "train")
+    left, right = st.columns([1, 3])
+    split = left.radio("Set", list(SPLITS), index=list(SPLITS).index(asked) if asked in SPLITS else 0,
+                       format_func=SPLITS.get, horizontal=True, key="sample_split")
+    samples = reader.samples(split)
+    if not len(samples):
+        st.info(f"This run has not recorded its {SPLITS[split]}s yet.")
+        return split, None, samples
+    idx = right.number_input(f"Sample (0 to {len(samples) - 1})", min_value=0, max_value=len(samples) - 1,
+                             value=min(max(query_int("sample") or 0, 0), len(samples) - 1), key="sample_idx")
+    st.query_params.update({"split": split, "sample": str(idx)})
+    return split, int(idx), samples
+
+
+def large_image(name: str) -> None:
+    shots = ui.sample_thumbnails(reader, [name], size=320)
+    if shots is not None and shots[0] is not None:
+        st.image(shots[0], caption=name, width=320)
+    elif shots is not None:
+        st.warning(f"{name} could not be read.")
+
+
+def training_sample(idx: int, samples: pd.DataFrame, class_names: list) -> None:
+    name = samples.at[idx, "name"]
+    history = reader.sample_history(idx)
+    events = reader.relabels()
+    events = events[events["idx"] == idx]
+    truth = ui.ground_truth(reader)
+    original = int(samples.at[idx, "label"])
+    final = int(events["new"].iloc[-1]) if len(events) else original
+    left, right = st.columns([1, 2])
+    with left:
+        large_image(name)
+    with right:
+        facts = st.columns(3)
+        facts[0].metric("Original label", class_names[original], help="The dataset's label")
+        facts[1].metric("Label now", class_names[final], help="After the trainer's relabels")
+        known = history[history["pred"] >= 0]
+        facts[2].metric("Prediction", class_names[int(known["pred"].iloc[-1])] if len(known) else "–",
+                        help="At the latest epoch that recorded it")
+        facts = st.columns(3)
+        facts[0].metric("alpha (latest)", f"{history['alpha'].iloc[-1]:.3f}" if len(history) else "–")
+        facts[1].metric("p(given label)", f"{history['p_given'].iloc[-1]:.3f}"
+                        if len(history) and pd.notna(history["p_given"].iloc[-1]) else "–",
+                        help="At the latest epoch: the probability of the label the sample was trained "
+                             "with then, the one the relabel rule compares with p_max")
+        facts[2].metric("Relabels", len(events))
+        if truth is not None and idx in truth.index:
+            row = truth.loc[idx]
+            verdict = "noisy (given label is wrong)" if row["is_noisy"] else "clean"
+            extra = f" · intensity {row['intensity']:.2f}" if "intensity" in row else ""
+            st.markdown(f"**Ground truth**: {class_names[int(row['true_label'])]} · {verdict} · "
+                        f"degradation: {row['degradation']}{extra}")
+        else:
+            st.caption("No ground truth for this dataset.")
+    if not len(history):
+        st.info("No epoch has finished yet: a sample's history is recorded at the end of each epoch.")
+        return
+    ui.plotly(charts.sample_history_figure(history, events, class_names=class_names))
+    if history["pred"].lt(0).all():
+        st.caption("This run was recorded before predictions and p(given label) were kept: alpha only.")
+    if len(events):
+        decisions = reader.reviews().set_index("event_id")["decision"]
+        st.markdown("**Relabel events**")
+        st.dataframe(pd.DataFrame({
+            "id": events["id"], "epoch": events["epoch"], "step": events["step"],
+            "old": events["old"].map(dict(enumerate(class_names))),
+            "new": events["new"].map(dict(enumerate(class_names))),
+            "p_max": events["p_max"], "p_given": events["p_given"], "alpha": events["alpha"],
+            "group": events["grp"], "review": [decisions.get(i, "") for i in events["id"]],
+        }), hide_index=True, width="stretch")
+
+
+def test_sample(idx: int, samples: pd.DataFrame, class_names: list) -> None:
+    name, label = samples.at[idx, "name"], int(samples.at[idx, "label"])
+    epochs = reader.prediction_epochs()
+    left, right = st.columns([1, 2])
+    with left:
+        large_image(name)
+    with right:
+        if not epochs:
+            st.metric("Label", class_names[label])
+            st.info("No per-sample test predictions recorded for this run (they are written at the "
+                    "end of each epoch; runs recorded before they were kept have none).")
+            return
+        asked = query_int("epoch")
+        epoch = st.select_slider("Epoch", epochs, value=asked if asked in epochs else epochs[-1],
+                                 key="sample_epoch") if len(epochs) > 1 else epochs[0]
+        st.query_params["epoch"] = str(epoch)
+        row = reader.predictions(epoch).loc[idx]
+        pred = int(row["pred"])
+        facts = st.columns(3)
+        facts[0].metric("True class", class_names[label], help="The test set's label")
+        facts[1].metric("Predicted", class_names[pred])
+        facts[2].metric("p(predicted)", f"{row[class_names[pred]]:.3f}")
+        ui.plotly(charts.probability_figure(row[class_names].to_numpy(float), class_names=class_names,
+                                            top=class_names[pred]))
+        st.caption(f"Epoch {epoch}: " + ("right." if pred == label else
+                                         f"wrong (p({class_names[label]}) = {row[class_names[label]]:.3f})."))
+
+
+if reader is not None:
+    with ui.run_guard(reader):
+        split, idx, samples = pick_sample()
+        if idx is not None:
+            class_names = reader.class_names()
+            samples = samples.set_index("idx")
+            (training_sample if split == "train" else test_sample)(idx, samples, class_names)
