@@ -34,7 +34,7 @@ def live() -> None:
         last_epoch = epochs.iloc[-1] if len(epochs) else None
         metrics = st.columns(4)
         metrics[0].metric("Test accuracy", "–" if last_epoch is None else f"{last_epoch['test_accuracy']:.1%}")
-        metrics[1].metric("Train accuracy (batch)", f"{steps['accuracy'].iloc[-1]:.1%}",
+        metrics[1].metric("Train accuracy (batch, on current labels)", f"{steps['accuracy'].iloc[-1]:.1%}",
                           help="On the labels the batch was trained with: relabels included")
         metrics[2].metric("Images / s", f"{steps['images_per_s'].iloc[-1]:.0f}")
         metrics[3].metric("Learning rate", f"{steps['lr'].iloc[-1]:.2g}")

@@ -110,9 +110,13 @@ def _add_box(key: str, box: Box) -> None:
 
 def edit_boxes(key: str, detected: list, size: tuple) -> list:
     """The boxes to predict on: the detected ones the user keeps (a wrong box is removed from the
-    list) and squares the user adds for faces the detector missed, in that order."""
-    added = st.session_state.setdefault(f"added-{key}", [])
-    st.session_state.setdefault(f"keep-{key}", list(detected))
+    list) and squares the user adds for faces the detector missed, in the order the list shows."""
+    width, height = size
+    # Another photo uploaded under the same name and place inherits this state: keep what fits it.
+    added = st.session_state[f"added-{key}"] = [b for b in st.session_state.get(f"added-{key}", [])
+                                                if b.x + b.w <= width and b.y + b.h <= height]
+    st.session_state[f"keep-{key}"] = [b for b in st.session_state.get(f"keep-{key}", detected)
+                                       if b in detected + added]
     kept = st.multiselect("Faces to predict (remove a wrong box here)", detected + added, key=f"keep-{key}",
                           format_func=box_label)
     with st.expander("Add a face the detector missed"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from scn import analysis, lock, runs
+from scn import analysis, charts, lock, runs
 from scn.config import make_config
 from scn.store import RunReader, RunWriter
 from scn.train import train
@@ -384,6 +384,15 @@ def test_compare_page_overlays_runs(finished_runs):
     assert table["epoch (best val)"].tolist() == best
     assert list(table.columns)[:3] == ["run", "last test acc.", "best test acc."]
     assert list(table.columns)[-1] == "dataset" and not table.isin(["None"]).any().any()
+    differ = at.dataframe[1].value.set_index("option")
+    assert list(differ.columns) == ["20260101-120000-scn", "20260101-110000-baseline"]
+    assert differ.loc["method"].tolist() == ["scn", "baseline"] and "epochs" not in differ.index
+    colors = charts.run_colors(p.name for p in finished_runs["root"].iterdir())
+    accuracy = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {t["name"]: t["line"]["color"] for t in accuracy["data"]} == colors
+    assert [s["x0"] for s in accuracy["layout"]["shapes"]] == [1]  # SCN relabels from epoch 2
+    at.multiselect(key="compare_runs").set_value(["20260101-120000-scn"]).run()
+    assert "Choose two or more runs" in texts(at.info)
 
 
 def test_interrupted_and_failed_runs_explain_themselves(empty_root):
@@ -530,3 +539,15 @@ def test_a_run_is_deleted_after_confirmation_and_not_while_it_trains(finished_ru
     assert not scn.exists() and finished_runs["baseline_dir"].exists()
     assert f"Deleted {scn.name}" in texts(at.success)
     assert at.dataframe[0].value["run"].tolist() == ["20260101-110000-baseline"]
+
+
+def test_training_charts_draw_the_run_in_its_colour_and_mark_relabeling(finished_runs):
+    colors = charts.run_colors(p.name for p in finished_runs["root"].iterdir())
+    for run, relabel_lines, losses in (("scn_dir", [1], {"L_WCE", "L_RR"}), ("baseline_dir", [], {"L_WCE"})):
+        name = finished_runs[run].name
+        at = render("pages/1_Training.py", session={"run_picker_choice": name})
+        loss, _, accuracy, _ = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+        assert {t["name"].split(" (")[0] for t in loss["data"]} == losses
+        assert {t["line"]["color"] for t in loss["data"] + accuracy["data"]} == {colors[name]}
+        assert accuracy["data"][0]["name"] == "train accuracy (on current labels)"
+        assert [s["x0"] for s in accuracy["layout"].get("shapes", [])] == relabel_lines
