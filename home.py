@@ -186,11 +186,12 @@ def manage(reader) -> None:
     """Notes and tags (saved in the run), and deleting the run, refused while it trains."""
     with ui.run_guard(reader):
         notes = reader.annotations()
-        with st.form(f"annotations-{reader.name}", border=False):
-            st.text_area("Notes", notes["note"], key=f"note-{reader.name}", height=80,
-                         placeholder="What this run tried, what went wrong, what to try next")
-            st.text_input("Tags (comma-separated)", ", ".join(notes["tags"]), key=f"tags-{reader.name}",
-                          placeholder="e.g. noise30, lr-sweep")
+        with st.form(f"annotations-{reader.name}"):
+            note, tags = st.columns([2, 1])
+            note.text_area("Notes", notes["note"], key=f"note-{reader.name}", height=80,
+                           placeholder="What this run tried, what went wrong, what to try next")
+            tags.text_input("Tags (comma-separated)", ", ".join(notes["tags"]), key=f"tags-{reader.name}",
+                            placeholder="e.g. noise30, lr-sweep")
             st.form_submit_button("Save notes and tags", on_click=save_annotations, args=(reader,))
         training = reader.status()["alive"]
         st.button("Delete this run…", key="delete_run", disabled=training, on_click=ask_delete,
@@ -201,11 +202,11 @@ def manage(reader) -> None:
 
 st.subheader("Runs")
 runs_overview()
-selected = ui.pick_run(label="Selected run")
+# With no runs, runs_overview has said so; the picker would say it again.
+selected = ui.pick_run(label="Selected run") if len(list_runs()) else None
 if selected is not None:
     ui.live(run_panel, selected, readers=[selected])
-    with st.expander("Notes, tags and deleting"):
-        manage(selected)
+    manage(selected)
 
 st.subheader("One-click demo")
 st.markdown("SCN and the baseline, side by side, on the built-in benchmark (3,000 synthetic faces, "

@@ -63,6 +63,8 @@ def texts(elements_list) -> str:
 def test_fresh_start_shows_a_plain_message(empty_root, page):
     at = render(page)
     assert "No runs yet" in texts(at.info)
+    if page == "app.py":
+        assert len(at.info) == 1, texts(at.info)
     assert elements(at)["plotly_chart"] == 0
 
 
