@@ -1,6 +1,7 @@
 """Streamlit-side pieces the pages share: page set-up, the run picker (remembered across pages and
 in the URL), a run's status panel with its Stop/Resume buttons, and plain messages instead of
 tracebacks when a run folder disappears under an open page. Everything computed lives in scn/."""
+import re
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -10,11 +11,12 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from scn import analysis, collapse, lock, runs, thumbnails
+from scn import analysis, charts, collapse, lock, runs, thumbnails
 from scn.lock import RunLockedError
-from scn.store import RunDamagedError, RunNotFoundError, RunReader, list_runs, runs_root
+from scn.store import DB_NAME, RunDamagedError, RunNotFoundError, RunReader, list_runs, runs_root
 from scn.synth.noise import AMBIGUOUS
 
+ROOT = Path(__file__).resolve().parent
 # Live views of a run with a live trainer rerun this often: a newly written epoch shows within
 # REFRESH_SECONDS plus a render. Views of runs without one (finished, stopped) change only when
 # someone resumes them, so they look again less often and spare a CPU that may be training.
@@ -28,6 +30,22 @@ STATE_COLORS = {"created": "gray", "starting": "orange", "running": "green", "fi
                 "stopped": "gray", "failed": "red", "interrupted": "orange", "damaged": "red"}
 
 
+def home_page() -> st.Page:
+    """The home page (home.py: the runs and the new-run form), the app's default page at /."""
+    return st.Page(ROOT / "home.py", title="Home", icon=":material/home:", default=True)
+
+
+def app_pages() -> list:
+    """The home page, then every file in pages/ in the order of its number prefix, titled and
+    addressed by its name as Streamlit's pages/ convention has it (pages/1_Training.py is
+    "Training" at /Training): a page another engineer adds to pages/ appears without a change here."""
+    def order(path: Path) -> tuple:
+        number = re.match(r"\d+", path.name)
+        return (int(number.group()) if number else float("inf"), path.name)
+
+    return [home_page()] + [st.Page(path) for path in sorted((ROOT / "pages").glob("*.py"), key=order)]
+
+
 def page(title: str) -> None:
     st.set_page_config(page_title=f"{title} · SCN Studio", page_icon=":material/psychology:", layout="wide")
     st.title(title)
@@ -39,17 +57,29 @@ def plotly(figure, *, key: str | None = None, **selection):
     return st.plotly_chart(figure, width="stretch", key=key, config={"displaylogo": False}, **selection)
 
 
+def run_colors() -> dict:
+    """Every run's chart colour (scn.charts.run_colors over all runs in the store), so a run has the
+    same colour on every page whichever runs a page shows."""
+    root = runs_root()
+    names = [p.name for p in root.iterdir() if (p / DB_NAME).exists()] if root.is_dir() else []
+    return charts.run_colors(names)
+
+
 def no_runs_message() -> None:
     st.info("No runs yet. Start one from the home page: the one-click demo trains SCN and the "
             "baseline on the built-in benchmark.")
-    st.page_link("app.py", label="Go to the home page", icon=":material/home:")
+    st.page_link(home_page(), label="Go to the home page", icon=":material/home:")
 
 
-def pick_run(*, label: str = "Run", key: str = "run_picker", exclude: str | None = None) -> RunReader | None:
+def pick_run(*, label: str = "Run", key: str = "run_picker", exclude: str | None = None,
+             default_state: str | None = None) -> RunReader | None:
     """A select box over the runs (newest first) that remembers the choice across pages and in the
-    URL (?run=NAME); None, with a message, when there is no run to pick."""
+    URL (?run=NAME); None, with a message, when there is no run to pick. With nothing remembered
+    it offers the newest run, or with `default_state` (e.g. "finished") the newest run in that
+    state, if there is one."""
     table = list_runs()
-    names = [n for n in table["name"] if n != exclude]
+    table = table[table["name"] != exclude]
+    names = table["name"].tolist()
     if not names:
         if exclude is None:
             no_runs_message()
@@ -57,9 +87,11 @@ def pick_run(*, label: str = "Run", key: str = "run_picker", exclude: str | None
             st.info("No other run to compare with.")
         return None
     remembered = st.session_state.get(f"{key}_choice") or st.query_params.get("run")
-    index = names.index(remembered) if remembered in names else 0
+    if remembered not in names:
+        remembered = next((n for n, s in zip(names, table["status"]) if s == default_state), names[0])
     status = dict(zip(table["name"], table["status"]))
-    name = st.selectbox(label, names, index=index, key=key, format_func=lambda n: f"{n} ({status[n]})")
+    name = st.selectbox(label, names, index=names.index(remembered), key=key,
+                        format_func=lambda n: f"{n} ({status[n]})")
     st.session_state[f"{key}_choice"] = name
     if key == "run_picker":
         st.query_params["run"] = name

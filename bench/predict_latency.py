@@ -69,7 +69,7 @@ def measure(*, run: str | None = None, image_size: int = 224, repeats: int = 7) 
     stages = {
         "decode (not in the budget)": lambda: load_image(data),
         "detection": lambda: detect_faces(image),
-        "crop + model + Grad-CAM": lambda: predict_image(model, meta, image, box=box),
+        "crop + model + Grad-CAM": lambda: predict_image(model, meta, image, boxes=[box]),
         "predict_image total": lambda: predict_image(model, meta, image),
     }
     results = {"photo": f"{image.width}x{image.height}", "megapixels": image.width * image.height / 1e6,

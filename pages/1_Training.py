@@ -34,17 +34,21 @@ def live() -> None:
         last_epoch = epochs.iloc[-1] if len(epochs) else None
         metrics = st.columns(4)
         metrics[0].metric("Test accuracy", "–" if last_epoch is None else f"{last_epoch['test_accuracy']:.1%}")
-        metrics[1].metric("Train accuracy (batch)", f"{steps['accuracy'].iloc[-1]:.1%}")
+        metrics[1].metric("Train accuracy (batch, on current labels)", f"{steps['accuracy'].iloc[-1]:.1%}",
+                          help="On the labels the batch was trained with: relabels included")
         metrics[2].metric("Images / s", f"{steps['images_per_s'].iloc[-1]:.0f}")
         metrics[3].metric("Learning rate", f"{steps['lr'].iloc[-1]:.2g}")
+        options = reader.train_config()
+        run = dict(color=ui.run_colors()[reader.name], total_epochs=total)
         left_col, right_col = st.columns(2)
         with left_col:
-            ui.plotly(charts.loss_figure(steps, epochs))
-            ui.plotly(charts.step_series_figure(steps, column="lr", title="Learning rate", y="lr"))
+            ui.plotly(charts.loss_figure(steps, epochs, rank_reg=options.uses_rank_reg,
+                                         relabel_epoch=options.relabel_start, **run))
+            ui.plotly(charts.step_series_figure(steps, column="lr", title="Learning rate", y="lr", **run))
         with right_col:
-            ui.plotly(charts.accuracy_figure(epochs))
+            ui.plotly(charts.accuracy_figure(epochs, relabel_epoch=options.relabel_start, **run))
             ui.plotly(charts.step_series_figure(steps, column="images_per_s", title="Throughput",
-                                                y="images/s"))
+                                                y="images/s", **run))
         with st.expander("Log (last lines)"):
             st.code(reader.log_tail(lines=30) or "(empty)", language="text")
         st.caption(f"Updated {time.strftime('%H:%M:%S')}; refreshes every {ui.REFRESH_SECONDS} s.")

@@ -53,13 +53,14 @@ def by_epoch(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list)
                                    title="alpha by degradation (a sample counts under each it has)"))
 
 
-def across_epochs(epochs: list, alpha: np.ndarray, is_high: np.ndarray, margin_1,
+def across_epochs(epochs: list, alpha: np.ndarray, is_high: np.ndarray, margin_1, relabel_epoch,
                   truth: pd.DataFrame | None) -> None:
     counts, edges = analysis.histograms(alpha)
     ui.plotly(charts.alpha_heatmap(epochs, counts, edges))
     left, right = st.columns(2)
     with left:
-        ui.plotly(charts.gap_figure(epochs, analysis.group_gap(alpha, is_high), margin_1=margin_1))
+        ui.plotly(charts.gap_figure(epochs, analysis.group_gap(alpha, is_high), margin_1=margin_1,
+                                    relabel_epoch=relabel_epoch))
     with right:
         if truth is None:
             st.info("No ground truth for this dataset, so whether low alpha marks noisy labels "
@@ -96,10 +97,11 @@ def galleries(frame: pd.DataFrame, truth: pd.DataFrame | None, class_names: list
 def live() -> None:
     with ui.run_guard(reader):
         ui.collapse_banner(reader)
-        config = reader.config()
+        options = reader.train_config()
         # The trainer records alpha = 1 for every sample of a baseline run: nothing to look at.
-        if config.get("method") == "baseline":
-            st.info("This run trains without attention weights, so there is nothing to show.")
+        if not options.uses_alpha:
+            st.info("The attention weight alpha does not exist for baseline runs: a plain ResNet-18 "
+                    "has no attention head, so this run has no alpha to show. Pick an SCN run.")
             return
         epochs, alpha, is_high = reader.attention_matrix()
         if not epochs:
@@ -112,7 +114,7 @@ def live() -> None:
         st.subheader(f"Epoch {epoch}")
         by_epoch(frame, truth, class_names)
         st.subheader("Across epochs")
-        across_epochs(epochs, alpha, is_high, config.get("margin_1"), truth)
+        across_epochs(epochs, alpha, is_high, options.margin_1, options.relabel_start, truth)
         st.subheader(f"Images at epoch {epoch}")
         galleries(frame, truth, class_names)
 

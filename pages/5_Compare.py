@@ -1,14 +1,18 @@
 """Runs overlaid: accuracy and loss curves and a final-metrics table (last epoch and the epoch
-chosen on validation, reported separately: choosing on the test set would flatter every run)."""
+chosen on validation, reported separately: choosing on the test set would flatter every run), and
+the options on which the runs differ."""
 import pandas as pd
 import streamlit as st
 
 import studio_ui as ui
 from scn import charts
+from scn.config import config_diff
 from scn.store import list_runs, runs_root
 
-CURVES = (("test_accuracy", "Test accuracy", True), ("train_accuracy", "Train accuracy", True),
-          ("train_loss", "Train loss", False), ("test_loss", "Test loss", False))
+# (column, title, y axis, percent)
+CURVES = (("test_accuracy", "Test accuracy", "accuracy", True),
+          ("train_accuracy", "Train accuracy (on current labels)", "accuracy", True),
+          ("train_loss", "Train loss", "loss", False), ("test_loss", "Test loss", "loss", False))
 
 ui.page("Compare runs")
 
@@ -31,9 +35,10 @@ def final_metrics(name: str, epochs: pd.DataFrame, summary: pd.Series) -> dict:
 
 
 def compare(readers: list, table: pd.DataFrame) -> None:
-    curves, rows = {}, []
+    curves, rows, options = {}, [], {}
     for reader in readers:
         with ui.run_guard(reader):
+            options[reader.name] = reader.train_config()
             curves[reader.name] = reader.epoch_metrics()
             rows.append(final_metrics(reader.name, curves[reader.name],
                                       table.set_index("name").loc[reader.name]))
@@ -44,10 +49,33 @@ def compare(readers: list, table: pd.DataFrame) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
         column: st.column_config.NumberColumn(format=fmt) for column, fmt in percent.items()}
         | {"epoch (best val)": st.column_config.NumberColumn(format="%d")})
+    relabel = {name: o.relabel_start for name, o in options.items() if o.relabel_start is not None}
+    colors, total = ui.run_colors(), max(o.epochs for o in options.values())
     columns = st.columns(2)
-    for i, (column, title, is_percent) in enumerate(CURVES):
+    for i, (column, title, y, is_percent) in enumerate(CURVES):
         with columns[i % 2]:
-            ui.plotly(charts.compare_figure(curves, column=column, title=title, percent=is_percent))
+            ui.plotly(charts.compare_figure(curves, column=column, title=title, y=y, colors=colors,
+                                            percent=is_percent, total_epochs=total,
+                                            relabel_epochs=relabel))
+
+
+def differences(readers: list) -> None:
+    """The options on which the chosen runs differ (config.json), one column per run."""
+    st.subheader("Options that differ")
+    if len(readers) < 2:
+        st.info("Choose two or more runs to see the options on which they differ.")
+        return
+    configs = {}
+    for reader in readers:
+        with ui.run_guard(reader):
+            configs[reader.name] = reader.config()
+    if len(configs) < 2:
+        return
+    table = config_diff(configs)
+    if table.empty:
+        st.info("The chosen runs were started with the same options.")
+    else:
+        st.dataframe(table, hide_index=True, width="stretch")
 
 
 table = list_runs()
@@ -59,5 +87,6 @@ else:
     if chosen:
         readers = [r for r in map(ui.open_run, chosen) if r is not None]
         ui.live(compare, readers, table, readers=readers)
+        differences(readers)
     else:
         st.info(f"Choose runs to compare ({len(names)} in {runs_root()}).")

@@ -1,9 +1,12 @@
 """Predict: expression probabilities, attention weight and Grad-CAM for every face in a photo.
 
-Upload photos or take one with the camera, pick a run and its best or last checkpoint (a run that
-is still training works too). Faces are found with OpenCV's Haar cascades; where none is found
+Upload photos or take one with the camera, pick a run (by default the newest finished one) and its
+best or last checkpoint (a run that is still training works too). Faces are found with OpenCV's
+Haar cascades; a wrong box can be removed and a missed face added by hand, and where none is found
 the whole image or a hand-drawn square can be used instead.
 """
+from dataclasses import astuple
+
 import numpy as np
 import streamlit as st
 from PIL import Image
@@ -35,7 +38,8 @@ def cached_training_alphas(run_dir: str) -> np.ndarray:
 
 @st.cache_data(max_entries=32, show_spinner="Finding faces and predicting...")
 def analyse(path: str, mtime_ns: int, data: bytes, name: str, region: tuple):
-    """(annotated preview, image size, predictions); region is ("detect",), ("whole",) or ("box", x, y, w, h).
+    """(annotated preview, image size, predictions); region is ("detect",), ("whole",) or
+    ("boxes", (x, y, w, h, source), ...).
 
     Cached so that widget changes rerun the page without decoding and predicting again.
     Raises ImageLoadError, which Streamlit does not cache, for a file that is not a usable image.
@@ -43,7 +47,7 @@ def analyse(path: str, mtime_ns: int, data: bytes, name: str, region: tuple):
     model, meta = cached_model(path, mtime_ns)
     image = load_image(data, name=name)
     faces = predict_image(model, meta, image, whole_image=region[0] == "whole",
-                          box=Box(*region[1:], "manual") if region[0] == "box" else None)
+                          boxes=[Box(*b) for b in region[1:]] if region[0] == "boxes" else None)
     return draw_boxes(image, [f.box for f in faces], max_side=PREVIEW_SIDE), image.size, faces
 
 
@@ -56,7 +60,7 @@ def overlay_for_class(path: str, mtime_ns: int, crop: np.ndarray, cam_class: str
 
 def alpha_caption(alpha: float, training: np.ndarray, method: str) -> str:
     if method == "baseline":
-        return "Baseline run: it has no attention head, so alpha is always 1."
+        return "Baseline run: it has no attention head, so the attention weight alpha does not exist."
     percentile = alpha_percentile(alpha, training)
     if percentile is None:
         return "No training epoch recorded yet, so there is no distribution to compare with."
@@ -65,6 +69,17 @@ def alpha_caption(alpha: float, training: np.ndarray, method: str) -> str:
                 "less sure of this face than of any image it trained on.")
     return (f"Higher than or equal to {percentile:.0f}% of the run's training samples' weights "
             f"(latest recorded epoch). Low weights mark faces the model finds uncertain.")
+
+
+def square_inputs(key: str, size: tuple) -> Box:
+    """A square picked with number inputs (side, left, top), centred and as large as fits at first."""
+    width, height = size
+    left, middle, right = st.columns(3)
+    side = middle.number_input("side (px)", MIN_FACE_SIDE, min(width, height), min(width, height),
+                               key=f"side-{key}")
+    x = left.number_input("left (px)", 0, width - side, (width - side) // 2, key=f"x-{key}")
+    y = right.number_input("top (px)", 0, height - side, (height - side) // 2, key=f"y-{key}")
+    return Box(int(x), int(y), int(side), int(side), "manual")
 
 
 def choose_region(key: str, size: tuple):
@@ -78,14 +93,36 @@ def choose_region(key: str, size: tuple):
     if choice == "the whole image":
         return ("whole",)
     if choice == "a square I choose":
-        width, height = size
-        left, middle, right = st.columns(3)
-        side = middle.number_input("side (px)", MIN_FACE_SIDE, min(width, height), min(width, height),
-                                   key=f"side-{key}")
-        x = left.number_input("left (px)", 0, width - side, (width - side) // 2, key=f"x-{key}")
-        y = right.number_input("top (px)", 0, height - side, (height - side) // 2, key=f"y-{key}")
-        return ("box", int(x), int(y), int(side), int(side))
+        return ("boxes", astuple(square_inputs(key, size)))
     return None
+
+
+def box_label(box: Box) -> str:
+    return f"x={box.x} y={box.y} {box.w}x{box.h} px ({box.source})"
+
+
+def _add_box(key: str, box: Box) -> None:
+    added = st.session_state[f"added-{key}"]
+    if box not in added:
+        added.append(box)
+        st.session_state[f"keep-{key}"] = st.session_state[f"keep-{key}"] + [box]
+
+
+def edit_boxes(key: str, detected: list, size: tuple) -> list:
+    """The boxes to predict on: the detected ones the user keeps (a wrong box is removed from the
+    list) and squares the user adds for faces the detector missed, in the order the list shows."""
+    width, height = size
+    # Another photo uploaded under the same name and place inherits this state: keep what fits it.
+    added = st.session_state[f"added-{key}"] = [b for b in st.session_state.get(f"added-{key}", [])
+                                                if b.x + b.w <= width and b.y + b.h <= height]
+    st.session_state[f"keep-{key}"] = [b for b in st.session_state.get(f"keep-{key}", detected)
+                                       if b in detected + added]
+    kept = st.multiselect("Faces to predict (remove a wrong box here)", detected + added, key=f"keep-{key}",
+                          format_func=box_label)
+    with st.expander("Add a face the detector missed"):
+        square = square_inputs(key, size)
+        st.button("Add this square", key=f"add-{key}", on_click=_add_box, args=(key, square))
+    return kept
 
 
 def show_faces(key: str, faces, checkpoint: tuple, training: np.ndarray, method: str) -> None:
@@ -103,9 +140,11 @@ def show_faces(key: str, faces, checkpoint: tuple, training: np.ndarray, method:
         with chart:
             ui.plotly(charts.probability_figure(face.probs, class_names=face.class_names, top=face.top_class),
                       key=f"probs-{key}-{number}")
-            st.caption("Class probabilities of the classifier, before the attention weight scales its "
-                       "logits; alpha, below, is the model's certainty about this face.")
-            st.metric("attention weight alpha (certainty)", f"{face.alpha:.3f}")
+            if method != "baseline":
+                st.caption("Class probabilities of the classifier, before the attention weight scales its "
+                           "logits; alpha, below, is the model's certainty about this face.")
+            if method != "baseline":
+                st.metric("attention weight alpha (certainty)", f"{face.alpha:.3f}")
             if method != "baseline" and face.alpha < UNSURE_ALPHA:
                 st.warning(f"alpha is near 0 (below {UNSURE_ALPHA}): the model is very unsure about this "
                            "face, so the class above is a weak guess. Uncertain faces are what SCN "
@@ -114,7 +153,7 @@ def show_faces(key: str, faces, checkpoint: tuple, training: np.ndarray, method:
 
 
 ui.page("Predict")
-reader = ui.pick_run()
+reader = ui.pick_run(default_state="finished")
 if reader is None:
     st.stop()
 available = reader.checkpoints()
@@ -160,5 +199,7 @@ for key, name, data in inputs:
             st.image(preview, width=PREVIEW_SIDE // 2)
             continue
         preview, size, faces = analyse(*checkpoint, data, name, region)
+    elif (boxes := edit_boxes(key, [f.box for f in faces], size)) != [f.box for f in faces]:
+        preview, size, faces = analyse(*checkpoint, data, name, ("boxes", *map(astuple, boxes)))
     st.image(preview, caption=f"{len(faces)} face(s), numbered as listed below")
     show_faces(key, faces, checkpoint, training, method)

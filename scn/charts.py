@@ -1,17 +1,81 @@
 """Plotly figures of a run: plain functions from frames/arrays to figures, no streamlit, so the app,
-notebooks and benchmark reports draw the same charts."""
+notebooks and benchmark reports draw the same charts.
+
+A run has one colour everywhere (`run_colors`); the series of one run are told apart by line
+style. Empty charts get fixed axes and a message instead of plotly's default -1..4 range."""
+import zlib
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 HIGH_LOW_COLORS = {"high": "#1f77b4", "low": "#d62728"}
 CLEAN_NOISY_COLORS = {"clean": "#2ca02c", "noisy": "#d62728"}
+# CARTO's "Safe" qualitative palette: 11 colours told apart with the common colour-vision deficiencies.
+RUN_PALETTE = tuple(qualitative.Safe)
+TRAIN_ACCURACY = "train accuracy (on current labels)"
+# One run's series on one chart: (legend name, line dash, marker symbol).
+ACCURACY_SERIES = (("train_accuracy", TRAIN_ACCURACY, "dot", "circle-open"),
+                   ("train_accuracy_original", "train accuracy (on original labels)", "dashdot", "diamond-open"),
+                   ("train_accuracy_truth", "train accuracy (on true labels)", "longdash", "triangle-up-open"),
+                   ("val_accuracy", "validation", "dash", "square"),
+                   ("test_accuracy", "test", "solid", "circle"))
+LOSS_SERIES = (("loss_wce", "L_WCE", "solid"), ("loss_rr", "L_RR", "dash"))
+
+
+def run_colors(names) -> dict:
+    """Run name -> colour from RUN_PALETTE, the same on every page when every page passes the same
+    names (all runs in the store).
+
+    Each run takes the colour its name hashes to, or the next one no earlier run has taken; runs
+    are taken in name order, which is start order for the app's time-stamped names, so a new run
+    never changes an older run's colour. Beyond len(RUN_PALETTE) runs colours repeat.
+    """
+    colors, taken = {}, set()
+    for name in sorted(set(names)):
+        if len(taken) == len(RUN_PALETTE):
+            taken.clear()
+        start = zlib.crc32(str(name).encode())
+        color = next(c for k in range(len(RUN_PALETTE))
+                     if (c := RUN_PALETTE[(start + k) % len(RUN_PALETTE)]) not in taken)
+        colors[name] = color
+        taken.add(color)
+    return colors
 
 
 def _layout(figure: go.Figure, *, title: str, x: str, y: str, height: int = 320) -> go.Figure:
     figure.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height,
                          margin=dict(l=50, r=20, t=50, b=45), legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
+def _epoch_axes(figure: go.Figure, *, total_epochs: int | None, percent: bool = False,
+                steps: bool = False, message: str = "No epoch finished yet") -> go.Figure:
+    """Accuracy from 0 to 100%; and for a chart with nothing to draw yet, epochs 1..total_epochs
+    (0..total on a per-step axis) and `message`, rather than an autoscaled empty range."""
+    if percent:
+        figure.update_yaxes(range=[0, 1.0], tickformat=".0%")
+    if not figure.data:
+        last = max(int(total_epochs or 1), 2)
+        figure.update_xaxes(range=[0 if steps else 1, last], dtick=max(1, last // 10))
+        if not percent:
+            figure.update_yaxes(range=[0, 1], showticklabels=False)
+        figure.add_annotation(text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                              font=dict(size=14, color="#7f7f7f"))
+    return figure
+
+
+def _relabel_marker(figure: go.Figure, relabel_epoch: int | None, *, color: str = "#7f7f7f",
+                    label: str | None = None) -> go.Figure:
+    """A vertical line where relabeling starts: the start of epoch `relabel_epoch`, which is
+    x = relabel_epoch - 1 on both the per-step axis (epoch 1 spans 0..1) and the per-epoch one
+    (the point at x = e is the end of epoch e)."""
+    if relabel_epoch is not None:
+        figure.add_vline(x=relabel_epoch - 1, line_dash="dot", line_color=color,
+                         annotation_text=label or f"relabeling from epoch {relabel_epoch}",
+                         annotation_position="top right", annotation_font_color=color)
     return figure
 
 
@@ -21,32 +85,39 @@ def _epoch_position(steps: pd.DataFrame) -> pd.Series:
     return steps["epoch"] - 1 + (steps["step"] + 1) / per_epoch
 
 
-def loss_figure(steps: pd.DataFrame, epochs: pd.DataFrame) -> go.Figure:
-    """Weighted cross-entropy and rank-regularisation loss: per logged step and per epoch mean."""
+def loss_figure(steps: pd.DataFrame, epochs: pd.DataFrame, *, color: str = RUN_PALETTE[0],
+                rank_reg: bool = True, total_epochs: int | None = None,
+                relabel_epoch: int | None = None) -> go.Figure:
+    """Weighted cross-entropy and, where the run has rank regularisation (`rank_reg`; a baseline
+    has none), the rank-regularisation loss: per logged step and per epoch mean, in the run's
+    `color`, with the start of relabeling marked."""
     figure = go.Figure()
     x = _epoch_position(steps) if len(steps) else []
-    for column, name, color in (("loss_wce", "L_WCE", "#1f77b4"), ("loss_rr", "L_RR", "#ff7f0e")):
+    for column, name, dash in LOSS_SERIES[: 2 if rank_reg else 1]:
         if len(steps):
             figure.add_scatter(x=x, y=steps[column], name=f"{name} (step)", mode="lines",
-                               line=dict(color=color, width=1), opacity=0.45)
+                               line=dict(color=color, width=1, dash=dash), opacity=0.45)
         if len(epochs):
             figure.add_scatter(x=epochs["epoch"], y=epochs[f"train_{column}"], name=f"{name} (epoch)",
-                               mode="lines+markers", line=dict(color=color, width=2.5))
+                               mode="lines+markers", line=dict(color=color, width=2.5, dash=dash))
+    _epoch_axes(figure, total_epochs=total_epochs, steps=True, message="No training step logged yet")
+    _relabel_marker(figure, relabel_epoch)
     return _layout(figure, title="Training loss", x="epoch", y="loss")
 
 
-def accuracy_figure(epochs: pd.DataFrame) -> go.Figure:
-    """Accuracy per epoch. Train accuracy is drawn against three label sets where known: the labels
-    each sample was trained with (relabels included), the dataset's original labels, and the ground
-    truth; on noisy labels the first flatters a model that relabels toward its own predictions."""
+def accuracy_figure(epochs: pd.DataFrame, *, color: str = RUN_PALETTE[0], total_epochs: int | None = None,
+                    relabel_epoch: int | None = None) -> go.Figure:
+    """Accuracy per epoch in the run's `color`, the series told apart by line style, on a 0-100%
+    axis. Train accuracy is drawn against three label sets where known: the labels each sample was
+    trained with (relabels included), the dataset's original labels, and the ground truth; on noisy
+    labels the first flatters a model that relabels toward its own predictions."""
     figure = go.Figure()
-    for column, name in (("train_accuracy", "train accuracy (on current labels)"),
-                         ("train_accuracy_original", "train accuracy (on original labels)"),
-                         ("train_accuracy_truth", "train accuracy (on true labels)"),
-                         ("val_accuracy", "validation"), ("test_accuracy", "test")):
+    for column, name, dash, symbol in ACCURACY_SERIES:
         if len(epochs) and column in epochs and epochs[column].notna().any():
-            figure.add_scatter(x=epochs["epoch"], y=epochs[column], name=name, mode="lines+markers")
-    figure.update_yaxes(tickformat=".0%")
+            figure.add_scatter(x=epochs["epoch"], y=epochs[column], name=name, mode="lines+markers",
+                               line=dict(color=color, dash=dash), marker=dict(symbol=symbol, size=7))
+    _epoch_axes(figure, total_epochs=total_epochs, percent=True)
+    _relabel_marker(figure, relabel_epoch)
     return _layout(figure, title="Accuracy", x="epoch", y="accuracy")
 
 
@@ -77,11 +148,14 @@ def sample_history_figure(history: pd.DataFrame, events: pd.DataFrame, *, class_
     return _layout(figure, title="Across epochs", x="", y="alpha / probability", height=480)
 
 
-def step_series_figure(steps: pd.DataFrame, *, column: str, title: str, y: str) -> go.Figure:
+def step_series_figure(steps: pd.DataFrame, *, column: str, title: str, y: str,
+                       color: str = RUN_PALETTE[0], total_epochs: int | None = None) -> go.Figure:
     """One per-step quantity (learning rate, images/s) against fractional epochs."""
     figure = go.Figure()
     if len(steps):
-        figure.add_scatter(x=_epoch_position(steps), y=steps[column], mode="lines", name=y)
+        figure.add_scatter(x=_epoch_position(steps), y=steps[column], mode="lines", name=y,
+                           line=dict(color=color))
+    _epoch_axes(figure, total_epochs=total_epochs, steps=True, message="No training step logged yet")
     return _layout(figure, title=title, x="epoch", y=y, height=260)
 
 
@@ -126,12 +200,14 @@ def alpha_heatmap(epochs, counts: np.ndarray, edges: np.ndarray) -> go.Figure:
                    height=360)
 
 
-def gap_figure(epochs, gap, *, margin_1: float | None) -> go.Figure:
-    """mean(alpha high) - mean(alpha low) per epoch against the rank-regularisation margin."""
+def gap_figure(epochs, gap, *, margin_1: float | None, relabel_epoch: int | None = None) -> go.Figure:
+    """mean(alpha high) - mean(alpha low) per epoch against the rank-regularisation margin, with
+    the start of relabeling marked."""
     figure = go.Figure()
     figure.add_scatter(x=list(epochs), y=list(gap), mode="lines+markers", name="high - low mean")
     if margin_1 is not None:
         figure.add_hline(y=margin_1, line_dash="dash", annotation_text=f"margin_1 = {margin_1}")
+    _relabel_marker(figure, relabel_epoch)
     return _layout(figure, title="Gap between high and low group", x="epoch", y="alpha gap",
                    height=280)
 
@@ -226,12 +302,18 @@ def probability_figure(probs, *, class_names, top: str) -> go.Figure:
     return figure
 
 
-def compare_figure(curves: dict, *, column: str, title: str, percent: bool = False) -> go.Figure:
-    """One epoch-metric column of several runs overlaid; `curves` maps run name -> epoch_metrics."""
+def compare_figure(curves: dict, *, column: str, title: str, y: str, colors: dict,
+                   percent: bool = False, relabel_epochs: dict | None = None,
+                   total_epochs: int | None = None) -> go.Figure:
+    """One epoch-metric column of several runs overlaid, each in its colour (`colors`, from
+    run_colors); `curves` maps run name -> epoch_metrics, `relabel_epochs` run name -> the epoch
+    its relabeling starts (marked in the run's colour; absent or None: it never relabels)."""
     figure = go.Figure()
     for name, epochs in curves.items():
         if len(epochs) and epochs[column].notna().any():
-            figure.add_scatter(x=epochs["epoch"], y=epochs[column], name=name, mode="lines+markers")
-    if percent:
-        figure.update_yaxes(tickformat=".0%")
-    return _layout(figure, title=title, x="epoch", y=title.split()[-1])
+            figure.add_scatter(x=epochs["epoch"], y=epochs[column], name=name, mode="lines+markers",
+                               line=dict(color=colors[name]))
+    _epoch_axes(figure, total_epochs=total_epochs, percent=percent)
+    for name, epoch in (relabel_epochs or {}).items():
+        _relabel_marker(figure, epoch, color=colors[name], label=f"{name}: relabeling from {epoch}")
+    return _layout(figure, title=title, x="epoch", y=y)

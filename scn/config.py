@@ -172,6 +172,15 @@ class TrainConfig:
         return self.method == "scn"
 
     @property
+    def uses_rank_reg(self) -> bool:
+        return self.uses_alpha and self.rank_reg
+
+    @property
+    def relabel_start(self) -> int | None:
+        """The first epoch that relabels, or None for a run that never does (baseline, no-relabel)."""
+        return self.relabel_epoch if self.uses_alpha and self.relabel else None
+
+    @property
     def method_label(self) -> str:
         """A name for tables and legends: 'SCN', 'Baseline', 'SCN w/o relabel', ..."""
         if self.method == "baseline":
@@ -318,3 +327,34 @@ def make_config(*, preset: str | None = "official", **overrides) -> TrainConfig:
     if values.get("pretrained") == NO_START:
         values["pretrained"] = None
     return replace(TrainConfig(preset=preset), **values)
+
+
+def config_diff(configs: dict) -> "pd.DataFrame":
+    """The options on which runs differ, as a table: one row per option (sorted by name), one column
+    per run, from `configs` (run name -> its config.json as a dict). Options equal in every run are
+    left out, and so is method_label (it follows from the method switches). An option a run's
+    config does not record (an older run) reads "(not recorded)".
+
+    Raises ValueError for fewer than two runs: a difference needs two sides.
+    """
+    import pandas as pd
+
+    if len(configs) < 2:
+        raise ValueError(f"a config difference needs at least two runs, not {len(configs)}")
+    missing = "(not recorded)"
+    names = sorted(set().union(*configs.values()) - {"method_label"})
+    rows = []
+    for option in names:
+        values = [_readable(config[option]) if option in config else missing for config in configs.values()]
+        if len(set(values)) > 1:
+            rows.append([option, *values])
+    return pd.DataFrame(rows, columns=["option", *configs])
+
+
+def _readable(value) -> str:
+    """A config value as a table cell: lists comma-separated, None as "default"."""
+    if value is None:
+        return "default"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)

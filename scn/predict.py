@@ -87,21 +87,22 @@ def class_index_of(cam_class, class_names) -> int:
 
 
 def predict_image(model, meta: dict, image: Image.Image, *, cam_class=None, whole_image: bool = False,
-                  box=None, detect_options=None) -> list:
+                  boxes=None, detect_options=None) -> list:
     """FacePredictions for the faces in `image` (RGB), numbered left to right; [] if none found.
 
     `cam_class` (name or index) picks the class Grad-CAM explains for every face; by default
-    each face's top class. `whole_image=True` treats the whole image as one face, and `box`
-    (a Box or (x, y, w, h)) uses that region as it is; otherwise faces are detected with
-    `scn.faces.detect_faces(**detect_options)`.
+    each face's top class. `whole_image=True` treats the whole image as one face, and `boxes`
+    (Boxes or (x, y, w, h) tuples: detected boxes a user edited, or drawn by hand) are used as
+    they are, in their order, [] giving no face; otherwise faces are detected with
+    `scn.faces.detect_faces(**detect_options)`. A box outside the image raises ValueError.
     """
     config = meta["model_config"]
     class_names = tuple(config["class_names"])
     cam_index = None if cam_class is None else class_index_of(cam_class, class_names)
     if whole_image:
         boxes = [Box(0, 0, image.width, image.height, "whole image")]
-    elif box is not None:
-        boxes = [box if isinstance(box, Box) else Box(*map(int, box), "manual")]
+    elif boxes is not None:
+        boxes = [b if isinstance(b, Box) else Box(*map(int, b), "manual") for b in boxes]
     else:
         boxes = detect_faces(image, **(detect_options or {}))
     if not boxes:

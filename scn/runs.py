@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scn import lock
 from scn.config import option_argv
-from scn.store import CONFIG_NAME, LOG_NAME
+from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunNotFoundError
 
 SPAWN_LOCK_NAME = "spawn.lock"
 # In the runs folder: held while a demo pair is checked and started, and the pids it started.
@@ -147,6 +147,25 @@ def stop_requested(run_dir) -> bool:
         return pid is not None and (Path(run_dir) / STOP_REQUEST_NAME).read_text().strip() == str(pid)
     except OSError:
         return False
+
+
+def delete_run(run_dir) -> None:
+    """Remove the run folder `run_dir` and everything in it (records, checkpoints, log).
+
+    Refused with RunLockedError while a trainer trains it or is being started for it (checked
+    under the spawn lock, so a Resume clicked at the same moment cannot slip in between), and with
+    RunNotFoundError for a folder that is not a run (no run.db or config.json), so a wrong path
+    never deletes something else.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or not ((run_dir / DB_NAME).exists() or (run_dir / CONFIG_NAME).exists()):
+        raise RunNotFoundError(f"{run_dir} is not a run folder (no {DB_NAME} or {CONFIG_NAME}); nothing deleted")
+    with _file_lock(run_dir / SPAWN_LOCK_NAME):
+        if lock.is_held(run_dir) or run_dir.name in demo_runs_alive(root=run_dir.parent):
+            pid = trainer_pid(run_dir)
+            raise lock.RunLockedError(f"{run_dir.name} is training{f' (trainer pid {pid})' if pid else ''}: "
+                                      "stop it, and let it finish its step, before deleting it")
+        shutil.rmtree(run_dir)
 
 
 class DemoRunningError(RuntimeError):

@@ -89,6 +89,32 @@ PROBABILITY_DTYPE = np.float16
 WARNING_COLUMNS = ("epoch", "kind", "message", "figures")
 ATTENTION_COLUMNS = ["idx", "alpha", "is_high", "label", "original_label", "pred", "p_given", "p_max"]
 RELABEL_COLUMNS = ("epoch", "step", "idx", "old", "new", "p_max", "p_given", "alpha", "grp")
+# A person's notes and tags on a run: the app's write, in a table of its own. Created on the first
+# write, so run stores from before it read as "no notes, no tags".
+ANNOTATIONS_SCHEMA = """CREATE TABLE IF NOT EXISTS annotations (
+    id INTEGER PRIMARY KEY CHECK (id = 1), note TEXT NOT NULL, tags TEXT NOT NULL, time REAL NOT NULL)"""
+MAX_TAG_LENGTH = 40
+MAX_NOTE_LENGTH = 20_000
+
+
+def clean_tags(tags) -> list:
+    """`tags` (a list, or one comma-separated string as typed) stripped, empty ones dropped and
+    duplicates removed, in their order. Raises ValueError naming a tag that is too long or holds a
+    comma or a line break."""
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    cleaned = []
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ValueError(f"a tag must be text, not {type(tag).__name__} ({tag!r})")
+        tag = tag.strip()
+        if len(tag) > MAX_TAG_LENGTH:
+            raise ValueError(f"tag {tag[:20]!r}... is {len(tag)} characters long; at most {MAX_TAG_LENGTH}")
+        if any(c in tag for c in ",\n\r"):
+            raise ValueError(f"tag {tag!r} holds a comma or a line break; tags are single words or phrases")
+        if tag and tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned
 
 
 def table_columns(conn: sqlite3.Connection, table: str) -> list:
@@ -543,6 +569,34 @@ class RunReader:
         finally:
             conn.close()
 
+    def annotations(self) -> dict:
+        """{"note": text, "tags": [tag, ...]} a person wrote about the run (empty when none)."""
+        rows = self._query("SELECT note, tags FROM annotations WHERE id = 1")
+        return {"note": rows[0][0], "tags": json.loads(rows[0][1])} if rows else {"note": "", "tags": []}
+
+    def annotate(self, *, note: str | None = None, tags=None) -> dict:
+        """Set the run's note and/or tags (see clean_tags); None leaves that one as it is. Returns
+        the annotations as stored. Raises ValueError for a note over MAX_NOTE_LENGTH characters or
+        a bad tag, before anything is written."""
+        current = self.annotations()
+        if note is not None:
+            if not isinstance(note, str):
+                raise ValueError(f"a note must be text, not {type(note).__name__}")
+            if len(note) > MAX_NOTE_LENGTH:
+                raise ValueError(f"the note is {len(note):,} characters long; at most {MAX_NOTE_LENGTH:,}")
+            current["note"] = note.strip()
+        if tags is not None:
+            current["tags"] = clean_tags(tags)
+        conn = connect(self.run_dir)
+        try:
+            conn.execute(ANNOTATIONS_SCHEMA)
+            conn.execute("INSERT OR REPLACE INTO annotations VALUES (1, ?, ?, ?)",
+                         (current["note"], json.dumps(current["tags"]), time.time()))
+            conn.commit()
+        finally:
+            conn.close()
+        return current
+
     def checkpoint_path(self, which: str = "best") -> Path:
         return checkpoint_path(self.run_dir, which)
 
@@ -559,7 +613,7 @@ class RunReader:
         try:
             if status["state"] == "damaged":
                 raise RunDamagedError(status["message"])
-            config, epochs = self.config(), self.epoch_metrics()
+            config, epochs, notes = self.config(), self.epoch_metrics(), self.annotations()
         except RunDamagedError as exc:
             return self._damaged_summary(status, reason=str(exc))
         best = epochs["test_accuracy"].max() if len(epochs) else None
@@ -575,6 +629,8 @@ class RunReader:
             "best_test_accuracy": None if best is None or pd.isna(best) else float(best),
             "last_test_accuracy": float(epochs["test_accuracy"].iloc[-1]) if len(epochs) else None,
             "started": status["started"],
+            "tags": notes["tags"],
+            "note": notes["note"],
         }
 
     def _damaged_summary(self, status: dict, *, reason: str) -> dict:
@@ -591,6 +647,7 @@ class RunReader:
             "epoch": 0, "total_epochs": config.get("epochs"), "best_test_accuracy": None,
             "last_test_accuracy": None,
             "started": status["started"] or (self.run_dir / DB_NAME).stat().st_mtime,
+            "tags": [], "note": "",
         }
 
 
@@ -599,7 +656,7 @@ def list_runs(root=None) -> pd.DataFrame:
     database is damaged is listed with status "damaged" and the reason in `problem`, not left out."""
     root = Path(root) if root is not None else runs_root()
     columns = ["name", "path", "status", "problem", "dataset", "method", "epoch", "total_epochs",
-               "best_test_accuracy", "last_test_accuracy", "started"]
+               "best_test_accuracy", "last_test_accuracy", "started", "tags", "note"]
     if not root.is_dir():
         return pd.DataFrame(columns=columns)
     rows = []

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from scn import analysis, lock, runs
+from scn import analysis, charts, lock, runs
 from scn.config import make_config
 from scn.store import RunReader, RunWriter
 from scn.train import train
@@ -63,6 +63,8 @@ def texts(elements_list) -> str:
 def test_fresh_start_shows_a_plain_message(empty_root, page):
     at = render(page)
     assert "No runs yet" in texts(at.info)
+    if page == "app.py":
+        assert len(at.info) == 1, texts(at.info)
     assert elements(at)["plotly_chart"] == 0
 
 
@@ -76,7 +78,7 @@ def test_home_lists_runs_with_status_and_progress(finished_runs):
     assert columns.index("last test acc.") < columns.index("method") < columns.index("dataset")
     assert not table.isin(["None"]).any().any()
     assert "finished" in texts(at.markdown)
-    assert [b.label for b in at.button] == ["Start the demo", "Start"]
+    assert [b.label for b in at.button] == ["Save notes and tags", "Delete this run…", "Start the demo", "Start"]
 
 
 def test_demo_is_not_started_twice(empty_root, trained_runs):
@@ -384,6 +386,15 @@ def test_compare_page_overlays_runs(finished_runs):
     assert table["epoch (best val)"].tolist() == best
     assert list(table.columns)[:3] == ["run", "last test acc.", "best test acc."]
     assert list(table.columns)[-1] == "dataset" and not table.isin(["None"]).any().any()
+    differ = at.dataframe[1].value.set_index("option")
+    assert list(differ.columns) == ["20260101-120000-scn", "20260101-110000-baseline"]
+    assert differ.loc["method"].tolist() == ["scn", "baseline"] and "epochs" not in differ.index
+    colors = charts.run_colors(p.name for p in finished_runs["root"].iterdir())
+    accuracy = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {t["name"]: t["line"]["color"] for t in accuracy["data"]} == colors
+    assert [s["x0"] for s in accuracy["layout"]["shapes"]] == [1]  # SCN relabels from epoch 2
+    at.multiselect(key="compare_runs").set_value(["20260101-120000-scn"]).run()
+    assert "Choose two or more runs" in texts(at.info)
 
 
 def test_interrupted_and_failed_runs_explain_themselves(empty_root):
@@ -409,7 +420,7 @@ def test_a_run_folder_deleted_while_open(finished_runs):
     shutil.rmtree(finished_runs["scn_dir"])
     at.run()
     assert not at.exception
-    assert "trains without attention weights" in texts(at.info)  # the picker moved on
+    assert "does not exist for baseline runs" in texts(at.info)  # the picker moved on
 
 
 def test_run_guard_turns_a_vanished_folder_into_a_message(finished_runs):
@@ -505,3 +516,68 @@ def test_ground_truth_written_before_noise_models_still_scores_ambiguity(finishe
     at = render("pages/2_Attention.py")
     assert "label noise of an unrecorded model" in texts(at.caption)
     assert "ambiguous face" in sum(_figure_traces(at), [])
+
+
+def test_the_home_page_has_a_title_and_the_pages_keep_their_addresses(empty_root):
+    def script():
+        import streamlit as st
+
+        import studio_ui as ui
+        for page in ui.app_pages():
+            st.text(f"{page.title}|{page.url_path}")
+
+    at = AppTest.from_function(script, default_timeout=30).run()
+    rows = [t.value.split("|") for t in at.text]
+    assert rows[0][0] == "Home"
+    assert [tuple(row) for row in rows[1:]] == [
+        ("Training", "Training"), ("Attention", "Attention"), ("Relabels", "Relabels"),
+        ("Confusion", "Confusion"), ("Compare", "Compare"), ("Predict", "Predict"), ("Sample", "Sample")]
+
+
+def test_notes_and_tags_are_saved_shown_and_filter_the_runs(finished_runs):
+    at = render()
+    name = "20260101-120000-scn"
+    at.text_area(key=f"note-{name}").input("relabels too early?\nsecond line")
+    at.text_input(key=f"tags-{name}").input("noise30, keep")
+    at.button(key=f"FormSubmitter:annotations-{name}-Save notes and tags").click().run()
+    assert f"Saved the notes and tags of {name}" in texts(at.success)
+    assert RunReader(finished_runs["scn_dir"]).annotations() == {
+        "note": "relabels too early?\nsecond line", "tags": ["noise30", "keep"]}
+    table = at.dataframe[0].value.set_index("run")
+    assert list(table.loc[name, "tags"]) == ["noise30", "keep"] and table.loc[name, "note"] == "relabels too early?"
+    at.multiselect(key="tag_filter").select("keep").run()
+    assert at.dataframe[0].value["run"].tolist() == [name]
+    at.text_input(key=f"tags-{name}").input("x" * 50)
+    at.button(key=f"FormSubmitter:annotations-{name}-Save notes and tags").click().run()
+    assert "Not saved: tag" in texts(at.error) and "at most 40" in texts(at.error)
+    assert RunReader(finished_runs["scn_dir"]).annotations()["tags"] == ["noise30", "keep"]
+
+
+def test_a_run_is_deleted_after_confirmation_and_not_while_it_trains(finished_runs):
+    scn = finished_runs["scn_dir"]
+    with lock_held(scn):
+        at = render()
+        assert at.button(key="delete_run").disabled
+    at = render()
+    at.button(key="delete_run").click().run()
+    assert "cannot be undone" in texts(at.markdown) and scn.exists()
+    at.button(key="delete_cancelled").click().run()
+    assert scn.exists()
+    at.button(key="delete_run").click().run()
+    at.button(key="delete_confirmed").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not scn.exists() and finished_runs["baseline_dir"].exists()
+    assert f"Deleted {scn.name}" in texts(at.success)
+    assert at.dataframe[0].value["run"].tolist() == ["20260101-110000-baseline"]
+
+
+def test_training_charts_draw_the_run_in_its_colour_and_mark_relabeling(finished_runs):
+    colors = charts.run_colors(p.name for p in finished_runs["root"].iterdir())
+    for run, relabel_lines, losses in (("scn_dir", [1], {"L_WCE", "L_RR"}), ("baseline_dir", [], {"L_WCE"})):
+        name = finished_runs[run].name
+        at = render("pages/1_Training.py", session={"run_picker_choice": name})
+        loss, _, accuracy, _ = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+        assert {t["name"].split(" (")[0] for t in loss["data"]} == losses
+        assert {t["line"]["color"] for t in loss["data"] + accuracy["data"]} == {colors[name]}
+        assert accuracy["data"][0]["name"] == "train accuracy (on current labels)"
+        assert [s["x0"] for s in accuracy["layout"].get("shapes", [])] == relabel_lines

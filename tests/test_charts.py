@@ -23,6 +23,7 @@ def test_training_figures_plot_steps_and_epochs(finished_runs):
     # A store without ground truth (or from before these were recorded) draws what it has.
     plain = epochs.assign(train_accuracy_truth=np.nan)
     assert "train accuracy (on true labels)" not in [t.name for t in charts.accuracy_figure(plain).data]
+    assert tuple(accuracy.layout.yaxis.range) == (0, 1.0) and accuracy.layout.yaxis.tickformat == ".0%"
 
 
 def test_sample_history_figure_marks_relabels(finished_runs):
@@ -39,11 +40,64 @@ def test_sample_history_figure_marks_relabels(finished_runs):
     assert f"{names[int(event['old'])]} → {names[int(event['new'])]}" in [a.text for a in figure.layout.annotations]
 
 
-def test_empty_frames_give_empty_figures():
+def test_one_run_is_one_colour_told_apart_by_line_style(finished_runs):
+    reader = RunReader(finished_runs["scn_dir"])
+    steps, epochs = reader.step_metrics(), reader.epoch_metrics()
+    for figure in (charts.loss_figure(steps, epochs, color="#112233"),
+                   charts.accuracy_figure(epochs, color="#112233")):
+        assert {t.line.color for t in figure.data} == {"#112233"}
+        assert len({(t.name, t.line.dash) for t in figure.data}) == len(figure.data)
+    assert [t.line.dash for t in charts.accuracy_figure(epochs).data] == ["dot", "dashdot", "longdash", "dash",
+                                                                          "solid"]
+
+
+def test_baseline_loss_has_no_rank_regularisation_line(finished_runs):
+    reader = RunReader(finished_runs["baseline_dir"])
+    figure = charts.loss_figure(reader.step_metrics(), reader.epoch_metrics(),
+                                rank_reg=reader.train_config().uses_rank_reg)
+    assert [t.name for t in figure.data] == ["L_WCE (step)", "L_WCE (epoch)"]
+
+
+def test_relabel_start_is_marked_at_the_start_of_its_epoch(finished_runs):
+    scn, baseline = (RunReader(finished_runs[k]) for k in ("scn_dir", "baseline_dir"))
+    assert scn.train_config().relabel_start == 2 and baseline.train_config().relabel_start is None
+    epochs = scn.epoch_metrics()
+    for figure in (charts.accuracy_figure(epochs, relabel_epoch=2),
+                   charts.loss_figure(scn.step_metrics(), epochs, relabel_epoch=2),
+                   charts.gap_figure([1, 2, 3], [0.1, 0.2, 0.1], margin_1=0.15, relabel_epoch=2)):
+        lines = [shape for shape in figure.layout.shapes if shape.x0 == shape.x1]
+        assert [line.x0 for line in lines] == [1]
+        assert "relabeling from epoch 2" in [a.text for a in figure.layout.annotations]
+    assert not charts.accuracy_figure(epochs, relabel_epoch=None).layout.shapes
+
+
+def test_empty_charts_have_sensible_axes_and_say_why():
     empty = pd.DataFrame(columns=["epoch", "step", "loss_wce", "loss_rr", "train_loss_wce",
-                                  "train_loss_rr", "train_accuracy", "val_accuracy", "test_accuracy"])
-    assert len(charts.loss_figure(empty, empty).data) == 0
-    assert len(charts.accuracy_figure(empty).data) == 0
+                                  "train_loss_rr", "train_accuracy", "val_accuracy", "test_accuracy", "lr"])
+    accuracy = charts.accuracy_figure(empty, total_epochs=12)
+    assert len(accuracy.data) == 0
+    assert tuple(accuracy.layout.yaxis.range) == (0, 1.0) and tuple(accuracy.layout.xaxis.range) == (1, 12)
+    assert [a.text for a in accuracy.layout.annotations] == ["No epoch finished yet"]
+    loss = charts.loss_figure(empty, empty, total_epochs=12)
+    assert len(loss.data) == 0 and tuple(loss.layout.xaxis.range) == (0, 12)
+    assert [a.text for a in loss.layout.annotations] == ["No training step logged yet"]
+    lr = charts.step_series_figure(empty, column="lr", title="Learning rate", y="lr")
+    assert tuple(lr.layout.xaxis.range) == (0, 2)
+    compare = charts.compare_figure({}, column="test_accuracy", title="t", y="accuracy", colors={},
+                                    percent=True, total_epochs=5)
+    assert tuple(compare.layout.yaxis.range) == (0, 1.0) and tuple(compare.layout.xaxis.range) == (1, 5)
+
+
+def test_run_colours_are_stable_distinct_and_colour_blind_safe():
+    names = [f"20260101-{i:06d}-scn" for i in range(11)]
+    colors = charts.run_colors(names)
+    assert set(colors.values()) == set(charts.RUN_PALETTE) and len(charts.RUN_PALETTE) == 11
+    assert charts.run_colors(list(reversed(names))) == colors
+    # a newer run never changes the colour of an older one
+    newer = charts.run_colors(names[:4] + ["20270101-000000-new"])
+    assert {n: newer[n] for n in names[:4]} == {n: colors[n] for n in names[:4]}
+    assert len(set(newer.values())) == 5
+    assert charts.run_colors(names + ["20270101-000000-twelfth"])["20270101-000000-twelfth"] in charts.RUN_PALETTE
 
 
 def test_attention_figures():
@@ -86,8 +140,12 @@ def test_confusion_figure_labels_and_delta_colours():
 def test_compare_figure_one_trace_per_run(finished_runs):
     curves = {d.name: RunReader(d).epoch_metrics()
               for d in (finished_runs["scn_dir"], finished_runs["baseline_dir"])}
-    figure = charts.compare_figure(curves, column="test_accuracy", title="t", percent=True)
+    colors = charts.run_colors(curves)
+    figure = charts.compare_figure(curves, column="test_accuracy", title="t", y="accuracy", colors=colors,
+                                   percent=True, relabel_epochs={finished_runs["scn_dir"].name: 2})
     assert [t.name for t in figure.data] == list(curves)
+    assert [t.line.color for t in figure.data] == [colors[name] for name in curves]
+    assert [(s.x0, s.line.color) for s in figure.layout.shapes] == [(1, colors[finished_runs["scn_dir"].name])]
 
 
 def test_probability_figure_highlights_the_top_class():

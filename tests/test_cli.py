@@ -73,3 +73,16 @@ def test_runs_prints_a_readable_table(finished_runs, capsys):
     best = RunReader(finished_runs["scn_dir"]).epoch_metrics()["test_accuracy"].max()
     assert scn_line.split()[:4] == ["20260101-120000-scn", "finished", "4/4", f"{best:.1%}"]
     assert "None" not in scn_line + baseline_line and "the built-in synthetic benchmark" in scn_line
+
+
+def test_runs_shows_tags_and_filters_by_them(finished_runs, capsys):
+    from scn.cli import main
+    from scn.store import RunReader
+
+    RunReader(finished_runs["scn_dir"]).annotate(tags=["noise30", "keep"])
+    RunReader(finished_runs["baseline_dir"]).annotate(tags=["noise30"])
+    assert main(["runs", "--root", str(finished_runs["root"]), "--tag", "noise30", "--tag", "keep"]) == 0
+    header, only = capsys.readouterr().out.splitlines()
+    assert "tags" in header.split() and only.startswith("20260101-120000-scn") and "noise30,keep" in only.split()
+    assert main(["runs", "--root", str(finished_runs["root"]), "--tag", "other"]) == 0
+    assert capsys.readouterr().out.strip() == f"no runs under {finished_runs['root']} tagged other"

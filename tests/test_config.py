@@ -102,3 +102,22 @@ def test_built_in_runs_start_from_the_face_backbone_and_data_runs_from_random():
 def test_standing_start_options_are_checked(bad):
     with pytest.raises(ValueError):
         make_config(**bad)
+
+
+def test_config_diff_lists_only_the_options_that_differ():
+    from scn.config import config_diff
+
+    scn = make_config(method="scn", epochs=10).to_dict()
+    baseline = make_config(method="baseline", epochs=10).to_dict()
+    older = {k: v for k, v in make_config(method="scn", epochs=4, relabel_scope="all").to_dict().items()
+             if k != "relabel_min_val_accuracy"}
+    table = config_diff({"a-scn": scn, "b-base": baseline, "c-old": older})
+    assert list(table.columns) == ["option", "a-scn", "b-base", "c-old"]
+    rows = table.set_index("option")
+    assert rows.index.tolist() == ["epochs", "method", "relabel_min_val_accuracy", "relabel_scope"]
+    assert rows.loc["method"].tolist() == ["scn", "baseline", "scn"]
+    assert rows.loc["epochs"].tolist() == ["10", "10", "4"]
+    assert rows.loc["relabel_min_val_accuracy", "c-old"] == "(not recorded)"
+    assert config_diff({"a": scn, "b": dict(scn)}).empty
+    with pytest.raises(ValueError, match="at least two runs, not 1"):
+        config_diff({"a": scn})

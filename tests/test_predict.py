@@ -56,9 +56,20 @@ def test_whole_image_and_manual_box(model_meta, grace_hopper):
     whole = predict_image(model, meta, grace_hopper, whole_image=True)
     assert [f.box.as_tuple() for f in whole] == [(0, 0, 512, 600)]
     assert whole[0].alpha == pytest.approx(direct_forward(model, meta, grace_hopper, whole[0].box)[0], abs=1e-5)
-    manual = predict_image(model, meta, grace_hopper, box=(100, 50, 300, 300))
+    manual = predict_image(model, meta, grace_hopper, boxes=[(100, 50, 300, 300)])
     assert manual[0].box == Box(100, 50, 300, 300, "manual")
     assert np.allclose(manual[0].probs, direct_forward(model, meta, grace_hopper, manual[0].box)[1], atol=1e-5)
+
+
+def test_edited_boxes_are_predicted_in_their_order(model_meta, grace_hopper):
+    model, meta = model_meta
+    detected = predict_image(model, meta, grace_hopper)[0].box
+    faces = predict_image(model, meta, grace_hopper, boxes=[(10, 10, 80, 80), detected])
+    assert [f.box for f in faces] == [Box(10, 10, 80, 80, "manual"), detected]
+    assert np.allclose(faces[1].probs, predict_image(model, meta, grace_hopper)[0].probs, atol=1e-5)
+    assert predict_image(model, meta, grace_hopper, boxes=[]) == []
+    with pytest.raises(ValueError, match="lies outside the 512x600 image"):
+        predict_image(model, meta, grace_hopper, boxes=[(600, 0, 50, 50)])
 
 
 def test_faces_of_the_built_in_benchmark(model_meta):
@@ -81,8 +92,8 @@ def test_no_face_gives_an_empty_list(model_meta):
 
 def test_cam_class_by_name_or_index(model_meta, grace_hopper):
     model, meta = model_meta
-    by_name = predict_image(model, meta, grace_hopper, box=(100, 50, 300, 300), cam_class="fear")[0]
-    by_index = predict_image(model, meta, grace_hopper, box=(100, 50, 300, 300), cam_class=1)[0]
+    by_name = predict_image(model, meta, grace_hopper, boxes=[(100, 50, 300, 300)], cam_class="fear")[0]
+    by_index = predict_image(model, meta, grace_hopper, boxes=[(100, 50, 300, 300)], cam_class=1)[0]
     assert by_name.cam_class == by_index.cam_class == "fear"
     assert np.allclose(by_name.cam, by_index.cam, atol=1e-5)
     with pytest.raises(ValueError, match="unknown class 'joy'"):

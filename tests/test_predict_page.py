@@ -156,3 +156,68 @@ def test_a_face_with_alpha_near_zero_is_called_unsure(run_dir, monkeypatch, grac
     assert any("before the attention weight scales its logits" in c.value for c in app.caption)
     chart = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert max(chart["data"][0]["x"]) > 1 / 7 + 1e-3
+
+
+def unfinished_run(root, name: str, *, started: float):
+    """A newer run that is not finished (stopped early, no checkpoint): often a tiny test run."""
+    from scn.store import RunWriter
+
+    writer = RunWriter(root / name)
+    writer.write_config({"method": "scn", "epochs": 2})
+    writer.set_status("stopped", started=started)
+    writer.close()
+
+
+def test_the_newest_finished_run_is_the_default(finished_runs, monkeypatch):
+    import time
+
+    unfinished_run(finished_runs["root"], "20270101-000000-tiny", started=time.time() + 60)
+    app = page(finished_runs["root"], monkeypatch)
+    assert app.selectbox[0].options[0] == "20270101-000000-tiny (stopped)"
+    assert app.selectbox[0].value == "20260101-120000-scn"
+    assert app.query_params["run"] == "20260101-120000-scn"
+    monkeypatch.setenv("SCN_RUNS_DIR", str(finished_runs["root"]))
+    linked = AppTest.from_file(APP, default_timeout=120)
+    linked.switch_page("pages/6_Predict.py")
+    linked.query_params["run"] = "20270101-000000-tiny"
+    linked.run()
+    assert linked.selectbox[0].value == "20270101-000000-tiny"
+
+
+def test_without_a_finished_run_the_newest_is_the_default(tmp_path, monkeypatch):
+    unfinished_run(tmp_path, "20260101-000000-older", started=1.0)
+    unfinished_run(tmp_path, "20260102-000000-newer", started=2.0)
+    app = page(tmp_path, monkeypatch)
+    assert app.selectbox[0].value == "20260102-000000-newer"
+
+
+def faces_shown(app) -> list:
+    return [m.value for m in app.markdown if m.value.startswith("**Face")]
+
+
+def test_a_wrong_box_is_removed_and_a_missed_face_added(run_dir, monkeypatch, grace_hopper_path):
+    app = page(run_dir.parent, monkeypatch)
+    app.file_uploader[0].set_value(("hopper.jpg", grace_hopper_path.read_bytes(), "image/jpeg")).run()
+    keep = app.multiselect(key="keep-0-hopper.jpg")
+    [detected] = keep.value
+    assert len(faces_shown(app)) == 1
+
+    keep.set_value([]).run()
+    assert not app.exception, app.exception
+    assert faces_shown(app) == [] and "0 face(s), numbered as listed below" in captions(app)
+
+    app.number_input(key="side-0-hopper.jpg").set_value(100).run()
+    app.number_input(key="x-0-hopper.jpg").set_value(20).run()
+    app.number_input(key="y-0-hopper.jpg").set_value(30).run()
+    app.button(key="add-0-hopper.jpg").click().run()
+    assert not app.exception, app.exception
+    shown = faces_shown(app)
+    assert len(shown) == 1 and "box x=20 y=30 100x100 px (manual)" in shown[0]
+
+    app.multiselect(key="keep-0-hopper.jpg").select(detected).run()
+    shown = faces_shown(app)
+    assert [s.split("box ")[1] for s in shown] == ["x=20 y=30 100x100 px (manual)",
+                                                   f"x={detected.x} y={detected.y} {detected.w}x{detected.h} px (frontal)"]
+    assert len(app.get("plotly_chart")) == 2
+    assert "2 face(s), numbered as listed below" in captions(app)
+    assert sum(c.startswith("Grad-CAM for ") for c in captions(app)) == 2

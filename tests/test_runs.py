@@ -245,3 +245,24 @@ def test_demo_starts_from_the_face_backbone_and_new_options_map_to_flags():
 
     args = build_parser().parse_args(["train", "--run-dir", "r", *argv[-6:]])
     assert (args.alpha_warmup_epochs, args.alpha_bias_init, args.relabel_min_val_accuracy) == (2, 3.0, 0.5)
+
+
+def test_delete_run_refuses_while_training_and_removes_the_folder_after(run_dir, tmp_path):
+    from scn.store import RunNotFoundError
+
+    fd = lock.acquire(run_dir)  # this process plays the live trainer
+    try:
+        with pytest.raises(lock.RunLockedError, match=rf"demo is training \(trainer pid {os.getpid()}\): stop it"):
+            runs.delete_run(run_dir)
+        assert (run_dir / "run.db").exists()
+    finally:
+        os.close(fd)
+    runs.delete_run(run_dir)
+    assert not run_dir.exists()
+    other = tmp_path / "not-a-run"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    for path in (other, tmp_path / "missing"):
+        with pytest.raises(RunNotFoundError, match="is not a run folder"):
+            runs.delete_run(path)
+    assert (other / "keep.txt").exists()

@@ -210,3 +210,30 @@ def test_collapse_warnings_round_trip_and_are_discarded_on_resume(tmp_path):
     writer.discard_from(epoch=3, step=0)
     assert RunReader(tmp_path).warnings()["epoch"].tolist() == [2]
     writer.close()
+
+
+def test_notes_and_tags_are_kept_in_the_run_and_listed(run_dir):
+    from scn.store import clean_tags
+
+    reader = RunReader(run_dir)  # written before the annotations table existed
+    assert reader.annotations() == {"note": "", "tags": []}
+    assert list_runs(run_dir.parent).loc[0, "tags"] == []
+    reader.annotate(note="  lr too high?\nrerun with 1e-4 ", tags="noise30, demo ,, noise30")
+    assert reader.annotations() == {"note": "lr too high?\nrerun with 1e-4", "tags": ["noise30", "demo"]}
+    reader.annotate(tags=["demo"])
+    assert reader.annotations() == {"note": "lr too high?\nrerun with 1e-4", "tags": ["demo"]}
+    row = list_runs(run_dir.parent).iloc[0]
+    assert row["tags"] == ["demo"] and row["note"].startswith("lr too high?")
+    assert clean_tags(" a ,b, a") == ["a", "b"]
+
+
+@pytest.mark.parametrize("tags, message", [(["a,b"], "holds a comma"), (["x" * 41], "at most 40"),
+                                          ([3], "must be text")])
+def test_bad_tags_and_notes_are_refused_before_anything_is_written(run_dir, tags, message):
+    reader = RunReader(run_dir)
+    reader.annotate(note="kept", tags=["kept"])
+    with pytest.raises(ValueError, match=message):
+        reader.annotate(note="lost", tags=tags)
+    with pytest.raises(ValueError, match="at most 20,000"):
+        reader.annotate(note="x" * 20_001)
+    assert reader.annotations() == {"note": "kept", "tags": ["kept"]}

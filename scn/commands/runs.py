@@ -1,4 +1,4 @@
-"""List the runs under a runs folder with their status and accuracy."""
+"""List the runs under a runs folder with their status, accuracy and tags."""
 from scn.store import list_runs, runs_root
 
 HELP = "list runs"
@@ -6,6 +6,8 @@ HELP = "list runs"
 
 def add_arguments(parser) -> None:
     parser.add_argument("--root", help="runs folder (default: $SCN_RUNS_DIR or ./runs)")
+    parser.add_argument("--tag", action="append", default=[], metavar="TAG",
+                        help="only the runs tagged TAG (tags are set in the app); repeat to require several")
 
 
 def percent(value) -> str:
@@ -22,6 +24,7 @@ def readable_table(runs):
         "best test": runs["best_test_accuracy"].map(percent),
         "last test": runs["last_test_accuracy"].map(percent),
         "method": runs["method"].fillna(""),
+        "tags": [",".join(tags) for tags in runs["tags"]],
         "dataset": [text if len(text) <= 60 else text[:57] + "..." for text in runs["dataset"].fillna("")],
     })
 
@@ -29,8 +32,10 @@ def readable_table(runs):
 def run(args) -> int:
     root = args.root or runs_root()
     runs = list_runs(root)
+    if args.tag:
+        runs = runs[[set(args.tag) <= set(tags) for tags in runs["tags"]]]
     if runs.empty:
-        print(f"no runs under {root}")
+        print(f"no runs under {root}" + (f" tagged {', '.join(args.tag)}" if args.tag else ""))
         return 0
     print(readable_table(runs).to_string(index=False))
     for name, problem in zip(runs["name"], runs["problem"]):

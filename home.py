@@ -1,0 +1,277 @@
+"""SCN Studio home: the runs, their state, and starting new ones (app.py makes it the default page)."""
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import torch
+
+import studio_ui as ui
+from scn import runs
+from scn.config import option_argv, option_specs
+from scn.data import check_dataset
+from scn.lock import RunLockedError
+from scn.store import RunNotFoundError, list_runs, runs_root
+
+# What the method choice turns on or off (config.json option names).
+METHODS = {
+    "SCN": {"method": "scn"},
+    "Baseline (ResNet-18, cross-entropy)": {"method": "baseline"},
+    "SCN without rank regularisation": {"method": "scn", "rank_reg": False},
+    "SCN without relabelling": {"method": "scn", "relabel": False},
+    "SCN without attention weighting": {"method": "scn", "attention": False},
+}
+BUILT_IN, FOLDER = "Built-in benchmark", "Dataset folder"
+# The form's help texts are the trainer's own (scn.config), so the two never disagree.
+HINTS = {name: spec.help for name, spec in option_specs().items()}
+
+
+def start(*, label: str, options: dict) -> None:
+    try:
+        option_argv(options)  # an out-of-range value is refused before a run folder exists
+    except ValueError as exc:
+        ui.flash(f"Not started: {exc}", kind="error")
+        return
+    run_dir = runs.new_run_dir(root=runs_root(), label=label)
+    try:
+        pid = runs.start_run(run_dir=run_dir, options=options)
+    except (RunLockedError, runs.TrainerExitedError) as exc:
+        ui.flash(f"{run_dir.name}: {exc}", kind="error")
+    else:
+        ui.flash(f"Started {run_dir.name} (pid {pid}); it trains in the background.")
+
+
+def start_demo() -> None:
+    code, message = runs.launch_demo(root=runs_root())
+    ui.flash(message, kind={0: "success", 3: "warning", None: "info"}.get(code, "error"))
+
+
+def start_from_form() -> None:
+    state = st.session_state
+    options = dict(METHODS[state.method])
+    if state.dataset == BUILT_IN:
+        options |= {"synth_train": state.synth_train, "synth_test": state.synth_test,
+                    "synth_noise": state.synth_noise}
+    else:
+        problem = check_dataset(state.data_path, format=state.data_format,
+                                       noise_file=state.noise_file.strip() or None)
+        if problem:
+            ui.flash(f"Not started: {problem}", kind="error")
+            return
+        options |= {"data": str(Path(state.data_path).expanduser().resolve()),
+                    "format": state.data_format, "noise_file": state.noise_file.strip() or None}
+    problem = pretrained_problem(state.pretrained)
+    if problem:
+        ui.flash(f"Not started: {problem}", kind="error")
+        return
+    options["pretrained"] = pretrained_option(state.pretrained)
+    for name in ("preset", "epochs", "batch_size", "image_size", "lr", "relabel_epoch", "beta",
+                 "margin_1", "margin_2", "relabel_scope", "seed", "threads", "device"):
+        options[name] = state[name]
+    options["processes"] = state.get("processes")
+    start(label=state.run_label.strip() or options["method"], options=options)
+
+
+def pretrained_option(text: str) -> str | None:
+    """The trainer's --pretrained value for the form's field: empty (the trainer's default: the
+    synth-face backbone on the built-in benchmark), a name or a resolved path."""
+    text = text.strip()
+    if text in ("", "imagenet", "synth-face", "none"):
+        return text or None
+    return str(Path(text).expanduser().resolve())
+
+
+def pretrained_problem(text: str) -> str | None:
+    """Caught here rather than by the trainer, so the form says so before a run folder exists.
+    A file that is not a weights file is refused by the trainer, with the reason in its log."""
+    path = pretrained_option(text)
+    if path in (None, "imagenet") or Path(path).is_file():
+        return None
+    return f"pretrained weights file not found: {path}"
+
+
+def runs_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers first and the long descriptions last, so accuracy is on screen on a laptop."""
+    return pd.DataFrame({
+        "run": table["name"],
+        "status": table["status"],
+        "epoch": [f"{e} of {t}" if t else str(e) for e, t in zip(table["epoch"], table["total_epochs"])],
+        "best test acc.": table["best_test_accuracy"].astype(float),
+        "last test acc.": table["last_test_accuracy"].astype(float),
+        "method": table["method"].fillna(""),
+        "tags": table["tags"],
+        "note": [note.splitlines()[0] if note else "" for note in table["note"]],
+        "started": [ui.started_label(s) for s in table["started"]],
+        "dataset": table["dataset"].fillna(""),
+        "problem": table["problem"].fillna(""),
+    })
+
+
+ui.page("SCN Studio")
+st.caption("Self-Cure Network (Wang et al., CVPR 2020) for facial expression recognition: train in "
+           "the background, watch attention weights and relabels live.")
+ui.show_flash()
+
+
+def tagged(table: pd.DataFrame, tags: list) -> pd.DataFrame:
+    """The runs that carry every one of `tags`."""
+    return table[[set(tags) <= set(run_tags) for run_tags in table["tags"]]] if tags else table
+
+
+@st.fragment(run_every=ui.REFRESH_SECONDS)
+def runs_overview() -> None:
+    table = list_runs()
+    if not len(table):
+        st.info(f"No runs yet in {runs_root()}. Start the demo or a new run below.")
+        return
+    every_tag = sorted({tag for tags in table["tags"] for tag in tags})
+    if every_tag:
+        table = tagged(table, st.multiselect("Show the runs tagged", every_tag, key="tag_filter",
+                                             placeholder="all runs (choose tags to narrow)"))
+    st.dataframe(runs_table(table), hide_index=True, width="stretch",
+                 column_config={"best test acc.": st.column_config.ProgressColumn(
+                     format="percent", min_value=0.0, max_value=1.0),
+                     "last test acc.": st.column_config.NumberColumn(format="percent"),
+                     "tags": st.column_config.ListColumn(),
+                     "note": st.column_config.TextColumn(width="medium"),
+                     "dataset": st.column_config.TextColumn(width="medium")})
+
+
+def run_panel(reader) -> None:
+    with ui.run_guard(reader):
+        ui.status_panel(reader, key="home")
+        st.page_link("pages/1_Training.py", label="Watch it train", icon=":material/monitoring:")
+
+
+def save_annotations(reader) -> None:
+    state = st.session_state
+    try:
+        reader.annotate(note=state[f"note-{reader.name}"], tags=state[f"tags-{reader.name}"])
+    except ValueError as exc:
+        ui.flash(f"Not saved: {exc}", kind="error")
+    else:
+        ui.flash(f"Saved the notes and tags of {reader.name}.")
+
+
+def ask_delete(name: str) -> None:
+    st.session_state["delete_pending"] = name
+
+
+def cancel_delete() -> None:
+    st.session_state.pop("delete_pending", None)
+
+
+# Opened from session state rather than straight from the button, so that the dialog is still
+# there when its own buttons rerun the page (and the test harness, which reruns whole pages, sees it).
+@st.dialog("Delete this run?", on_dismiss=cancel_delete)
+def confirm_delete(reader) -> None:
+    st.markdown(f"**{reader.name}** and everything in its folder (records, checkpoints, log) will be "
+                f"deleted from {reader.run_dir.parent}. This cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Delete", type="primary", key="delete_confirmed"):
+        try:
+            runs.delete_run(reader.run_dir)
+        except (RunLockedError, RunNotFoundError) as exc:
+            st.error(f"Not deleted: {exc}")
+            return
+        cancel_delete()
+        ui.flash(f"Deleted {reader.name}.")
+        st.session_state.pop("run_picker_choice", None)
+        st.rerun()
+    if no.button("Cancel", key="delete_cancelled"):
+        cancel_delete()
+        st.rerun()
+
+
+def manage(reader) -> None:
+    """Notes and tags (saved in the run), and deleting the run, refused while it trains."""
+    with ui.run_guard(reader):
+        notes = reader.annotations()
+        with st.form(f"annotations-{reader.name}"):
+            note, tags = st.columns([2, 1])
+            note.text_area("Notes", notes["note"], key=f"note-{reader.name}", height=80,
+                           placeholder="What this run tried, what went wrong, what to try next")
+            tags.text_input("Tags (comma-separated)", ", ".join(notes["tags"]), key=f"tags-{reader.name}",
+                            placeholder="e.g. noise30, lr-sweep")
+            st.form_submit_button("Save notes and tags", on_click=save_annotations, args=(reader,))
+        training = reader.status()["alive"]
+        st.button("Delete this run…", key="delete_run", disabled=training, on_click=ask_delete,
+                  args=(reader.name,), help="Stop it first: a run is not deleted while it trains" if training else None)
+        if st.session_state.get("delete_pending") == reader.name:
+            confirm_delete(reader)
+
+
+st.subheader("Runs")
+runs_overview()
+# With no runs, runs_overview has said so; the picker would say it again.
+selected = ui.pick_run(label="Selected run") if len(list_runs()) else None
+if selected is not None:
+    ui.live(run_panel, selected, readers=[selected])
+    manage(selected)
+
+st.subheader("One-click demo")
+st.markdown("SCN and the baseline, side by side, on the built-in benchmark (3,000 synthetic faces, "
+            "30% of labels flipped); about 10 minutes on a 2-core CPU.")
+st.button("Start the demo", type="primary", on_click=start_demo, key="start_demo")
+
+st.subheader("New run")
+left, right = st.columns(2)
+with left:
+    dataset = st.radio("Dataset", (BUILT_IN, FOLDER), key="dataset", horizontal=True)
+    if dataset == BUILT_IN:
+        st.number_input("Training images", 100, 100_000, 3000, step=500, key="synth_train",
+                        help=HINTS["synth_train"])
+        st.number_input("Test images", 50, 20_000, 750, step=250, key="synth_test", help=HINTS["synth_test"])
+        st.slider("Label noise (share of flipped labels)", 0.0, 0.6, 0.3, 0.05, key="synth_noise",
+                  help=HINTS["synth_noise"])
+    else:
+        path = st.text_input("Folder", key="data_path", placeholder="/data/RAF-DB/basic")
+        st.selectbox("Format", ("rafdb", "imagefolder"), key="data_format",
+                     format_func={"rafdb": "RAF-DB (EmoLabel + Image/aligned)",
+                                  "imagefolder": "ImageFolder (one folder per class)"}.get)
+        st.text_input("Label-noise file (optional, RAF-DB)", key="noise_file",
+                      placeholder="0.1noise_train.txt")
+        if path:
+            problem = check_dataset(path, format=st.session_state.data_format,
+                                           noise_file=st.session_state.noise_file.strip() or None)
+            if problem:
+                st.error(problem)
+            else:
+                st.success("Dataset folder looks right.")
+    st.selectbox("Method", list(METHODS), key="method")
+    st.text_input("Run name (optional)", key="run_label", placeholder="e.g. scn-noise30")
+with right:
+    st.selectbox("Preset", ("official", "paper"), key="preset",
+                 help=HINTS["preset"] + ". Fields left empty take the preset's value.")
+    a, b = st.columns(2)
+    a.number_input("Epochs", 1, 200, 12, key="epochs", help=HINTS["epochs"])
+    b.number_input("Relabel from epoch", 1, 200, 4, key="relabel_epoch", help=HINTS["relabel_epoch"])
+    a.number_input("Image size", 32, 256, 64, step=16, key="image_size",
+                   help=HINTS["image_size"] + "; 64 px is the size the synth-face backbone is trained at")
+    b.number_input("Threads", 1, 64, value=None, key="threads", help=HINTS["threads"], placeholder="all cores")
+    a.number_input("Batch size", 2, 4096, value=None, key="batch_size", help=HINTS["batch_size"],
+                   placeholder="preset")
+    b.number_input("Learning rate", 1e-6, 1.0, value=None, format="%g", key="lr", help=HINTS["lr"],
+                   placeholder="preset")
+    a.number_input("beta (high-group share)", 0.05, 0.95, value=None, key="beta", help=HINTS["beta"],
+                   placeholder="preset")
+    b.number_input("margin_1 (rank regularisation)", 0.0, 1.0, value=None, key="margin_1",
+                   help=HINTS["margin_1"], placeholder="preset")
+    a.number_input("margin_2 (relabel)", 0.0, 1.0, value=None, key="margin_2", help=HINTS["margin_2"],
+                   placeholder="preset")
+    b.selectbox("Relabel scope", ("low", "all"), key="relabel_scope", help=HINTS["relabel_scope"],
+                format_func={"low": "low-importance group (paper)", "all": "all samples (official code)"}.get)
+    a.number_input("Seed", 0, 2**31 - 1, 0, key="seed", help=HINTS["seed"])
+    b.selectbox("Device", ("auto", "cpu", "cuda"), key="device", help=HINTS["device"])
+    if (gpus := torch.cuda.device_count()) > 1:
+        a.number_input("GPUs (one process each)", 1, gpus, 1, key="processes", help=HINTS["processes"])
+    st.text_input("Start from weights (optional)", key="pretrained",
+                  placeholder="synth-face on the built-in benchmark",
+                  help="Empty: the synth-face backbone (identity-trained, no expression labels) on the "
+                       "built-in benchmark, random weights on a dataset folder. 'none': random weights "
+                       "(SCN tends to collapse from them: see the README's Results). A checkpoint of "
+                       "ours, a plain ResNet-18 state dict or the official SCN MS-Celeb file; only the "
+                       "backbone is loaded. 'imagenet' uses torchvision's weights if they are in the "
+                       "local torch cache.")
+    if problem := pretrained_problem(st.session_state.pretrained):
+        st.error(problem)
+st.button("Start", type="primary", on_click=start_from_form, key="start_run")
