@@ -35,14 +35,18 @@ from bench.app_server import chromium, serve_app
 from bench.simulated_run import write_dataset, write_simulated_run
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ("app.py", "pages/1_Training.py", "pages/2_Attention.py", "pages/3_Relabels.py",
-         "pages/4_Confusion.py", "pages/5_Compare.py")
+# Every page over the run store; Predict is timed by bench/predict_latency.py (its cost is the model
+# on an upload, not the store). The Sample page is timed on one training sample's history.
+PAGES = ("app.py",) + tuple(f"pages/{p.name}" for p in sorted((Path(APP).parent / "pages").glob("*.py"))
+                            if not p.name.endswith("_Predict.py"))
+QUERIES = {"pages/7_Sample.py": {"run": "rafdb-size-scn", "split": "train", "sample": "0"}}
 
 
 def time_page(page: str, *, repeats: int) -> dict:
     at = AppTest.from_file(APP, default_timeout=120)
     if page != "app.py":
         at.switch_page(page)
+    at.query_params.update(QUERIES.get(page, {}))
     start = time.perf_counter()
     at.run()
     cold = time.perf_counter() - start
