@@ -27,6 +27,14 @@ def test_affectnet_maps_expressions_by_name_and_drops_none_uncertain_and_non_fac
                                                               "disgust", "anger")]
 
 
+def test_a_noise_file_changes_affectnet_training_labels_by_path(tmp_path):
+    root = write_affectnet(tmp_path / "affectnet", train=8, test=2)
+    noise = tmp_path / "noise.txt"
+    noise.write_text("train0/train_003.jpg 0\n")
+    names, labels, _ = list_splits(root, format="affectnet", noise_file=noise, noise_format="scn")[0]["train"]
+    assert labels[3] == 0 and names[3] == "train0/train_003.jpg" and labels[4] == class_index("fear")
+
+
 def test_affectnet_crops_the_face_box_and_finds_photos_in_a_flat_copy_too(tmp_path):
     root = write_affectnet(tmp_path / "affectnet", train=8, test=2)
     data = load_dataset(root, format="affectnet", image_size=48)
