@@ -21,6 +21,10 @@ METHODS = {
     "SCN without attention weighting": {"method": "scn", "attention": False},
 }
 BUILT_IN, FOLDER = "Built-in benchmark", "Dataset folder"
+FORMAT_LABELS = {"rafdb": "RAF-DB (EmoLabel + Image/aligned)", "imagefolder": "ImageFolder (one folder per class)",
+                 "fer2013": "FER2013 (fer2013.csv)", "ferplus": "FERPlus (fer2013.csv + fer2013new.csv)",
+                 "affectnet": "AffectNet (training.csv + validation.csv)"}
+WITH_CONTEMPT = ("ferplus", "affectnet")
 # The form's help texts are the trainer's own (scn.config), so the two never disagree.
 HINTS = {name: spec.help for name, spec in option_specs().items()}
 
@@ -53,12 +57,13 @@ def start_from_form() -> None:
                     "synth_noise": state.synth_noise}
     else:
         problem = check_dataset(state.data_path, format=state.data_format,
-                                       noise_file=state.noise_file.strip() or None)
+                                noise_file=state.noise_file.strip() or None, contempt=state.contempt)
         if problem:
             ui.flash(f"Not started: {problem}", kind="error")
             return
         options |= {"data": str(Path(state.data_path).expanduser().resolve()),
-                    "format": state.data_format, "noise_file": state.noise_file.strip() or None}
+                    "format": state.data_format, "noise_file": state.noise_file.strip() or None,
+                    "contempt": state.contempt}
     problem = pretrained_problem(state.pretrained)
     if problem:
         ui.flash(f"Not started: {problem}", kind="error")
@@ -225,14 +230,16 @@ with left:
                   help=HINTS["synth_noise"])
     else:
         path = st.text_input("Folder", key="data_path", placeholder="/data/RAF-DB/basic")
-        st.selectbox("Format", ("rafdb", "imagefolder"), key="data_format",
-                     format_func={"rafdb": "RAF-DB (EmoLabel + Image/aligned)",
-                                  "imagefolder": "ImageFolder (one folder per class)"}.get)
-        st.text_input("Label-noise file (optional, RAF-DB)", key="noise_file",
-                      placeholder="0.1noise_train.txt")
+        st.selectbox("Format", tuple(FORMAT_LABELS), key="data_format", format_func=FORMAT_LABELS.get)
+        st.checkbox("Contempt as an 8th class", value=True, key="contempt",
+                    disabled=st.session_state.data_format not in WITH_CONTEMPT,
+                    help="FERPlus and AffectNet: keep the contempt faces as an 8th class; untick to "
+                         "drop them and train 7 classes (--no-contempt)")
+        st.text_input("Label-noise file (optional)", key="noise_file", placeholder="0.1noise_train.txt")
         if path:
             problem = check_dataset(path, format=st.session_state.data_format,
-                                           noise_file=st.session_state.noise_file.strip() or None)
+                                    noise_file=st.session_state.noise_file.strip() or None,
+                                    contempt=st.session_state.contempt)
             if problem:
                 st.error(problem)
             else:

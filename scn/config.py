@@ -14,6 +14,7 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from scn.classes import CLASS_NAMES
+from scn.formats import FORMATS as DATASET_FORMATS
 from scn.noise_files import FORMATS as NOISE_FILE_FORMATS
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -54,9 +55,14 @@ class TrainConfig:
 
     data: str | None = option(None, flag="--data", group="data",
                               help="dataset folder (default: the built-in synthetic benchmark)")
-    format: str = option("rafdb", flag="--format", group="data", choices=("rafdb", "imagefolder"),
-                         help="layout of --data: rafdb (EmoLabel + Image/aligned) or imagefolder "
-                              "(one folder per class)")
+    format: str = option("rafdb", flag="--format", group="data",
+                         choices=DATASET_FORMATS,
+                         help="layout of --data: rafdb (EmoLabel + Image/aligned), imagefolder (one folder "
+                              "per class), fer2013 (fer2013.csv), ferplus (fer2013.csv + fer2013new.csv) "
+                              "or affectnet (training.csv + validation.csv and the photos)")
+    contempt: bool = option(True, flag="--no-contempt", group="data",
+                            help="ferplus and affectnet: drop the contempt faces and train 7 classes "
+                                 "instead of 8")
     dataset_description: str = ""
     noise_file: str | None = option(None, flag="--noise-file", group="data",
                                     help="label-noise file that replaces the training labels it lists, "
@@ -87,7 +93,8 @@ class TrainConfig:
                                         "(default) or a single annotator's per face")
     val_fraction: float = option(0.1, flag="--val-fraction", group="data", min=0.0, below=0.5,
                                  help="share of training images held out to choose the best checkpoint "
-                                      "(default 0.1)")
+                                      "(default 0.1); a dataset's own validation split (FER2013's "
+                                      "PublicTest) is used instead unless this is 0")
     class_names: tuple = CLASS_NAMES
 
     method: str = option("scn", flag="--method", group="method", choices=("scn", "baseline"),

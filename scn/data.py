@@ -1,8 +1,9 @@
 """Datasets on disk → decoded once into uint8 tensors in memory.
 
-Formats: RAF-DB basic (`EmoLabel/list_patition_label.txt` + `Image/aligned/*_aligned.jpg`) and a
+Formats: RAF-DB basic (`EmoLabel/list_patition_label.txt` + `Image/aligned/*_aligned.jpg`), a
 class-per-folder ImageFolder (`train/<class>/…` and `test/<class>/…`, or class folders alone, split
-80/20 by a seeded draw). Class folders map to the canonical classes by name, never by position.
+80/20 by a seeded draw), and FER2013, FERPlus and AffectNet (scn.formats: pixels in a csv, or a face
+box per photo). Classes map to the canonical ones by name, never by position.
 
 Decoding JPEGs every epoch would cost more than a small ResNet step on a CPU, so each image is
 decoded and resized exactly once; augmentation then works on batches of tensors (scn.augment).
@@ -16,16 +17,14 @@ import torch
 from PIL import Image
 
 from scn.classes import CLASS_NAMES, CLASS_NAMES_WITH_CONTEMPT, RAFDB_LABELS, class_index
+from scn.formats import FORMATS, affectnet, fer2013, ferplus
+from scn.formats.sources import DatasetError
 from scn.images import ImageLoadError, load_image
 from scn.noise_files import NoiseFileError, match_names, read_noise_file
 
 RAFDB_LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
 RAFDB_IMAGE_DIR = Path("Image") / "aligned"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-class DatasetError(ValueError):
-    """A dataset folder or label file that cannot be used as it is; the message says why and where."""
 
 
 @dataclass
@@ -53,6 +52,7 @@ class Dataset:
     class_names: tuple
     train: Split
     test: Split
+    val: Split | None = None  # a dataset's own validation split (FER2013's PublicTest)
 
 
 def rafdb_image_path(root: Path, name: str) -> Path:
@@ -151,10 +151,12 @@ def decode_image(path: Path, *, size: int) -> np.ndarray:
 
 def _decode_all(paths: list, *, size: int, workers: int) -> tuple:
     def decode(path):
-        if not Path(path).is_file():
+        if not path.is_file():
             return None, f"{path}: missing"
         try:
-            return decode_image(path, size=size), None
+            # Sources of scn.formats (csv pixel rows, face boxes) decode themselves.
+            array = decode_image(path, size=size) if isinstance(path, Path) else path.decode(size=size)
+            return array, None
         except ImageLoadError as exc:
             return None, f"{path}: unreadable ({str(exc).removeprefix(f'{path}: ')})"
 
@@ -165,11 +167,14 @@ def _decode_all(paths: list, *, size: int, workers: int) -> tuple:
 
 
 def list_splits(root, *, format: str = "rafdb", noise_file=None, noise_format: str | None = None,
-                seed: int = 0) -> tuple:
+                seed: int = 0, contempt: bool = True) -> tuple:
     """({split: (names, labels, paths)}, class names) of a dataset folder, decoding nothing: what
-    load_dataset will read, so a folder can be checked before a trainer is started on it. A
-    `noise_file` (scn.noise_files: SCN or EAC format, detected unless `noise_format` says)
-    replaces the labels of the training images it lists."""
+    load_dataset will read, so a folder can be checked before a trainer is started on it. Splits
+    are train and test, and val where the dataset has its own (FER2013, FERPlus). Paths are
+    files, or scn.formats sources for csv pixels and face boxes. A `noise_file`
+    (scn.noise_files: SCN or EAC format, detected unless `noise_format` says) replaces the labels
+    of the training images it lists. `contempt=False` drops FERPlus's and AffectNet's contempt
+    faces for 7 classes."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")
@@ -177,8 +182,12 @@ def list_splits(root, *, format: str = "rafdb", noise_file=None, noise_format: s
         splits, class_names = _rafdb_splits(root)
     elif format == "imagefolder":
         splits, class_names = _imagefolder_splits(root, seed=seed)
+    elif format == "fer2013":
+        splits, class_names = fer2013.splits(root)
+    elif format in ("ferplus", "affectnet"):
+        splits, class_names = {"ferplus": ferplus, "affectnet": affectnet}[format].splits(root, contempt=contempt)
     else:
-        raise DatasetError(f"unknown dataset format {format!r}; use rafdb or imagefolder")
+        raise DatasetError(f"unknown dataset format {format!r}; use one of {', '.join(FORMATS)}")
     if noise_file is not None:
         splits["train"] = _with_noise_file(splits, noise_file=noise_file, noise_format=noise_format,
                                            num_classes=len(class_names))
@@ -196,7 +205,8 @@ def _with_noise_file(splits: dict, *, noise_file, noise_format, num_classes: int
     return names, [replaced.get(name, label) for name, label in zip(names, labels)], paths
 
 
-def check_dataset(path, *, format: str, noise_file=None, noise_format: str | None = None) -> str | None:
+def check_dataset(path, *, format: str, noise_file=None, noise_format: str | None = None,
+                  contempt: bool = True) -> str | None:
     """None when `path` lists as a dataset in `format` (as the trainer will read it) and its first
     images exist, else a sentence saying what is wrong, for the new-run form to show before
     anything is spawned."""
@@ -204,7 +214,7 @@ def check_dataset(path, *, format: str, noise_file=None, noise_format: str | Non
         return "Enter the dataset folder."
     try:
         splits, _ = list_splits(Path(str(path)).expanduser(), format=format, noise_file=noise_file,
-                                noise_format=noise_format)
+                                noise_format=noise_format, contempt=contempt)
     except DatasetError as exc:
         return str(exc)
     for split, (_, _, paths) in splits.items():
@@ -216,7 +226,7 @@ def check_dataset(path, *, format: str, noise_file=None, noise_format: str | Non
 
 def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=None,
                  noise_format: str | None = None, skip_bad: bool = False, seed: int = 0,
-                 workers: int = 2) -> Dataset:
+                 workers: int = 2, contempt: bool = True) -> Dataset:
     """Read a dataset and decode every image once at `image_size`.
 
     Missing or corrupt images raise DatasetError naming them, unless `skip_bad`, which drops them
@@ -224,7 +234,7 @@ def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=Non
     """
     root = Path(root)
     splits, class_names = list_splits(root, format=format, noise_file=noise_file, noise_format=noise_format,
-                                      seed=seed)
+                                      seed=seed, contempt=contempt)
     decoded = {}
     for split, (names, labels, paths) in splits.items():
         arrays, errors = _decode_all(paths, size=image_size, workers=workers)
@@ -246,7 +256,7 @@ def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=Non
             bad=bad,
         )
     return Dataset(root=root, format=format, class_names=class_names,
-                   train=decoded["train"], test=decoded["test"])
+                   train=decoded["train"], test=decoded["test"], val=decoded.get("val"))
 
 
 def split_validation(train: Split, *, fraction: float, seed: int) -> tuple:

@@ -8,14 +8,19 @@ import io
 from pathlib import Path
 
 from scn.data import rafdb_image_path
+from scn.formats import affectnet
 from scn.images import ImageLoadError, load_image
 
 
 def image_path(*, data, format: str, name: str) -> Path:
     """The file of training sample `name` in the dataset at `data`: RAF-DB keeps aligned faces as
-    Image/aligned/<name without .jpg>_aligned.jpg; ImageFolder names are relative paths."""
+    Image/aligned/<name without .jpg>_aligned.jpg; ImageFolder names are relative paths, AffectNet's
+    relative to its image folder (the whole photo, not the face box). FER2013 and FERPlus faces
+    live in a csv, not a file, so their path leads nowhere and they have no thumbnail."""
     root = Path(str(data)).expanduser()
-    return rafdb_image_path(root, name) if format == "rafdb" else root / name
+    if format == "rafdb":
+        return rafdb_image_path(root, name)
+    return (affectnet.image_dir(root) if format == "affectnet" else root) / name
 
 
 def thumbnail(path, *, size: int = 96) -> bytes | None:

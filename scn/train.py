@@ -182,16 +182,20 @@ def resolve_data(config: TrainConfig) -> tuple:
 
 
 def prepare_data(config: TrainConfig, *, log=None):
-    """Load the dataset and carve the validation split: (config with class names, train, val, test, root)."""
+    """Load the dataset and take its own validation split or carve one from the training split:
+    (config with class names, train, val, test, root)."""
     root, description = resolve_data(config)
     dataset = load_dataset(root, format=config.format, image_size=config.image_size,
                            noise_file=config.noise_file, noise_format=config.noise_format,
                            skip_bad=config.skip_bad, seed=config.seed,
-                           workers=max(1, torch.get_num_threads()))
+                           workers=max(1, torch.get_num_threads()), contempt=config.contempt)
     if log is not None:
-        for bad in dataset.train.bad + dataset.test.bad:
+        for bad in dataset.train.bad + dataset.test.bad + (dataset.val.bad if dataset.val else []):
             log.warning("skipped unreadable image %s", bad)
-    train, val = split_validation(dataset.train, fraction=config.val_fraction, seed=config.seed)
+    if dataset.val is not None and config.val_fraction > 0:
+        train, val = dataset.train, dataset.val
+    else:
+        train, val = split_validation(dataset.train, fraction=config.val_fraction, seed=config.seed)
     config = replace(config, class_names=tuple(dataset.class_names), dataset_description=description)
     return config, train, val, dataset.test, root
 
@@ -258,7 +262,9 @@ class Trainer:
             log.warning(warning)
         writer.set_meta("warnings", warnings)
         self.dataset_info = {"description": config.dataset_description, "path": str(root),
-                             "format": config.format}
+                             "format": config.format, "classes": list(config.class_names),
+                             "sizes": {"train": len(self.train_split), "test": len(self.test_split),
+                                       "val": len(self.val_split) if self.val_split is not None else 0}}
         self.device = distributed.device_for(ranks, resolve_device(config.device))
         self.precision = resolve_precision(config.precision, self.device)
 

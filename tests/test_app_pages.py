@@ -15,7 +15,7 @@ from scn import analysis, charts, lock, runs
 from scn.config import make_config
 from scn.store import RunReader, RunWriter
 from scn.train import train
-from tests.helpers import copy_run
+from tests.helpers import copy_run, write_ferplus
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["pages/1_Training.py", "pages/2_Attention.py", "pages/3_Relabels.py",
@@ -203,6 +203,23 @@ def test_home_form_accepts_a_rafdb_folder(finished_runs):
     at.radio(key="dataset").set_value("Dataset folder").run()
     at.text_input(key="data_path").input(str(finished_runs["data"])).run()
     assert "looks right" in texts(at.success)
+
+
+def test_home_form_starts_a_ferplus_run_with_or_without_contempt(empty_root, tmp_path, monkeypatch):
+    root = write_ferplus(tmp_path / "ferplus", splits=(("Training", 8), ("PublicTest", 2), ("PrivateTest", 2)))
+    started = {}
+    monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.update(options) or 1)
+    at = render()
+    at.radio(key="dataset").set_value("Dataset folder").run()
+    assert at.checkbox(key="contempt").disabled  # RAF-DB, the default, has no contempt
+    at.selectbox(key="data_format").set_value("ferplus").run()
+    at.text_input(key="data_path").input(str(root)).run()
+    assert "looks right" in texts(at.success) and not at.checkbox(key="contempt").disabled
+    at.checkbox(key="contempt").uncheck().run()
+    at.button(key="start_run").click().run()
+    assert started["format"] == "ferplus" and started["contempt"] is False
+    at.selectbox(key="data_format").set_value("affectnet").run()
+    assert f"{root / 'training.csv'} not found" in texts(at.error)
 
 
 def test_training_page_plots_losses_accuracy_lr_throughput(finished_runs):

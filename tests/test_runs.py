@@ -145,7 +145,8 @@ def test_a_demo_whose_second_trainer_fails_leaves_no_half_pair(tmp_path, tiny_ra
 
     monkeypatch.setattr(runs, "start_run", start_run)
     root = tmp_path / "runs"
-    with pytest.raises(runs.DemoStartError, match="not started: format must be one of rafdb, imagefolder"):
+    with pytest.raises(runs.DemoStartError,
+                       match="not started: format must be one of rafdb, imagefolder, fer2013, ferplus, affectnet"):
         runs.start_demo(root=root)
     tiny_demo.extend(spawned)
     assert len(spawned) == 1
@@ -212,7 +213,8 @@ def test_a_killed_trainer_is_detected_as_interrupted(tiny_rafdb, tmp_path):
 
 def test_bad_options_are_refused_before_a_trainer_or_folder_exists(tmp_path):
     run_dir = tmp_path / "runs" / "bad-flag"
-    with pytest.raises(ValueError, match="format must be one of rafdb, imagefolder, not 'parquet'"):
+    with pytest.raises(ValueError,
+                       match="format must be one of rafdb, imagefolder, fer2013, ferplus, affectnet, not 'parquet'"):
         runs.start_run(run_dir=run_dir, options={"format": "parquet", "threads": 1})
     with pytest.raises(ValueError, match="margin2 must be at least 0"):
         runs.start_run(run_dir=run_dir, options={"margin_2": -1})
