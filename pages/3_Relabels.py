@@ -66,12 +66,12 @@ def overview(class_names: list, truth: pd.DataFrame | None) -> None:
             "clean_broken": "clean labels broken"})
 
 
-def review_events(event_ids: list, decision: str) -> None:
+def record_event_reviews(event_ids: list, decision: str) -> None:
     reader.write_reviews(event_ids=event_ids, decision=decision)
     ui.flash(f"Marked {len(event_ids)} relabel(s) as {decision}ed.")
 
 
-def review_images(labels: dict, decision: str) -> None:
+def record_image_reviews(labels: dict, decision: str) -> None:
     reader.write_image_reviews(labels=labels, decision=decision)
     ui.flash(f"Reviewed {len(labels)} image(s): {decision}.")
 
@@ -145,13 +145,13 @@ def review_controls(selected: pd.DataFrame, events: pd.DataFrame, class_names: l
     ids = selected["id"].tolist()
     shown = events["id"].tolist()
     columns = st.columns(4)
-    columns[0].button(f"Accept {len(ids)} selected", on_click=review_events, args=(ids, "accept"),
+    columns[0].button(f"Accept {len(ids)} selected", on_click=record_event_reviews, args=(ids, "accept"),
                       disabled=not ids, key="accept_selected")
-    columns[1].button(f"Revert {len(ids)} selected", on_click=review_events, args=(ids, "revert"),
+    columns[1].button(f"Revert {len(ids)} selected", on_click=record_event_reviews, args=(ids, "revert"),
                       disabled=not ids, key="revert_selected")
-    columns[2].button(f"Accept all {len(shown)} shown", on_click=review_events, args=(shown, "accept"),
+    columns[2].button(f"Accept all {len(shown)} shown", on_click=record_event_reviews, args=(shown, "accept"),
                       disabled=not shown, key="accept_shown", help="Every event the filters match, on every page")
-    columns[3].button(f"Revert all {len(shown)} shown", on_click=review_events, args=(shown, "revert"),
+    columns[3].button(f"Revert all {len(shown)} shown", on_click=record_event_reviews, args=(shown, "revert"),
                       disabled=not shown, key="revert_shown", help="Every event the filters match, on every page")
 
     st.markdown("**Review images**: the final label of the selected events' images, whatever "
@@ -161,13 +161,13 @@ def review_controls(selected: pd.DataFrame, events: pd.DataFrame, class_names: l
     original = reader.original_labels()
     columns = st.columns([1, 1, 1, 1])
     columns[0].button(f"Keep final label of {len(images)}", key="image_accept", disabled=not images,
-                      on_click=review_images, args=({i: int(current[i]) for i in images}, "accept"))
+                      on_click=record_image_reviews, args=({i: int(current[i]) for i in images}, "accept"))
     columns[1].button(f"Original label for {len(images)}", key="image_revert", disabled=not images,
-                      on_click=review_images, args=({i: int(original[i]) for i in images}, "revert"))
+                      on_click=record_image_reviews, args=({i: int(original[i]) for i in images}, "revert"))
     label = columns[2].selectbox("Label", range(len(class_names)), format_func=dict(enumerate(class_names)).get,
                                  key="image_label", label_visibility="collapsed")
     columns[3].button(f"Set {class_names[label]} for {len(images)}", key="image_set", disabled=not images,
-                      on_click=review_images, args=({i: int(label) for i in images}, "set"))
+                      on_click=record_image_reviews, args=({i: int(label) for i in images}, "set"))
 
 
 def resume_controls() -> None:

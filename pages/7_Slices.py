@@ -5,6 +5,8 @@ import streamlit as st
 
 import studio_ui as ui
 from scn import charts, slices
+from scn.checkpoint import CheckpointError
+from scn.data import DatasetError
 from scn.store import RunReader
 
 ui.page("Slices")
@@ -27,9 +29,11 @@ def checkpoint_predictions(reader: RunReader) -> dict | None:
                      help="Accuracy per slice compares this checkpoint's predictions with the true class")
     try:
         return predictions(str(reader.run_dir), which, reader.checkpoint_path(which).stat().st_mtime)
-    except FileNotFoundError as exc:
-        st.warning(f"Accuracy per slice needs the run's images: {exc}.")
-        return None
+    except (OSError, DatasetError) as exc:
+        st.warning(f"Accuracy per slice needs the run's images, which cannot be read here: {exc}")
+    except CheckpointError as exc:
+        st.warning(f"Accuracy per slice needs the model's predictions: {exc}")
+    return None
 
 
 if reader is not None:

@@ -3,7 +3,7 @@ truth), and on a run whose dataset has none."""
 import sqlite3
 
 from scn import slices
-from scn.store import RunReader
+from scn.store import RunReader, RunWriter
 from tests.test_app_pages import elements, render, texts
 
 PAGE = "pages/7_Slices.py"
@@ -38,3 +38,14 @@ def test_a_run_without_ground_truth_says_so(finished_runs):
     at = render(PAGE)
     assert "has no ground truth" in texts(at.info)
     assert elements(at)["plotly_chart"] == 0
+
+
+def test_unreachable_images_leave_accuracy_out_and_say_why(finished_runs, tmp_path):
+    writer = RunWriter(finished_runs["scn_dir"])
+    writer.set_meta("dataset", {"path": str(tmp_path / "moved"), "format": "rafdb"})
+    writer.close()
+    at = render(PAGE)
+    assert "needs the run's images, which cannot be read here" in texts(at.warning)
+    scores = at.dataframe[0].value
+    assert scores["train_accuracy"].isna().all() and scores["mean_alpha"].notna().all()
+    assert elements(at)["plotly_chart"] == len(slices.DIMENSIONS)
