@@ -164,13 +164,15 @@ def _stop(run_dir: str) -> None:
         flash(f"{Path(run_dir).name} has no live trainer.", kind="warning")
 
 
-def _resume(run_dir: str) -> None:
+def resume(run_dir: str, **options) -> None:
+    """Button callback: resume a run (scn.runs.resume_run `options`), saying how it went."""
     try:
-        pid = runs.resume_run(run_dir)
-    except (RunLockedError, runs.TrainerExitedError) as exc:
+        pid = runs.resume_run(run_dir, **options)
+    except (RunLockedError, runs.CannotResumeError, runs.TrainerExitedError) as exc:
         flash(str(exc), kind="error")
     else:
-        flash(f"Resumed {Path(run_dir).name} from its last checkpoint (pid {pid}).")
+        what = " with its reviewed labels" if options.get("reviewed_labels") else ""
+        flash(f"Resumed {Path(run_dir).name} from its last checkpoint{what} (pid {pid}).")
 
 
 def age(seconds: float | None) -> str:
@@ -202,7 +204,7 @@ def status_panel(reader: RunReader, *, key: str) -> dict:
         columns[0].button("Stop", key=f"stop_{key}", on_click=_stop, args=(run_dir,),
                           help="Graceful: the trainer finishes its step and writes checkpoints/last.pt")
     elif state in ("stopped", "interrupted", "failed") and reader.checkpoint_path("last").exists():
-        columns[1].button("Resume", key=f"resume_{key}", on_click=_resume, args=(run_dir,),
+        columns[1].button("Resume", key=f"resume_{key}", on_click=resume, args=(run_dir,),
                           help="Continue from checkpoints/last.pt with the relabelled labels")
     if state != "damaged":
         for warning in reader.meta("warnings", []):

@@ -57,3 +57,13 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+# st.dataframe's header row, in CSS pixels, whatever row_height the rows are given.
+TABLE_HEADER_HEIGHT = 35
+
+
+def click_table_row(table, row: int, *, row_height: int) -> None:
+    """Click the selection box of a visible `row` (0-based) of an st.dataframe shown with
+    `on_select`: the table is one canvas, so rows are reached by position."""
+    table.click(position={"x": 20, "y": TABLE_HEADER_HEIGHT + row_height * row + row_height // 2})

@@ -114,16 +114,20 @@ def macro_f1(matrix) -> float:
     return float(f1[occurring].mean())
 
 
-def reviewed_labels(*, original, events: pd.DataFrame, reviews: pd.DataFrame) -> np.ndarray:
-    """Training labels after review: each sample keeps the label its latest relabel gave it, unless
-    that relabel was reverted, in which case it goes back to its original label."""
+def reviewed_labels(*, original, events: pd.DataFrame, reviews: pd.DataFrame,
+                    image_reviews: pd.DataFrame | None = None) -> np.ndarray:
+    """Training labels after review. Each sample keeps the label its latest relabel event (in the
+    order of `events`) gave it, unless that event's id was reverted in `reviews`, in which case it
+    goes back to its original label; a review of the image itself (`image_reviews`: idx, label)
+    overrides both."""
     labels = np.asarray(original, dtype=np.int64).copy()
-    if not len(events):
-        return labels
-    latest = events.sort_values("id").groupby("idx").last()
-    reverted = set(reviews.loc[reviews["decision"] == "revert", "event_id"])
-    keep = ~latest["id"].isin(reverted)
-    labels[latest.index[keep].to_numpy()] = latest.loc[keep, "new"].to_numpy()
+    if len(events):
+        latest = events.groupby("idx").last()
+        reverted = set(reviews.loc[reviews["decision"] == "revert", "event_id"])
+        keep = ~latest["id"].isin(reverted)
+        labels[latest.index[keep].to_numpy()] = latest.loc[keep, "new"].to_numpy()
+    if image_reviews is not None and len(image_reviews):
+        labels[image_reviews["idx"].to_numpy()] = image_reviews["label"].to_numpy()
     return labels
 
 

@@ -270,6 +270,26 @@ def relabel_quality_figure(quality: pd.DataFrame) -> go.Figure:
     return _layout(figure, title="Relabels against ground truth", x="epoch", y="share")
 
 
+# Measure of a slice -> (label, the count it is taken over).
+SLICE_MEASURES = {"mean_alpha": ("mean alpha", "train_images"), "train_accuracy": ("train accuracy", "train_images"),
+                  "test_accuracy": ("test accuracy", "test_images"),
+                  "relabel_precision": ("relabel precision", "relabels")}
+
+
+def slice_figure(scores: pd.DataFrame, *, dimension: str) -> go.Figure:
+    """Grouped bars of one dimension's slices (scn.slices.slice_scores rows): each measure that
+    has values, labelled with the number of images (or relabels) it is taken over."""
+    rows = scores[scores["dimension"] == dimension]
+    figure = go.Figure()
+    for column, (name, count) in SLICE_MEASURES.items():
+        if column in rows and rows[column].notna().any():
+            figure.add_bar(x=rows["slice"], y=rows[column], name=name,
+                           text=[f"n={n}" for n in rows[count]], textposition="outside",
+                           hovertemplate=f"{name}: %{{y:.3f}} (%{{text}})<extra>%{{x}}</extra>")
+    figure.update_layout(barmode="group", yaxis_range=[0, 1.15])
+    return _layout(figure, title=dimension.capitalize(), x="", y="share / mean", height=340)
+
+
 def confusion_figure(matrix: np.ndarray, *, class_names, title: str, diverging: bool = False,
                      height: int = 420, clickable: bool = False) -> go.Figure:
     """A (row-normalised) confusion matrix, or with `diverging` a change between two of them.

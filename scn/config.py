@@ -165,6 +165,11 @@ class TrainConfig:
                                  "than one starts the trainer under torchrun with DDP")
     log_every: int = option(10, flag="--log-every", group="run", min=1,
                             help="steps between metric rows (default 10)")
+    reviewed_labels: bool = option(False, flag="--reviewed-labels", group="run",
+                                   help="with --resume: train on from the last checkpoint with the labels "
+                                        "as reviewed on the Relabels page (relabels accepted or reverted, "
+                                        "images given a label), recorded as review events; it stays on "
+                                        "for the run's later resumes")
     mean: tuple = field(default=IMAGENET_MEAN)
     std: tuple = field(default=IMAGENET_STD)
 
@@ -318,6 +323,31 @@ def config_argv(config: TrainConfig) -> list:
     if config.pretrained is None:
         values["pretrained"] = NO_START  # None alone would mean "the default start"
     return option_argv(values)
+
+
+# The options a resume may change: more epochs, and training on with the reviewed labels. Every
+# other option of a resumed run is the one its checkpoint recorded.
+RESUME_OPTIONS = ("epochs", "reviewed_labels")
+
+
+def resumed_config(stored: TrainConfig, changes: dict, *, epochs_done: int) -> TrainConfig:
+    """The configuration a resumed run trains with: its checkpoint's `stored` one with `changes`
+    (RESUME_OPTIONS names; None leaves a value as stored) after `epochs_done` completed epochs.
+
+    Raises ValueError for another option, for fewer epochs than are done, and for reviewed labels
+    with no epoch left to train them in."""
+    unknown = set(changes) - set(RESUME_OPTIONS)
+    if unknown:
+        raise ValueError(f"a resumed run keeps its options; only {', '.join(RESUME_OPTIONS)} can "
+                         f"change, not {', '.join(sorted(unknown))}")
+    config = replace(stored, **{k: v for k, v in changes.items() if v is not None})
+    if config.epochs < epochs_done:
+        raise ValueError(f"the run has trained {epochs_done} epochs already; --epochs must be at least "
+                         f"{epochs_done}, not {config.epochs}")
+    if changes.get("reviewed_labels") and config.epochs == epochs_done:
+        raise ValueError(f"the run has trained all its {epochs_done} epochs: give --epochs "
+                         f"{epochs_done + 1} or more to train on with the reviewed labels")
+    return config
 
 
 def make_config(*, preset: str | None = "official", **overrides) -> TrainConfig:

@@ -19,8 +19,8 @@ def sample_table(reader: RunReader) -> pd.DataFrame:
     """One row per training sample, in the run's sample order.
 
     original_label is the dataset's; final_label the one the trainer ended with (its last relabel);
-    reviewed_label the label after the user's accept/revert review, empty for samples without a
-    reviewed relabel (scn.review writes the same labels into the RAF-DB file). last_alpha and
+    reviewed_label the label after the user's review (of a relabel, or of the image's final label),
+    empty for samples never reviewed (scn.review writes the same labels into the RAF-DB file). last_alpha and
     last_p_given are from the latest recorded epoch (p_given: the probability of the label the sample
     was trained with); mean_alpha over every recorded epoch. Labels are class names; values the run
     never recorded (no epoch yet, or a store older than p_given) are left empty.
@@ -28,10 +28,12 @@ def sample_table(reader: RunReader) -> pd.DataFrame:
     samples, original = reader.samples("train"), reader.original_labels()
     names = np.asarray(reader.class_names() or [str(c) for c in range(original.max(initial=-1) + 1)],
                        dtype=object)
-    events, reviews = reader.relabels(), reader.reviews()
+    events, reviews, image_reviews = reader.relabels(), reader.reviews(), reader.image_reviews()
     final = analysis.reviewed_labels(original=original, events=events, reviews=reviews.iloc[:0])
-    reviewed = analysis.reviewed_labels(original=original, events=events, reviews=reviews)
-    was_reviewed = np.isin(np.arange(len(samples)), reviews["idx"].to_numpy())
+    reviewed = analysis.reviewed_labels(original=original, events=events, reviews=reviews,
+                                        image_reviews=image_reviews)
+    was_reviewed = np.isin(np.arange(len(samples)),
+                           np.concatenate([reviews["idx"].to_numpy(), image_reviews["idx"].to_numpy()]))
     latest = reader.attention()
     empty = np.full(len(samples), np.nan)
     return pd.DataFrame({

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-EVENT_FIELDS = ("epoch", "step", "index", "old", "new", "p_max", "p_given", "alpha", "group")
+EVENT_FIELDS = ("epoch", "step", "index", "old", "new", "p_max", "p_given", "alpha", "group", "kind")
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ class RelabelEvent:
     p_given: float
     alpha: float
     group: str
+    # "scn": the relabel rule; "review": a reviewed label applied on resume (no probabilities).
+    # Checkpoints written before kinds existed hold SCN events only, hence the default.
+    kind: str = "scn"
 
 
 class LabelState:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scn import lock
 from scn.config import option_argv
-from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunNotFoundError
+from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunNotFoundError, checkpoint_path
 
 SPAWN_LOCK_NAME = "spawn.lock"
 # In the runs folder: held while a demo pair is checked and started, and the pids it started.
@@ -114,10 +114,27 @@ def start_run(*, run_dir, options: dict, wait_s: float = 60.0) -> int:
                   wait_s=wait_s)
 
 
-def resume_run(run_dir, *, wait_s: float = 60.0) -> int:
-    """Restart a stopped or interrupted run from checkpoints/last.pt; the trainer restores the
-    run's configuration, labels and relabel history from that checkpoint."""
-    argv = train_command(run_dir=run_dir, options={}, resume=True)
+class CannotResumeError(RuntimeError):
+    """Raised when a run cannot be resumed as asked: still training, or no `last` checkpoint."""
+
+
+def resume_run(run_dir, *, reviewed_labels: bool = False, epochs: int | None = None,
+               wait_s: float = 60.0) -> int:
+    """Restart a stopped, interrupted or finished run from checkpoints/last.pt; the trainer restores
+    the run's configuration, labels and relabel history from that checkpoint. `epochs` trains it
+    on to that many epochs in all; `reviewed_labels` first applies the labels as reviewed
+    (scn.review), recorded as review events.
+
+    Raises CannotResumeError while a trainer of the run is alive or when it has no `last`
+    checkpoint, and TrainerExitedError when the trainer refuses (e.g. no epoch left to train)."""
+    name = Path(run_dir).name
+    if lock.is_held(run_dir):
+        raise CannotResumeError(f"{name} is still training; stop it or let it finish before resuming")
+    if not checkpoint_path(run_dir, "last").is_file():
+        raise CannotResumeError(f"{name} has no last checkpoint to resume from "
+                                f"({checkpoint_path(run_dir, 'last')} is missing)")
+    options = {"epochs": epochs, "reviewed_labels": reviewed_labels or None}
+    argv = train_command(run_dir=run_dir, options=options, resume=True)
     return _spawn(run_dir=run_dir, argv=argv, wait_s=wait_s)
 
 

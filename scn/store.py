@@ -33,6 +33,20 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINTS = ("best", "last")
 HEARTBEAT_STALE_SECONDS = 60.0
 
+# A review of one training image's final label, whatever relabels led to it: `label` is the label
+# the image trains with after review (its label when accepted, the original when reverted, or the
+# one the user set).
+IMAGE_REVIEWS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS image_reviews (
+    idx INTEGER PRIMARY KEY, decision TEXT NOT NULL CHECK (decision IN ('accept', 'revert', 'set')),
+    label INTEGER NOT NULL, time REAL NOT NULL);
+"""
+REVIEW_DECISIONS = ("accept", "revert")
+IMAGE_REVIEW_DECISIONS = ("accept", "revert", "set")
+# Where a relabel event comes from: SCN's relabel rule in training, or the user's review applied
+# when the run resumed with its reviewed labels.
+EVENT_KINDS = ("scn", "review")
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS status (
@@ -61,7 +75,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     PRIMARY KEY (epoch, split));
 CREATE TABLE IF NOT EXISTS relabels (
     id INTEGER PRIMARY KEY, epoch INTEGER NOT NULL, step INTEGER NOT NULL, idx INTEGER NOT NULL,
-    old INTEGER NOT NULL, new INTEGER NOT NULL, p_max REAL, p_given REAL, alpha REAL, grp TEXT);
+    old INTEGER NOT NULL, new INTEGER NOT NULL, p_max REAL, p_given REAL, alpha REAL, grp TEXT,
+    kind TEXT NOT NULL DEFAULT 'scn');
 CREATE INDEX IF NOT EXISTS relabels_by_epoch ON relabels (epoch, old, new);
 CREATE TABLE IF NOT EXISTS confusion (
     epoch INTEGER NOT NULL, split TEXT NOT NULL, matrix TEXT NOT NULL, PRIMARY KEY (epoch, split));
@@ -71,7 +86,14 @@ CREATE TABLE IF NOT EXISTS warnings (
 CREATE TABLE IF NOT EXISTS reviews (
     event_id INTEGER PRIMARY KEY, idx INTEGER NOT NULL, decision TEXT NOT NULL
         CHECK (decision IN ('accept', 'revert')), time REAL NOT NULL);
-"""
+""" + IMAGE_REVIEWS_SCHEMA
+
+# Columns added after run stores were first written: (table, column, definition). A writer adds
+# them to an older store it opens (a resumed run); readers of older stores fill in the default, or
+# see a missing value.
+MIGRATIONS = (("relabels", "kind", "TEXT NOT NULL DEFAULT 'scn'"),
+              ("epoch_metrics", "train_accuracy_original", "REAL"),
+              ("epoch_metrics", "train_accuracy_truth", "REAL"))
 
 STEP_COLUMNS = ("global_step", "epoch", "step", "time", "loss", "loss_wce", "loss_rr", "accuracy",
                 "lr", "images_per_s")
@@ -79,16 +101,12 @@ EPOCH_COLUMNS = ("epoch", "time", "seconds", "lr", "images_per_s", "train_loss",
                  "train_loss_rr", "train_accuracy", "val_accuracy", "test_accuracy", "test_loss",
                  "alpha_mean", "alpha_std", "alpha_gap", "relabels", "train_accuracy_original",
                  "train_accuracy_truth")
-# Columns added after the first stores were written: (table, column, type). A writer adds those its
-# database lacks; readers of an old store see them as missing values.
-ADDED_COLUMNS = (("epoch_metrics", "train_accuracy_original", "REAL"),
-                 ("epoch_metrics", "train_accuracy_truth", "REAL"))
 # Probabilities are kept in float16 (3 significant digits, plenty for a chart) and predictions in
 # int8 (-1: not seen that epoch), so the new per-sample arrays add 5 bytes a sample per epoch.
 PROBABILITY_DTYPE = np.float16
 WARNING_COLUMNS = ("epoch", "kind", "message", "figures")
 ATTENTION_COLUMNS = ["idx", "alpha", "is_high", "label", "original_label", "pred", "p_given", "p_max"]
-RELABEL_COLUMNS = ("epoch", "step", "idx", "old", "new", "p_max", "p_given", "alpha", "grp")
+RELABEL_COLUMNS = ("epoch", "step", "idx", "old", "new", "p_max", "p_given", "alpha", "grp", "kind")
 # A person's notes and tags on a run: the app's write, in a table of its own. Created on the first
 # write, so run stores from before it read as "no notes, no tags".
 ANNOTATIONS_SCHEMA = """CREATE TABLE IF NOT EXISTS annotations (
@@ -115,10 +133,6 @@ def clean_tags(tags) -> list:
         if tag and tag not in cleaned:
             cleaned.append(tag)
     return cleaned
-
-
-def table_columns(conn: sqlite3.Connection, table: str) -> list:
-    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
 
 
 def checkpoint_path(run_dir, which: str) -> Path:
@@ -162,6 +176,17 @@ def connect(run_dir, *, create: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def columns(conn: sqlite3.Connection, table: str) -> set:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Add the MIGRATIONS columns that an older store lacks."""
+    for table, column, definition in MIGRATIONS:
+        if column not in columns(conn, table):
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
 class RunWriter:
     """The trainer's handle on its run: the only writer of everything but reviews."""
 
@@ -170,9 +195,7 @@ class RunWriter:
         (self.run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
         self.conn = connect(self.run_dir, create=True)
         self.conn.executescript(SCHEMA)
-        for table, column, kind in ADDED_COLUMNS:
-            if column not in table_columns(self.conn, table):
-                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        migrate(self.conn)
         self.conn.commit()
 
     def write_config(self, config: dict) -> None:
@@ -247,8 +270,9 @@ class RunWriter:
     def log_relabels(self, events) -> None:
         """`events`: scn.labels.RelabelEvent objects."""
         self.conn.executemany(
-            f"INSERT INTO relabels ({', '.join(RELABEL_COLUMNS)}) VALUES ({', '.join('?' * 9)})",
-            ((e.epoch, e.step, e.index, e.old, e.new, e.p_max, e.p_given, e.alpha, e.group)
+            f"INSERT INTO relabels ({', '.join(RELABEL_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(RELABEL_COLUMNS))})",
+            ((e.epoch, e.step, e.index, e.old, e.new, e.p_max, e.p_given, e.alpha, e.group, e.kind)
              for e in events),
         )
         self.conn.commit()
@@ -390,7 +414,7 @@ class RunReader:
         """One row per finished epoch. train_accuracy is against the labels each sample was trained
         with (relabels included); train_accuracy_original against the dataset's labels, and
         train_accuracy_truth against the ground truth where the dataset has one (else missing)."""
-        # SELECT *: a store written before ADDED_COLUMNS lacks them, and shows them as missing.
+        # SELECT *: a store written before MIGRATIONS lacks their columns, and shows them as missing.
         columns, rows = self._query("SELECT * FROM epoch_metrics ORDER BY epoch", names=True)
         return pd.DataFrame(rows, columns=columns).reindex(columns=list(EPOCH_COLUMNS))
 
@@ -511,9 +535,18 @@ class RunReader:
         return self._frame("SELECT idx, name, label FROM samples WHERE split = ? ORDER BY idx",
                            (split,), columns=("idx", "name", "label"))
 
+    def _kind_column(self) -> str:
+        """The relabels' kind, or 'scn' for every event of a store written before kinds existed."""
+        rows = self._query("SELECT 1 FROM pragma_table_info('relabels') WHERE name = 'kind'")
+        return "kind" if rows else "'scn' AS kind"
+
     def relabels(self, *, epoch: int | None = None, old: int | None = None, new: int | None = None,
-                 min_margin: float | None = None) -> pd.DataFrame:
-        """Relabel events, filtered; `margin` = p_max - p_given is added as a column."""
+                 min_margin: float | None = None, kind: str | None = None) -> pd.DataFrame:
+        """Relabel events, filtered, in the order they happened; `margin` = p_max - p_given is added
+        as a column. `kind`: "scn" (the relabel rule) or "review" (a reviewed label applied on
+        resume; it has no probabilities, so a min_margin leaves it out)."""
+        if kind is not None and kind not in EVENT_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(EVENT_KINDS)}, not {kind!r}")
         clauses, params = [], []
         for column, value in (("epoch", epoch), ("old", old), ("new", new)):
             if value is not None:
@@ -522,17 +555,24 @@ class RunReader:
         if min_margin is not None:
             clauses.append("p_max - p_given >= ?")
             params.append(float(min_margin))
+        kind_column = self._kind_column()
+        if kind is not None:
+            clauses.append("kind = ?" if kind_column == "kind" else "'scn' = ?")
+            params.append(kind)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         columns = ("id",) + RELABEL_COLUMNS
-        frame = self._frame(f"SELECT {', '.join(columns)} FROM relabels {where} ORDER BY id",
+        select = ", ".join(columns[:-1] + (kind_column,))
+        frame = self._frame(f"SELECT {select} FROM relabels {where} ORDER BY id",
                             params, columns=columns)
         frame["margin"] = frame["p_max"] - frame["p_given"]
         return frame
 
     def relabel_counts(self) -> pd.DataFrame:
-        """Events per (epoch, old, new): the cheap aggregate the charts need."""
-        return self._frame("SELECT epoch, old, new, COUNT(*) FROM relabels GROUP BY epoch, old, new",
-                           columns=("epoch", "old", "new", "count"))
+        """Events per (epoch, old, new, kind): the cheap aggregate the charts need."""
+        kind = self._kind_column()
+        return self._frame(f"SELECT epoch, old, new, {kind.split()[0]}, COUNT(*) FROM relabels "
+                           "GROUP BY epoch, old, new, 4",
+                           columns=("epoch", "old", "new", "kind", "count"))
 
     def confusion_epochs(self, split: str = "test") -> list:
         return [r[0] for r in self._query(
@@ -553,18 +593,59 @@ class RunReader:
             conn.close()
 
     def reviews(self) -> pd.DataFrame:
+        """Reviews of single relabel events (accept / revert)."""
         return self._frame("SELECT event_id, idx, decision, time FROM reviews ORDER BY event_id",
                            columns=("event_id", "idx", "decision", "time"))
 
+    def image_reviews(self) -> pd.DataFrame:
+        """Reviews of training images' final labels: idx, decision (accept / revert / set), the
+        label the image trains with after review, time."""
+        return self._frame("SELECT idx, decision, label, time FROM image_reviews ORDER BY idx",
+                           columns=("idx", "decision", "label", "time"))
+
     def write_review(self, *, event_id: int, decision: str) -> None:
-        """Accept or revert one relabel event; the app's only write, in its own table."""
-        rows = self._query("SELECT idx FROM relabels WHERE id = ?", (event_id,))
-        if not rows:
-            raise KeyError(f"run {self.name} has no relabel event {event_id}")
+        """Accept or revert one relabel event; see write_reviews."""
+        self.write_reviews(event_ids=[event_id], decision=decision)
+
+    def write_reviews(self, *, event_ids, decision: str) -> None:
+        """Accept or revert relabel events, all in one transaction; the app's writes go to the
+        review tables only. Raises KeyError naming the ids the run does not have."""
+        if decision not in REVIEW_DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(REVIEW_DECISIONS)}, not {decision!r}")
+        ids = [int(i) for i in event_ids]
+        events = self.relabels().set_index("id")["idx"]
+        missing = sorted(set(ids) - set(events.index))
+        if missing:
+            raise KeyError(f"run {self.name} has no relabel event {', '.join(map(str, missing[:5]))}")
+        now = time.time()
+        self._write("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?)",
+                    [(i, int(events[i]), decision, now) for i in ids])
+
+    def write_image_reviews(self, *, labels: dict, decision: str) -> None:
+        """Review training images' final labels: `labels` maps idx to the label each trains with
+        after review (see IMAGE_REVIEWS_SCHEMA). One transaction; creates the table in a store
+        written before image reviews existed."""
+        if decision not in IMAGE_REVIEW_DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(IMAGE_REVIEW_DECISIONS)}, "
+                             f"not {decision!r}")
+        count, classes = len(self.original_labels()), len(self.class_names())
+        bad = [i for i in labels if not 0 <= int(i) < count]
+        if bad:
+            raise KeyError(f"run {self.name} has no training image {bad[0]} (it has {count})")
+        wrong = [v for v in labels.values() if classes and not 0 <= int(v) < classes]
+        if wrong:
+            raise ValueError(f"label {wrong[0]} is not a class of run {self.name} (0 to {classes - 1})")
+        now = time.time()
+        self._write("INSERT OR REPLACE INTO image_reviews VALUES (?, ?, ?, ?)",
+                    [(int(i), decision, int(v), now) for i, v in labels.items()],
+                    schema=IMAGE_REVIEWS_SCHEMA)
+
+    def _write(self, sql: str, rows: list, *, schema: str | None = None) -> None:
         conn = connect(self.run_dir)
         try:
-            conn.execute("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?)",
-                         (event_id, rows[0][0], decision, time.time()))
+            if schema:
+                conn.executescript(schema)
+            conn.executemany(sql, rows)
             conn.commit()
         finally:
             conn.close()

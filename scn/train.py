@@ -34,7 +34,7 @@ from tqdm import tqdm
 from scn import augment, distributed, lock, pipeline
 from scn.checkpoint import load_checkpoint, save_checkpoint
 from scn.collapse import check_epoch
-from scn.config import BUILT_IN_START, TrainConfig
+from scn.config import BUILT_IN_START, TrainConfig, resumed_config
 from scn.data import Split, load_dataset, split_validation
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
@@ -43,7 +43,8 @@ from scn.metrics import truth_table
 from scn.model import SCN, load_pretrained
 from scn.pretrain import ensure_backbone
 from scn.relabel import relabel_rows
-from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunWriter, checkpoint_path
+from scn.review import review_events
+from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunReader, RunWriter, checkpoint_path
 
 EVAL_BATCH = 256
 
@@ -304,6 +305,8 @@ class Trainer:
         self.gate_accuracy = 0.0
         if checkpoint is not None:
             self._restore(checkpoint)
+            if config.reviewed_labels:
+                self._apply_reviews()
         self.cache = pipeline.pin(self.train_split.images, self.device)
         # The labels batches are drawn with; relabels reach them at once and the history (on the
         # host, in self.labels) when `_flush_relabels` runs.
@@ -333,6 +336,14 @@ class Trainer:
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.log.info("resumed at epoch %d step %d with %d relabels restored",
                       self.start_epoch, self.start_step, len(labels.history))
+
+    def _apply_reviews(self) -> None:
+        """Bring the restored labels to the run's reviewed labels (scn.review), as review events at
+        the step training resumes from; the store records them with that epoch's relabels."""
+        events = review_events(self.labels, reader=RunReader(self.run_dir), epoch=self.start_epoch,
+                               step=self.start_step)
+        self.labels.apply(events)
+        self.log.info("reviewed labels: %d training label(s) changed by review", len(events))
 
     def record_samples(self) -> None:
         writer = self.writer
@@ -572,6 +583,7 @@ class Trainer:
         val = (evaluate(self.model, self.val_split, config=config, device=self.device,
                         precision=self.precision) if self.val_split is not None else None)
         events = [e for e in self.labels.history if e.epoch == epoch]
+        relabels = [e for e in events if e.kind == "scn"]
         n_train = len(self.train_split)
         high, low = record.alpha[record.is_high], record.alpha[~record.is_high]
         seen = max(record.seen, 1)
@@ -592,13 +604,13 @@ class Trainer:
             "train_loss_rr": record.loss_rr / seen, "train_accuracy": record.correct / seen,
             "val_accuracy": None if val is None else val["accuracy"], "test_accuracy": test["accuracy"],
             "test_loss": test["loss"], "alpha_mean": float(record.alpha.mean()),
-            "alpha_std": float(record.alpha.std()), "alpha_gap": gap, "relabels": len(events),
+            "alpha_std": float(record.alpha.std()), "alpha_gap": gap, "relabels": len(relabels),
             "train_accuracy_original": _accuracy(record.pred, self.labels.original),
             "train_accuracy_truth": None if self.true_labels is None else _accuracy(record.pred, self.true_labels),
         })
         selection = val if val is not None else test
         warnings = check_epoch(confusion=selection["confusion"].numpy(), alpha=record.alpha.numpy(),
-                               new_labels=[e.new for e in events], train_size=n_train,
+                               new_labels=[e.new for e in relabels], train_size=n_train,
                                class_names=config.class_names,
                                check_alpha=config.uses_alpha and epoch > config.alpha_warmup_epochs,
                                split="test" if val is None else "validation")
@@ -624,12 +636,16 @@ class Trainer:
             "%d relabels, %.0f img/s", epoch, config.epochs, record.correct / seen,
             (record.loss_wce + record.loss_rr) / seen, record.loss_rr / seen, test["accuracy"],
             "" if val is None else f", val acc {val['accuracy']:.4f}", float(record.alpha.mean()),
-            float(record.alpha.std()), len(events), record.seen / max(record.seconds, 1e-9))
+            float(record.alpha.std()), len(relabels), record.seen / max(record.seconds, 1e-9))
 
 
-def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool | None = None) -> str:
+def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes: dict | None = None,
+          progress: bool | None = None) -> str:
     """Train one run into `run_dir`; returns "finished" or "stopped". Raises on failure, after
-    recording the traceback in the run's status."""
+    recording the traceback in the run's status.
+
+    A resumed run trains with its checkpoint's configuration, changed only by `resume_changes`
+    (scn.config.RESUME_OPTIONS: more epochs, the reviewed labels)."""
     run_dir = Path(run_dir)
     # On resume the run's own device decides the backend, not this invocation's default.
     stored = run_dir / CONFIG_NAME
@@ -637,12 +653,16 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
         else config.device
     ranks = distributed.from_environment(device)
     if not ranks.is_main:
-        return _train_other_rank(config, run_dir=run_dir, resume=resume, ranks=ranks)
+        return _train_other_rank(config, run_dir=run_dir, resume=resume, resume_changes=resume_changes,
+                                 ranks=ranks)
     if not ranks.active and config.processes > 1 and not resume:
         raise ValueError(f"--processes {config.processes} needs the processes started by torchrun: "
                          f"torchrun --standalone --nproc-per-node {config.processes} -m scn train …")
     if not resume and (run_dir / DB_NAME).exists():
         raise RunExistsError(f"{run_dir} already holds a run; resume it with --resume or choose another run folder")
+    if not resume and config.reviewed_labels:
+        raise ValueError("--reviewed-labels applies to a resumed run (--resume): a new run has no "
+                         "reviewed labels yet")
     if not resume and config.pretrained and config.pretrained != BUILT_IN_START:
         # Checked before the run folder exists: a run that failed on its weights would otherwise
         # be left behind, and running the command again would say "already holds a run". The
@@ -657,8 +677,7 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
     try:
         checkpoint = None
         if resume:
-            checkpoint = load_checkpoint(checkpoint_path(run_dir, "last"))
-            config = TrainConfig.from_dict(checkpoint["run_config"])
+            checkpoint, config = _resume_from(run_dir, resume_changes)
         writer = RunWriter(run_dir)
         writer.write_config(config.to_dict())
         fields = {"pid": os.getpid(), "total_epochs": config.epochs, "message": None, "finished": None}
@@ -697,7 +716,16 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, progress: bool 
         distributed.shutdown()
 
 
-def _train_other_rank(config: TrainConfig, *, run_dir: Path, resume: bool, ranks) -> str:
+def _resume_from(run_dir: Path, changes: dict | None) -> tuple:
+    """The `last` checkpoint of `run_dir` and the configuration to resume it with."""
+    checkpoint = load_checkpoint(checkpoint_path(run_dir, "last"))
+    config = resumed_config(TrainConfig.from_dict(checkpoint["run_config"]), changes or {},
+                            epochs_done=checkpoint["epoch"])
+    return checkpoint, config
+
+
+def _train_other_rank(config: TrainConfig, *, run_dir: Path, resume: bool, resume_changes: dict | None,
+                      ranks) -> str:
     """A torchrun process other than rank 0: it trains its share of every batch and writes
     nothing; its errors go to stderr, which torchrun prints with the rank."""
     log = logging.getLogger(f"scn.train.rank{ranks.rank}")
@@ -707,8 +735,7 @@ def _train_other_rank(config: TrainConfig, *, run_dir: Path, resume: bool, ranks
     try:
         checkpoint = None
         if resume:
-            checkpoint = load_checkpoint(checkpoint_path(run_dir, "last"))
-            config = TrainConfig.from_dict(checkpoint["run_config"])
+            checkpoint, config = _resume_from(run_dir, resume_changes)
         trainer = Trainer(config, run_dir=run_dir, writer=distributed.SilentWriter(), log=log, stop=stop,
                           checkpoint=checkpoint, progress=False, ranks=ranks)
         return trainer.run()

@@ -19,7 +19,7 @@ from tests.helpers import copy_run, write_ferplus
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGES = ["pages/1_Training.py", "pages/2_Attention.py", "pages/3_Relabels.py",
-         "pages/4_Confusion.py", "pages/5_Compare.py", "pages/7_Sample.py"]
+         "pages/4_Confusion.py", "pages/5_Compare.py", "pages/7_Sample.py", "pages/8_Slices.py"]
 
 
 def render(page: str = "app.py", *, session: dict | None = None, query: dict | None = None) -> AppTest:
@@ -274,34 +274,6 @@ def test_attention_page_of_a_run_without_epochs(empty_root):
     assert "No epoch has finished yet" in texts(at.info)
 
 
-def test_relabels_page_scores_filters_and_reverts(finished_runs):
-    at = render("pages/3_Relabels.py")
-    reader = RunReader(finished_runs["scn_dir"])
-    events = reader.relabels()
-    assert elements(at)["plotly_chart"] == 3
-    assert at.metric[0].value == str(len(events))
-    quality, table = at.dataframe[0].value, at.dataframe[1].value
-    assert quality["epoch"].tolist() == [1, 2, 3, 4]
-    assert table["id"].tolist() == events["id"].tolist()
-    assert table["image"].str.startswith("data:image/jpeg;base64,").all()
-    truth = RunReader(finished_runs["scn_dir"]).groundtruth().set_index("image")["true_label"] - 1
-    names = reader.samples("train").set_index("idx")["name"]
-    right = [truth[names[i]] == new for i, new in zip(events["idx"], events["new"])]
-    assert table["verdict"].tolist() == ["✓ true class" if r else "✗ wrong" for r in right]
-    assert table["sample"].tolist() == [f"Sample?run={reader.name}&split=train&sample={i}" for i in events["idx"]]
-    assert [b.proto.label for b in at.get("download_button")] == [
-        "Download corrected labels (RAF-DB format)", "Download per-sample table (CSV)"]
-    epoch = int(events["epoch"].iloc[-1])
-    at.selectbox(key="relabel_epoch_filter").set_value(epoch).run()
-    assert at.dataframe[1].value["epoch"].eq(epoch).all() and len(at.dataframe[1].value)
-    first = int(at.dataframe[1].value["id"].iloc[0])
-    at.multiselect(key="relabel_review_ids").select(first).run()
-    at.button[1].click().run()
-    assert reader.reviews()[["event_id", "decision"]].values.tolist() == [[first, "revert"]]
-    assert "Marked 1 relabel(s) as reverted" in texts(at.success)
-    assert at.dataframe[1].value.set_index("id").at[first, "review"] == "revert"
-
-
 def test_relabels_page_of_the_baseline_and_before_the_relabel_epoch(finished_runs):
     at = render("pages/3_Relabels.py", session={"run_picker_choice": "20260101-110000-baseline"})
     assert "trains without relabelling" in texts(at.info)
@@ -548,7 +520,8 @@ def test_the_home_page_has_a_title_and_the_pages_keep_their_addresses(empty_root
     assert rows[0][0] == "Home"
     assert [tuple(row) for row in rows[1:]] == [
         ("Training", "Training"), ("Attention", "Attention"), ("Relabels", "Relabels"),
-        ("Confusion", "Confusion"), ("Compare", "Compare"), ("Predict", "Predict"), ("Sample", "Sample")]
+        ("Confusion", "Confusion"), ("Compare", "Compare"), ("Predict", "Predict"), ("Sample", "Sample"),
+        ("Slices", "Slices")]
 
 
 def test_notes_and_tags_are_saved_shown_and_filter_the_runs(finished_runs):

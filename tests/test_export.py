@@ -25,6 +25,10 @@ def test_one_row_per_training_sample_with_labels_alpha_and_reviews(run_dir):
     assert table.at[reverted, "reviewed_label"] == names[original[reverted]]
     assert (table["reviewed_label"] != "").sum() == 2
     untouched = [i for i in range(len(samples)) if i not in latest.index]
+    # An image reviewed by its final label (no relabel event reviewed) is exported at that label.
+    reader.write_image_reviews(labels={untouched[0]: 3}, decision="set")
+    again = pd.read_csv(io.StringIO(sample_csv(reader)), keep_default_na=False)
+    assert again.at[untouched[0], "reviewed_label"] == names[3] and (again["reviewed_label"] != "").sum() == 3
     assert (table.loc[untouched, "final_label"] == table.loc[untouched, "original_label"]).all()
     assert table["relabel_count"].tolist() == [int((events["idx"] == i).sum()) for i in range(len(samples))]
     last = reader.attention()

@@ -1,4 +1,5 @@
 import os
+import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -237,3 +238,24 @@ def test_bad_tags_and_notes_are_refused_before_anything_is_written(run_dir, tags
     with pytest.raises(ValueError, match="at most 20,000"):
         reader.annotate(note="x" * 20_001)
     assert reader.annotations() == {"note": "kept", "tags": ["kept"]}
+
+
+def test_a_store_written_before_event_kinds_and_image_reviews_is_read_and_migrated(tmp_path):
+    make_run(tmp_path / "r").close()
+    conn = sqlite3.connect(tmp_path / "r" / "run.db")
+    conn.executescript("ALTER TABLE relabels DROP COLUMN kind; DROP TABLE image_reviews;")
+    conn.close()
+    reader = RunReader(tmp_path / "r")
+    assert reader.relabels()["kind"].tolist() == ["scn"] * 3 and len(reader.relabels(kind="scn")) == 3
+    assert not len(reader.relabels(kind="review")) and not len(reader.image_reviews())
+    assert reader.relabel_counts()["kind"].tolist() == ["scn"] * 3
+    reader.write_image_reviews(labels={4: 1}, decision="set")
+    assert reader.image_reviews()[["idx", "decision", "label"]].values.tolist() == [[4, "set", 1]]
+    writer = RunWriter(tmp_path / "r")  # a resumed trainer opens it: the column is added
+    writer.log_relabels([RelabelEvent(4, 0, 5, 0, 1, float("nan"), float("nan"), float("nan"), "",
+                                      kind="review")])
+    writer.close()
+    assert reader.relabels()["kind"].tolist() == ["scn"] * 3 + ["review"]
+    assert reader.relabels(kind="review")["margin"].isna().all()
+    with pytest.raises(ValueError, match="kind must be one of scn, review"):
+        reader.relabels(kind="user")

@@ -83,7 +83,7 @@ def render(sample: Sample, *, size: int) -> tuple[np.ndarray, dict]:
 
 
 def truth_row(sample: Sample) -> dict:
-    """The ground-truth columns of a sample: expression, identity, pose and degradations."""
+    """The ground-truth columns of a sample: expression, identity, pose, lighting and degradations."""
     row = {"true_class": sample.true_class, "intensity": round(sample.intensity, 4),
            "blend_partner": sample.blend_partner, "blend_weight": round(sample.blend_weight, 4)}
     row.update({f"au{au:02d}": round(float(v), 4) for au, v in zip(ACTION_UNITS, sample.aus)})
@@ -92,6 +92,8 @@ def truth_row(sample: Sample) -> dict:
             if isinstance(value, tuple):
                 value = "#%02x%02x%02x" % tuple(int(round(v)) for v in value)
             row[f"{prefix}_{key}"] = round(value, 4) if isinstance(value, float) else value
+    row.update(scene_brightness=round(sample.scene.brightness, 4),
+               scene_light_gradient=round(sample.scene.light_gradient, 4))
     degradation = sample.degradation
     row.update(occlusion=degradation.occlusion, blur_sigma=round(degradation.blur_sigma, 4),
                resolution_scale=round(degradation.resolution_scale, 4),
