@@ -5,8 +5,6 @@ import streamlit as st
 
 import studio_ui as ui
 from scn import charts, slices
-from scn.checkpoint import CheckpointError
-from scn.data import DatasetError
 from scn.store import RunReader
 
 ui.page("Slices")
@@ -19,7 +17,16 @@ def predictions(run_dir: str, which: str, modified: float) -> dict:
     return slices.run_predictions(RunReader(run_dir), which=which)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def slice_scores(run_dir: str, epochs_done: int, predictions: dict | None):
+    """The run's scores per slice, computed once per epoch it has recorded and per predictions."""
+    return slices.run_slices(RunReader(run_dir), predictions=predictions)
+
+
 def checkpoint_predictions(reader: RunReader) -> dict | None:
+    from scn.checkpoint import CheckpointError  # with the model stack, as in slices.run_predictions
+    from scn.formats.sources import DatasetError
+
     available = reader.checkpoints()
     if not available:
         st.info("No checkpoint yet: accuracy per slice needs the model's predictions.")
@@ -38,12 +45,13 @@ def checkpoint_predictions(reader: RunReader) -> dict | None:
 
 if reader is not None:
     with ui.run_guard(reader):
-        if reader.groundtruth() is None:
+        if not reader.has_groundtruth():
             st.info(f"{reader.name} has no ground truth: slices need the built-in benchmark, whose "
                     "generator records each face's skin tone, lighting, occluder, pose and intensity. "
                     "A RAF-DB or ImageFolder dataset does not say how its faces were drawn.")
         else:
-            scores = slices.run_slices(reader, predictions=checkpoint_predictions(reader))
+            scores = slice_scores(str(reader.run_dir), reader.status().get("epoch") or 0,
+                                  checkpoint_predictions(reader))
             if reader.config().get("method") == "baseline":
                 scores = scores.drop(columns=["mean_alpha", "relabels", "relabel_precision"])
             st.caption("Train accuracy compares the prediction on each training image with its true "

@@ -14,8 +14,6 @@ import pandas as pd
 import torch
 
 from scn import augment
-from scn.checkpoint import load_model
-from scn.data import load_dataset
 from scn.metrics import truth_table
 
 # Dimension -> (ground-truth column, bin edges, bin labels); the edges follow the generator's
@@ -106,10 +104,11 @@ def _accuracy(frame: pd.DataFrame) -> float:
     return float((frame["predicted"].to_numpy() == frame["true_label"].to_numpy()).mean())
 
 
-def split_truth(reader, split: str) -> pd.DataFrame:
-    """A run's samples of `split` (idx order) joined to the benchmark's ground truth, with the
-    slice columns. Raises NoGroundTruthError when the run's dataset has none."""
-    groundtruth = reader.groundtruth()
+def split_truth(reader, split: str, *, groundtruth: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A run's samples of `split` (idx order) joined to the benchmark's ground truth (read from the
+    run unless given), with the slice columns. Raises NoGroundTruthError when the run's dataset has
+    none."""
+    groundtruth = reader.groundtruth() if groundtruth is None else groundtruth
     if groundtruth is None:
         raise NoGroundTruthError(f"{reader.name} was not trained on the built-in benchmark: its dataset "
                                  "has no ground truth (groundtruth.csv) to slice by")
@@ -122,6 +121,11 @@ def run_predictions(reader, *, which: str = "last") -> dict:
     """The predicted class of every training and test image of a run by its `which` checkpoint:
     {"train": array by training idx, "test": array by test idx}. Reads the run's dataset, so it
     raises FileNotFoundError when that is not on this machine."""
+    # The model stack (torchvision) takes about a second to import; only this function needs it,
+    # so the Slices page of a run without checkpoints does not pay for it.
+    from scn.checkpoint import load_model
+    from scn.data import load_dataset
+
     dataset = reader.meta("dataset") or {}
     root = reader.config().get("data") or dataset.get("path")
     if not root:
@@ -147,11 +151,12 @@ def run_predictions(reader, *, which: str = "last") -> dict:
 def run_slices(reader, *, predictions: dict | None = None) -> pd.DataFrame:
     """`slice_scores` of a run: alpha of its latest recorded epoch, its SCN relabel events, and
     accuracies from `predictions` (run_predictions' output) when given."""
-    train = split_truth(reader, "train")
+    groundtruth = reader.groundtruth()
+    train = split_truth(reader, "train", groundtruth=groundtruth)
     attention = reader.attention()
     if len(attention) == len(train):
         train["alpha"] = attention["alpha"].to_numpy()
-    test = split_truth(reader, "test")
+    test = split_truth(reader, "test", groundtruth=groundtruth)
     if predictions is not None:
         train["predicted"], test["predicted"] = predictions["train"], predictions["test"]
     return slice_scores(train, test=test, events=reader.relabels(kind="scn"))

@@ -582,6 +582,17 @@ class RunReader:
         rows = self._query("SELECT matrix FROM confusion WHERE epoch = ? AND split = ?", (epoch, split))
         return np.array(json.loads(rows[0][0]), dtype=np.int64) if rows else None
 
+    def has_groundtruth(self) -> bool:
+        """Whether the run was trained on the built-in benchmark and so has its ground truth; far
+        cheaper than reading the table."""
+        conn = connect(self.run_dir)
+        try:
+            return conn.execute("SELECT 1 FROM groundtruth LIMIT 1").fetchone() is not None
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+
     def groundtruth(self) -> pd.DataFrame | None:
         """The dataset's ground-truth table when the run was trained on the built-in benchmark."""
         conn = connect(self.run_dir)

@@ -136,9 +136,10 @@ def test_reviews_are_stored_and_validated(tmp_path):
 
 def test_groundtruth_is_kept_inside_the_run(tmp_path):
     writer = make_run(tmp_path / "r")
-    assert RunReader(tmp_path / "r").groundtruth() is None
+    assert RunReader(tmp_path / "r").groundtruth() is None and not RunReader(tmp_path / "r").has_groundtruth()
     writer.add_groundtruth(pd.DataFrame({"image": ["train_00001.jpg"], "is_noisy": [True]}))
     assert RunReader(tmp_path / "r").groundtruth()["is_noisy"].tolist() == [1]
+    assert RunReader(tmp_path / "r").has_groundtruth()
 
 
 def test_missing_runs_and_empty_roots(tmp_path):
