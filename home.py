@@ -54,7 +54,7 @@ def start_from_form() -> None:
     options = dict(METHODS[state.method])
     if state.dataset == BUILT_IN:
         options |= {"synth_train": state.synth_train, "synth_test": state.synth_test,
-                    "synth_noise": state.synth_noise}
+                    "synth_noise": state.synth_noise, "synth_noise_model": state.synth_noise_model}
     else:
         problem = check_dataset(state.data_path, format=state.data_format,
                                 noise_file=state.noise_file.strip() or None, contempt=state.contempt)
@@ -226,8 +226,10 @@ with left:
         st.number_input("Training images", 100, 100_000, 3000, step=500, key="synth_train",
                         help=HINTS["synth_train"])
         st.number_input("Test images", 50, 20_000, 750, step=250, key="synth_test", help=HINTS["synth_test"])
-        st.slider("Label noise (share of flipped labels)", 0.0, 0.6, 0.3, 0.05, key="synth_noise",
+        st.slider("Label noise (share of wrong labels)", 0.0, 0.6, 0.3, 0.05, key="synth_noise",
                   help=HINTS["synth_noise"])
+        st.selectbox("Noise model", option_specs()["synth_noise_model"].limits["choices"],
+                     key="synth_noise_model", help=HINTS["synth_noise_model"])
     else:
         path = st.text_input("Folder", key="data_path", placeholder="/data/RAF-DB/basic")
         st.selectbox("Format", tuple(FORMAT_LABELS), key="data_format", format_func=FORMAT_LABELS.get)
@@ -235,7 +237,8 @@ with left:
                     disabled=st.session_state.data_format not in WITH_CONTEMPT,
                     help="FERPlus and AffectNet: keep the contempt faces as an 8th class; untick to "
                          "drop them and train 7 classes (--no-contempt)")
-        st.text_input("Label-noise file (optional)", key="noise_file", placeholder="0.1noise_train.txt")
+        st.text_input("Label-noise file (optional; SCN or EAC format)", key="noise_file",
+                      placeholder="0.1noise_train.txt")
         if path:
             problem = check_dataset(path, format=st.session_state.data_format,
                                     noise_file=st.session_state.noise_file.strip() or None,

@@ -128,8 +128,10 @@ def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path
     monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.update(options) or 1)
     at = render()
     at.text_input(key="pretrained").input(str(weights)).run()
+    at.selectbox(key="synth_noise_model").set_value("annotators").run()
     at.button(key="start_run").click().run()
     assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] == 0.3
+    assert started["synth_noise_model"] == "annotators"
 
 
 @pytest.mark.parametrize("gpus", [0, 4])
