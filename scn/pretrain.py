@@ -77,7 +77,7 @@ def ensure_backbone(*, log=print, progress: bool = True) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         # Another process may have built it while this one waited for the lock.
         if not path.is_file():
-            log(f"building the {SYNTH_FACE} backbone once (about 6 minutes on 2 free CPU cores) into {path}")
+            log(f"building the {SYNTH_FACE} backbone once (about 6 minutes on 2 CPU cores) into {path}")
             checkpoint = build_backbone(log=log, progress=progress)
             tmp = path.with_suffix(".tmp")
             torch.save(checkpoint, tmp)

@@ -104,14 +104,9 @@ def _accuracy(frame: pd.DataFrame) -> float:
     return float((frame["predicted"].to_numpy() == frame["true_label"].to_numpy()).mean())
 
 
-def split_truth(reader, split: str, *, groundtruth: pd.DataFrame | None = None) -> pd.DataFrame:
-    """A run's samples of `split` (idx order) joined to the benchmark's ground truth (read from the
-    run unless given), with the slice columns. Raises NoGroundTruthError when the run's dataset has
-    none."""
-    groundtruth = reader.groundtruth() if groundtruth is None else groundtruth
-    if groundtruth is None:
-        raise NoGroundTruthError(f"{reader.name} was not trained on the built-in benchmark: its dataset "
-                                 "has no ground truth (groundtruth.csv) to slice by")
+def split_truth(reader, split: str, *, groundtruth: pd.DataFrame) -> pd.DataFrame:
+    """A run's samples of `split` (idx order) joined to the benchmark's ground truth, with the
+    slice columns."""
     truth = truth_table(reader.samples(split), groundtruth)
     return pd.concat([truth[["idx", "name", "label", "true_label"]], slice_columns(truth)], axis=1)
 
@@ -150,8 +145,12 @@ def run_predictions(reader, *, which: str = "last") -> dict:
 
 def run_slices(reader, *, predictions: dict | None = None) -> pd.DataFrame:
     """`slice_scores` of a run: alpha of its latest recorded epoch, its SCN relabel events, and
-    accuracies from `predictions` (run_predictions' output) when given."""
+    accuracies from `predictions` (run_predictions' output) when given. Raises NoGroundTruthError
+    when the run's dataset has none."""
     groundtruth = reader.groundtruth()
+    if groundtruth is None:
+        raise NoGroundTruthError(f"{reader.name} was not trained on the built-in benchmark: its dataset "
+                                 "has no ground truth (groundtruth.csv) to slice by")
     train = split_truth(reader, "train", groundtruth=groundtruth)
     attention = reader.attention()
     if len(attention) == len(train):
