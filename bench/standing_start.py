@@ -12,12 +12,17 @@ image size, epochs and relabel epoch), each its own `python -m scn train` proces
   baseline learns nothing that generalises at 30% noise: no remedy of SCN's could be seen there;
 - `--part demo`: the demo itself, baseline and SCN from the synth-face backbone at 30% and 0%
   noise, for several seeds (the demo's target: SCN at least 2 points ahead at 30% at the last
-  epoch, and no more than 1 point behind on clean labels).
+  epoch, and no more than 1 point behind on clean labels);
+- `--part scale`: from the synth-face backbone at 30% noise with twice the demo's data and 12 epochs,
+  where the baseline does learn: the baseline, plain SCN, SCN with alpha normalised within each
+  batch (`--alpha-normalize`), with and without relabeling, under symmetric and annotator noise
+  (`--synth-noise-model`), each scored against the ground truth (relabel precision and damage,
+  alpha's AUROC for the labels wrong at the last epoch).
 
 Every run's collapse warnings (scn.collapse) are recorded beside its accuracy. Finished runs are
 kept in --runs-dir and skipped on a rerun.
 
-    python -m bench.standing_start                       # both parts (the README's figures)
+    python -m bench.standing_start                       # every part (the README's figures)
     python -m bench.standing_start --part demo --seeds 0 1 2
     python -m bench.standing_start --train 60 --test 21 --image-size 32 --epochs 2 --relabel-epoch 2 \\
         --seeds 0 --runs-dir /tmp/ss --json /tmp/ss.json      # toy scale (tests/test_bench.py)
@@ -32,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.noise_robustness import ensure_trained
+from scn.metrics import run_scores
 from scn.runs import DEMO_DATA, train_command
 from scn.store import RunReader
 
@@ -42,9 +48,17 @@ REMEDIES = {
     "scn_alpha_bias": {"alpha_bias_init": 3.0},
     "scn_relabel_gate": {"relabel_min_val_accuracy": 0.5},
     "scn_all_three": {"alpha_warmup_epochs": 2, "alpha_bias_init": 3.0, "relabel_min_val_accuracy": 0.5},
+    "scn_alpha_normalize": {"alpha_normalize": True},
 }
 FAILURE_VARIANTS = ("baseline", "scn")
 DEMO_METHODS = {"baseline": {"method": "baseline"}, "scn": {}}
+# Twice the demo's data and 12 epochs: the smallest scale at which the baseline learns at 30% noise.
+SCALE = {"train": 4000, "test": 1000, "epochs": 12, "relabel_epoch": 6}
+SCALE_RUNS = {
+    "symmetric": {"baseline": {"method": "baseline"}, "scn": {}, "scn_alpha_normalize": {"alpha_normalize": True},
+                  "scn_alpha_normalize_no_relabel": {"alpha_normalize": True, "relabel": False}},
+    "annotators": {"baseline": {"method": "baseline"}, "scn_alpha_normalize": {"alpha_normalize": True}},
+}
 
 
 def jobs(args) -> list:
@@ -57,14 +71,21 @@ def jobs(args) -> list:
         found += [{"part": "demo", "start": "synth-face", "noise": noise, "variant": variant, "seed": seed,
                    "options": options} for seed in args.seeds for noise in args.demo_noise
                   for variant, options in DEMO_METHODS.items()]
+    if "scale" in args.part:
+        found += [{"part": "scale", "start": "synth-face", "noise": 0.3, "noise_model": model, "variant": variant,
+                   "seed": seed, "options": options | {"synth_noise_model": model}}
+                  for seed in args.remedy_seeds for model, variants in SCALE_RUNS.items()
+                  for variant, options in variants.items()]
     for job in found:
-        job["name"] = f"{job['part']}-{job['start']}-noise{job['noise']:g}-{job['variant']}-seed{job['seed']}"
+        model = f"-{job['noise_model']}" if "noise_model" in job else ""
+        job["name"] = f"{job['part']}-{job['start']}-noise{job['noise']:g}{model}-{job['variant']}-seed{job['seed']}"
     return found
 
 
 def command(job: dict, run_dir: Path, args) -> list:
-    options = {"synth_train": args.train, "synth_test": args.test, "synth_noise": job["noise"],
-               "image_size": args.image_size, "epochs": args.epochs, "relabel_epoch": args.relabel_epoch,
+    size = {k: getattr(args, f"scale_{k}" if job["part"] == "scale" else k) for k in SCALE}
+    options = {"synth_train": size["train"], "synth_test": size["test"], "synth_noise": job["noise"],
+               "image_size": args.image_size, "epochs": size["epochs"], "relabel_epoch": size["relabel_epoch"],
                "threads": 1, "device": "cpu", "seed": job["seed"], "pretrained": job["start"], **job["options"]}
     return train_command(run_dir=run_dir, options=options)
 
@@ -86,7 +107,17 @@ def summarize(reader: RunReader) -> dict:
         "warnings": {kind: [int(e) for e in rows["epoch"]] for kind, rows in warnings.groupby("kind")},
         "seconds": float(epochs["seconds"].sum()),
         "start_weights": start_weights(reader),
-    }
+    } | truth_scores(reader)
+
+
+def truth_scores(reader: RunReader) -> dict:
+    """The last epoch's scores against the ground truth: how precise the relabels were, how many
+    clean labels they broke, and whether alpha ranked the wrong labels low."""
+    last = run_scores(reader).iloc[-1]
+    return {"relabel_precision_by_epoch": [None if np.isnan(p) else round(float(p), 3)
+                                           for p in run_scores(reader)["precision"]],
+            "last_wrong_labels": int(last["wrong_labels"]), "last_damage": float(last["damage"]),
+            "last_recall": float(last["recall"]), "last_auroc_wrong_now": float(last["auroc_wrong_now"])}
 
 
 def start_weights(reader: RunReader) -> str:
@@ -107,12 +138,13 @@ def table(results: list) -> list:
     """Mean ± std over seeds per (part, start, noise, variant)."""
     groups = {}
     for r in results:
-        groups.setdefault((r["part"], r["start"], r["noise"], r["variant"]), []).append(r)
+        groups.setdefault((r["part"], r["start"], r["noise"], r.get("noise_model", "symmetric"), r["variant"]),
+                          []).append(r)
     rows = []
-    for (part, start, noise, variant), runs in groups.items():
+    for (part, start, noise, noise_model, variant), runs in groups.items():
         last = np.array([r["last_test_accuracy"] for r in runs]) * 100
         best = np.array([r["best_val_test_accuracy"] for r in runs]) * 100
-        rows.append({"part": part, "start": start, "noise": noise, "variant": variant,
+        rows.append({"part": part, "start": start, "noise": noise, "noise_model": noise_model, "variant": variant,
                      "seeds": [r["seed"] for r in runs],
                      "last_mean": float(last.mean()), "last_std": float(last.std()),
                      "best_val_mean": float(best.mean()), "best_val_std": float(best.std()),
@@ -124,15 +156,20 @@ def table(results: list) -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", nargs="+", choices=("remedies", "demo"), default=["remedies", "demo"])
+    parser.add_argument("--part", nargs="+", choices=("remedies", "demo", "scale"),
+                        default=["remedies", "demo", "scale"])
     parser.add_argument("--train", type=int, default=DEMO_DATA["synth_train"])
     parser.add_argument("--test", type=int, default=DEMO_DATA["synth_test"])
     parser.add_argument("--image-size", type=int, default=DEMO_DATA["image_size"])
     parser.add_argument("--epochs", type=int, default=DEMO_DATA["epochs"])
     parser.add_argument("--relabel-epoch", type=int, default=DEMO_DATA["relabel_epoch"])
+    for key, value in SCALE.items():
+        parser.add_argument(f"--scale-{key.replace('_', '-')}", type=int, default=value,
+                            help=f"{key.replace('_', ' ')} of the scale part (default {value})")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the demo part")
     parser.add_argument("--demo-noise", type=float, nargs="+", default=[0.3, 0.0], help="noise rates of the demo part")
-    parser.add_argument("--remedy-seeds", type=int, nargs="+", default=[0], help="seeds of the remedies part")
+    parser.add_argument("--remedy-seeds", type=int, nargs="+", default=[0],
+                        help="seeds of the remedies and scale parts")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--runs-dir", default="runs/bench-standing-start")
     parser.add_argument("--json", default="bench/results/standing_start.json")
@@ -140,14 +177,15 @@ def main(argv=None) -> int:
 
     from scn.pretrain import ensure_backbone
 
-    if "demo" in args.part:
+    if {"demo", "scale"} & set(args.part):
         ensure_backbone()
     started = time.time()
     with ThreadPoolExecutor(args.parallel) as pool:
         results = list(pool.map(lambda job: run_job(job, args), jobs(args)))
     rows = table(results)
     for row in rows:
-        print(f"{row['part']:8} start={row['start']:10} noise={row['noise']:.0%} {row['variant']:17} "
+        print(f"{row['part']:8} start={row['start']:10} noise={row['noise']:.0%} {row['noise_model']:10} "
+              f"{row['variant']:17} "
               f"last {row['last_mean']:.1f} ± {row['last_std']:.1f}, best-on-val {row['best_val_mean']:.1f}, "
               f"warnings in {row['runs_with_warnings']}/{len(row['seeds'])} runs {row['warning_kinds']}")
     settings = {k: getattr(args, k) for k in ("train", "test", "image_size", "epochs", "relabel_epoch")}

@@ -145,6 +145,10 @@ class TrainConfig:
                                            help="initial bias of the alpha head, so alpha starts near "
                                                 "sigmoid(bias), e.g. 3 for 0.95 (default: PyTorch's "
                                                 "initialisation, alpha near 0.5)")
+    alpha_normalize: bool = option(False, flag="--alpha-normalize", group="method",
+                                   help="divide each batch's alphas by their mean before they scale the "
+                                        "logits, so the weights average 1 and only their ranking acts "
+                                        "(default off, as in both presets)")
     relabel_min_val_accuracy: float = option(0.0, flag="--relabel-min-val-acc", group="method", min=0.0,
                                              max=1.0,
                                              help="relabel in an epoch only if the previous epoch's "

@@ -40,6 +40,17 @@ def rank_regularization(alpha: torch.Tensor, *, beta: float, margin: float) -> t
     return torch.clamp(margin - gap, min=0.0)
 
 
+def logit_weights(alpha: torch.Tensor, *, batch_alpha: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """The factor each sample's logits are scaled by: its alpha, or with `normalize` its alpha over
+    the mean alpha of the (global) batch `batch_alpha`.
+
+    Plain WCE can always be lowered by shrinking every alpha while a sample's cross-entropy is above
+    log K, and rank regularization bounds only the gap between the groups, not their level; so from
+    a weak start alpha sinks toward 0 and the logits with it. Normalised, a common level cancels and
+    only alpha's ranking within the batch weights the samples (the weights average 1)."""
+    return alpha / batch_alpha.mean() if normalize else alpha
+
+
 def weighted_cross_entropy(scaled_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The paper's L_WCE: plain cross-entropy on the alpha-scaled logits the model returns.
 

@@ -38,7 +38,7 @@ from scn.config import BUILT_IN_START, TrainConfig, resumed_config
 from scn.data import Split, load_dataset, split_validation
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
-from scn.losses import importance_groups, rank_regularization, weighted_cross_entropy
+from scn.losses import importance_groups, logit_weights, rank_regularization, weighted_cross_entropy
 from scn.metrics import truth_table
 from scn.model import SCN, load_pretrained
 from scn.pretrain import ensure_backbone
@@ -497,13 +497,14 @@ class Trainer:
         alpha, logits = alpha.float().reshape(-1), logits.float()
         attention_on = epoch > config.alpha_warmup_epochs
         weighted = config.uses_alpha and config.attention and attention_on
-        scaled = alpha[:, None] * logits if weighted else logits
+        # SCN's high/low split and rank regularization are over the global batch.
+        alpha_all = ranks.gather(alpha, total=total)
+        weight = logit_weights(alpha, batch_alpha=alpha_all, normalize=config.alpha_normalize)
+        scaled = weight[:, None] * logits if weighted else logits
         loss_wce = weighted_cross_entropy(scaled, targets)
         if ranks.active:
             # DDP averages gradients over processes; scaled so, the step is the global batch mean.
             loss_wce = loss_wce * (len(targets) * ranks.world / total)
-        # SCN's high/low split and rank regularization are over the global batch.
-        alpha_all = ranks.gather(alpha, total=total)
         if config.uses_alpha and config.rank_reg and attention_on:
             loss_rr = rank_regularization(alpha_all, beta=config.beta, margin=config.margin_1)
         else:

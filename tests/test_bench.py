@@ -146,6 +146,7 @@ def test_standing_start_demo_part(tmp_path, tiny_face_backbone, capsys):
     assert RunReader(tmp_path / "runs" / run["name"]).config()["pretrained"] == "synth-face"
     assert isinstance(run["warnings"], dict) and "best-on-val" in capsys.readouterr().out
     assert run["start_weights"].startswith("pretrained weights: synth-face backbone")
+    assert 0 <= run["last_auroc_wrong_now"] <= 1 and len(run["relabel_precision_by_epoch"]) == len(run["test_accuracy_by_epoch"])
 
 
 def test_standing_start_remedies_start_from_random_weights():
@@ -155,8 +156,24 @@ def test_standing_start_remedies_start_from_random_weights():
         (0.0, variant) for variant in standing_start.REMEDIES]
     assert {j["start"] for j in jobs} == {"none"}
     args = argparse.Namespace(train=40, test=14, image_size=32, epochs=1, relabel_epoch=1)
-    argv = standing_start.command(jobs[-1], "run", args)
+    argv = standing_start.command(next(j for j in jobs if j["variant"] == "scn_all_three"), "run", args)
     assert argv[argv.index("--pretrained") + 1] == "none" and "--alpha-warmup-epochs" in argv
+
+
+def test_standing_start_scale_part_runs_both_noise_models_at_its_own_size():
+    args = argparse.Namespace(part=["scale"], remedy_seeds=[0], seeds=[0], demo_noise=[0.3], train=40, test=14,
+                              image_size=32, epochs=1, relabel_epoch=1, scale_train=400, scale_test=100,
+                              scale_epochs=3, scale_relabel_epoch=2)
+    jobs = standing_start.jobs(args)
+    assert {(j["noise_model"], j["variant"]) for j in jobs} == {
+        (model, variant) for model, variants in standing_start.SCALE_RUNS.items() for variant in variants}
+    assert len({j["name"] for j in jobs}) == len(jobs)
+    job = next(j for j in jobs if j["variant"] == "scn_alpha_normalize_no_relabel")
+    argv = standing_start.command(job, "run", args)
+    for flag, value in (("--synth-train", "400"), ("--epochs", "3"), ("--relabel-epoch", "2"),
+                        ("--pretrained", "synth-face"), ("--synth-noise-model", "symmetric")):
+        assert argv[argv.index(flag) + 1] == value
+    assert "--alpha-normalize" in argv and "--no-relabel" in argv
 
 
 def test_linear_probe_compares_three_starts(tmp_path, tiny_face_backbone):

@@ -95,7 +95,8 @@ def test_built_in_runs_start_from_the_face_backbone_and_data_runs_from_random():
     assert parse(config_argv(make_config(pretrained="none"))).pretrained is None
     for preset in ("official", "paper"):
         config = make_config(preset=preset)
-        assert (config.alpha_warmup_epochs, config.alpha_bias_init, config.relabel_min_val_accuracy) == (0, None, 0.0)
+        assert (config.alpha_warmup_epochs, config.alpha_bias_init, config.relabel_min_val_accuracy,
+                config.alpha_normalize) == (0, None, 0.0, False)
 
 
 @pytest.mark.parametrize("bad", [{"alpha_warmup_epochs": -1}, {"relabel_min_val_accuracy": 1.5}])

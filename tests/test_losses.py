@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from scn.losses import high_group_size, importance_groups, rank_regularization, weighted_cross_entropy
+from scn.losses import (high_group_size, importance_groups, logit_weights, rank_regularization,
+                        weighted_cross_entropy)
 
 
 def test_high_group_size_is_floor_of_beta_b_clamped():
@@ -55,3 +56,27 @@ def test_weighted_cross_entropy_is_ce_on_scaled_logits():
     labels = torch.tensor([0, 1])
     expected = torch.nn.functional.cross_entropy(alpha * logits, labels)
     assert weighted_cross_entropy(alpha * logits, labels).item() == pytest.approx(expected.item())
+
+
+def test_normalized_logit_weights_ignore_alpha_level_and_keep_its_ranking():
+    alpha = torch.tensor([0.8, 0.4, 0.2, 0.6])
+    weights = logit_weights(alpha, batch_alpha=alpha, normalize=True)
+    assert torch.allclose(weights.mean(), torch.tensor(1.0))
+    assert torch.allclose(logit_weights(alpha * 0.1, batch_alpha=alpha * 0.1, normalize=True), weights)
+    assert torch.equal(weights.argsort(), alpha.argsort())
+    assert torch.equal(logit_weights(alpha, batch_alpha=alpha, normalize=False), alpha)
+
+
+def test_normalized_wce_gives_no_gradient_to_a_common_alpha_level():
+    # The collapse path of plain WCE: one shared alpha lowers the loss of samples the model gets
+    # wrong by shrinking; normalised, the loss does not depend on that level at all.
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.3, 1.5], [-0.5, 2.5, 0.0]])
+    labels = torch.tensor([1, 0, 2])
+    level = torch.tensor(0.7, requires_grad=True)
+    alpha = level * torch.tensor([1.0, 0.5, 0.8])
+    weights = logit_weights(alpha, batch_alpha=alpha, normalize=True)
+    weighted_cross_entropy(weights[:, None] * logits, labels).backward()
+    assert abs(level.grad.item()) < 1e-6
+    plain = torch.tensor(0.7, requires_grad=True)
+    weighted_cross_entropy((plain * torch.tensor([1.0, 0.5, 0.8]))[:, None] * logits, labels).backward()
+    assert plain.grad.item() > 0.01  # plain WCE: lowering alpha lowers this batch's loss
