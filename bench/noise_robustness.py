@@ -11,6 +11,8 @@ continues where it stopped.
 
     python -m bench.noise_robustness                  # the README's grid, 68 min on 2 cores
     python -m bench.noise_robustness --sensitivity    # the grid plus 10 sensitivity runs, +19 min
+    python -m bench.noise_robustness --synth-face --noise-model annotators --noise 0.1 0.2 0.3 --train 4000 \
+        --relabel-epoch 6 --seeds 0 --no-ablations --json bench/results/noise_models_reproduction_annotators.json
     python -m bench.noise_robustness --train 60 --test 21 --image-size 32 --epochs 1 --seeds 0 \\
         --noise 0.3 --pretrain-train 60 --pretrain-epochs 1 --runs-dir /tmp/grid --json /tmp/grid.json
 
@@ -60,7 +62,7 @@ def jobs(args) -> list:
     top = max(args.noise)
     grid = []
     for noise in args.noise:
-        variants = ["baseline", "scn"] + (list(ABLATIONS) if noise == top else [])
+        variants = ["baseline", "scn"] + (list(ABLATIONS) if noise == top and args.ablations else [])
         for variant in variants:
             for seed in args.seeds:
                 grid.append(grid_job(noise=noise, variant=variant, seed=seed))
@@ -73,20 +75,26 @@ def jobs(args) -> list:
 def dataset_for(noise: float, args) -> Path:
     from scn.synth import default_dataset
 
-    return default_dataset(train=args.train, test=args.test, noise=noise, seed=args.data_seed, progress=False)
+    return default_dataset(train=args.train, test=args.test, noise=noise, seed=args.data_seed,
+                           noise_model=args.noise_model, progress=False)
 
 
 def train_command(job: dict, data: Path, run_dir: Path, args) -> list:
     options = {"data": str(data), "epochs": args.epochs, "image_size": args.image_size,
                "batch_size": args.batch_size, "relabel_epoch": args.relabel_epoch, "margin_1": args.margin1,
                "margin_2": args.margin2, "seed": job["seed"], "threads": args.threads,
-               "pretrained": str(args.pretrained_path) if args.pretrained_path else None}
+               "pretrained": "synth-face" if args.synth_face else
+               str(args.pretrained_path) if args.pretrained_path else None}
     return [*runs.train_command(run_dir=run_dir, options=options | VARIANTS[job["variant"]]), "--no-progress"]
 
 
 def prepare(args) -> dict:
     """Generate the datasets and train the shared starting weights once, before any grid run starts."""
-    args.pretrained_path = pretrained_backbone(args) if args.pretrain_train else None
+    if args.synth_face:
+        from scn.pretrain import ensure_backbone
+
+        ensure_backbone()
+    args.pretrained_path = pretrained_backbone(args) if args.pretrain_train and not args.synth_face else None
     return {noise: dataset_for(noise, args) for noise in sorted(set(args.noise))}
 
 
@@ -218,6 +226,13 @@ def add_scale_arguments(parser) -> None:
                         help="clean images for the shared starting weights (0: every run starts from scratch)")
     parser.add_argument("--pretrain-epochs", type=int, default=8)
     parser.add_argument("--pretrain-threads", type=int, default=2)
+    parser.add_argument("--synth-face", action="store_true",
+                        help="start every run from the synth-face backbone (`python -m scn pretrain`) instead "
+                             "of the clean-label expression start")
+    parser.add_argument("--noise-model", choices=("symmetric", "pairwise", "annotators"), default="symmetric",
+                        help="how training labels go wrong (scn.synth.noise); --noise is the wrong-label rate")
+    parser.add_argument("--no-ablations", dest="ablations", action="store_false",
+                        help="only the baseline and SCN (no ablations at the highest noise level)")
     parser.add_argument("--runs-dir", default="bench/out/noise_robustness")
 
 
@@ -240,7 +255,8 @@ def main(argv=None) -> None:
     rows = aggregate(results)
     report = {"scale": {k: getattr(args, k) for k in ("train", "test", "image_size", "epochs", "batch_size",
                                                       "relabel_epoch", "margin1", "margin2", "seeds", "noise",
-                                                      "pretrain_train", "pretrain_epochs")},
+                                                      "pretrain_train", "pretrain_epochs", "noise_model",
+                                                      "synth_face")},
               "wall_seconds": time.time() - started, "runs": results, "table": rows}
     if args.pretrained_path:
         pretrain_dir = args.pretrained_path.parent.parent

@@ -115,6 +115,18 @@ def test_sensitivity_variants_override_the_grid_settings(tmp_path):
     assert values == ["0.4"]
 
 
+def test_noise_model_grid_starts_from_synth_face_without_ablations(tmp_path):
+    parser = argparse.ArgumentParser()
+    noise_robustness.add_scale_arguments(parser)
+    args = parser.parse_args(["--synth-face", "--noise-model", "annotators", "--no-ablations", "--runs-dir",
+                              str(tmp_path)])
+    args.noise, args.sensitivity, args.pretrained_path = [0.1, 0.3], False, None
+    grid = noise_robustness.jobs(args)
+    assert {(job["noise"], job["variant"]) for job in grid} == {(n, v) for n in (0.1, 0.3) for v in ("baseline", "scn")}
+    command = noise_robustness.train_command(grid[0], tmp_path / "data", tmp_path / "run", args)
+    assert command[command.index("--pretrained") + 1] == "synth-face"
+
+
 def test_gpu_throughput_runs_at_toy_scale_on_the_cpu(tiny_rafdb, tmp_path):
     out = tmp_path / "gpu.json"
     extra = tmp_path / "extra.json"
