@@ -53,9 +53,11 @@ SENSITIVITY = {
 VARIANTS |= SENSITIVITY
 
 
-def grid_job(*, noise: float, variant: str, seed: int) -> dict:
-    """One grid run; its name is its folder under --runs-dir, which bench.relabel_quality reuses."""
-    return {"noise": noise, "variant": variant, "seed": seed, "name": f"noise{noise:g}-{variant}-seed{seed}"}
+def grid_job(*, noise: float, variant: str, seed: int, noise_model: str = "symmetric") -> dict:
+    """One grid run; its name is its folder under --runs-dir, which bench.relabel_quality reuses.
+    Symmetric noise keeps the names runs had before there were other noise models."""
+    model = "" if noise_model == "symmetric" else f"{noise_model}-"
+    return {"noise": noise, "variant": variant, "seed": seed, "name": f"{model}noise{noise:g}-{variant}-seed{seed}"}
 
 
 def jobs(args) -> list:
@@ -65,9 +67,9 @@ def jobs(args) -> list:
         variants = ["baseline", "scn"] + (list(ABLATIONS) if noise == top and args.ablations else [])
         for variant in variants:
             for seed in args.seeds:
-                grid.append(grid_job(noise=noise, variant=variant, seed=seed))
+                grid.append(grid_job(noise=noise, variant=variant, seed=seed, noise_model=args.noise_model))
     if args.sensitivity:
-        grid += [grid_job(noise=noise, variant=variant, seed=args.seeds[0])
+        grid += [grid_job(noise=noise, variant=variant, seed=args.seeds[0], noise_model=args.noise_model)
                  for noise in sorted({min(args.noise), top}) for variant in SENSITIVITY]
     return grid
 

@@ -97,7 +97,7 @@ def scores(*, given, true, changed_to) -> dict:
 
 
 def scn_side(args, data: Path) -> list:
-    jobs = [grid.grid_job(noise=args.top_noise, variant="scn", seed=seed) for seed in args.seeds]
+    jobs = [grid.grid_job(noise=args.top_noise, variant="scn", seed=seed, noise_model=args.noise_model) for seed in args.seeds]
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         list(pool.map(lambda job: grid.run_job(job, data, args), jobs))
     rows = []

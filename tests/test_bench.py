@@ -123,6 +123,7 @@ def test_noise_model_grid_starts_from_synth_face_without_ablations(tmp_path):
     args.noise, args.sensitivity, args.pretrained_path = [0.1, 0.3], False, None
     grid = noise_robustness.jobs(args)
     assert {(job["noise"], job["variant"]) for job in grid} == {(n, v) for n in (0.1, 0.3) for v in ("baseline", "scn")}
+    assert all(job["name"].startswith("annotators-noise") for job in grid)  # never a symmetric run's folder
     command = noise_robustness.train_command(grid[0], tmp_path / "data", tmp_path / "run", args)
     assert command[command.index("--pretrained") + 1] == "synth-face"
 
