@@ -194,29 +194,41 @@ def cached_split(items: list, *, decode, root, format: str, size: int, split: st
     array_path, manifest_path = folder / f"{name}.npy", folder / f"{name}.json"
     expected = {"version": MANIFEST_VERSION, "root": str(Path(root).resolve()), "format": format,
                 "size": size, "split": split, "count": len(items), "listing": listing_digest(items)}
-    manifest = _manifest_matches(manifest_path, array_path, expected)
-    if manifest is None:
-        with open(folder / f"{name}.lock", "w") as lock:
+    with open(folder / f"{name}.lock", "a") as lock:
+        # Readers share the lock and a builder holds it alone, so no file is opened mid-rebuild.
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        manifest = _manifest_matches(manifest_path, array_path, expected)
+        if manifest is None:
+            # Converting the lock lets go of it for a moment: another process may build meanwhile.
             fcntl.flock(lock, fcntl.LOCK_EX)
-            # Another process may have built it while this one waited for the lock.
             manifest = _manifest_matches(manifest_path, array_path, expected)
-            if manifest is None:
-                # Holding the lock, scratch files of this entry are leftovers of a killed build.
-                for stale in folder.glob(f".{name}.*"):
-                    stale.unlink(missing_ok=True)
-                manifest_path.unlink(missing_ok=True)
-                if log is not None:
-                    log(f"decoding {len(items):,} {split} images once into {array_path} "
-                        f"({len(items) * 3 * size * size / 1e9:.1f} GB; later runs on these files reuse it)")
-                started = time.perf_counter()
-                errors = _build(array_path, items, decode=decode, size=size, workers=workers,
-                                progress=progress, description=f"decoding {split} to disk")
-                if log is not None:
-                    log(f"decoded {len(items):,} {split} images in {time.perf_counter() - started:.0f} s")
-                manifest = {**expected, "bytes": array_path.stat().st_size,
-                            "errors": [[i, e] for i, e in enumerate(errors) if e is not None]}
-                _write_manifest(manifest_path, manifest)
+        if manifest is None:
+            manifest = _rebuild(array_path, manifest_path, items, expected=expected, decode=decode, workers=workers,
+                                progress=progress, log=log)
+        array = np.load(array_path, mmap_mode="r")
     errors = [None] * len(items)
     for position, error in manifest["errors"]:
         errors[position] = error
-    return DiskImages(np.load(array_path, mmap_mode="r"), path=array_path), errors
+    return DiskImages(array, path=array_path), errors
+
+
+def _rebuild(array_path: Path, manifest_path: Path, items: list, *, expected: dict, decode, workers: int,
+             progress: bool, log) -> dict:
+    """Build an entry, its manifest last, and return the manifest; the caller holds the lock alone."""
+    split, size = expected["split"], expected["size"]
+    # Holding the lock, scratch files of this entry are leftovers of a killed build.
+    for stale in array_path.parent.glob(f".{array_path.stem}.*"):
+        stale.unlink(missing_ok=True)
+    manifest_path.unlink(missing_ok=True)
+    if log is not None:
+        log(f"decoding {len(items):,} {split} images once into {array_path} "
+            f"({len(items) * 3 * size * size / 1e9:.1f} GB; later runs on these files reuse it)")
+    started = time.perf_counter()
+    errors = _build(array_path, items, decode=decode, size=size, workers=workers, progress=progress,
+                    description=f"decoding {split} to disk")
+    if log is not None:
+        log(f"decoded {len(items):,} {split} images in {time.perf_counter() - started:.0f} s")
+    manifest = {**expected, "bytes": array_path.stat().st_size,
+                "errors": [[i, e] for i, e in enumerate(errors) if e is not None]}
+    _write_manifest(manifest_path, manifest)
+    return manifest
