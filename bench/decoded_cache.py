@@ -18,7 +18,7 @@ made from a smaller pool of rendered faces (`--pool`), each file with its own cr
 brightness and JPEG quality: files as large and as costly to decode and resize as distinct ones.
 Labels follow AffectNet's manual training-set balance over its 7 basic expressions (no contempt).
 
-    python -m bench.decoded_cache --json bench/results/decoded_cache.json     # 287,000 images, ~25 min
+    python -m bench.decoded_cache --json bench/results/decoded_cache.json     # 287,000 photos, AffectNet size
     python -m bench.decoded_cache --train 2000 --test 200 --pool 40 --memory-subset 500 --steps 3 --rounds 2   # quick check
 
 Everything it writes (photos and cache) is deleted at the end unless --keep.
