@@ -18,6 +18,7 @@ from scn.formats import FORMATS as DATASET_FORMATS
 from scn.noise_files import FORMATS as NOISE_FILE_FORMATS
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DECODED_CACHES = ("auto", "memory", "disk")
 GROUPS = ("data", "method", "run")
 
 PRESETS = {
@@ -73,6 +74,11 @@ class TrainConfig:
                                            "1-based); default: told from the file")
     skip_bad: bool = option(False, flag="--skip-bad", group="data",
                             help="skip missing or unreadable images (listed in the run log) instead of failing")
+    decoded_cache: str = option("auto", flag="--decoded-cache", group="data", choices=DECODED_CACHES,
+                                help="where the decoded images live while training: memory, disk "
+                                     "(memory-mapped files in the studio cache, reused by later runs on the "
+                                     "same files; scn.decoded) or auto (default: disk when the decoded "
+                                     "dataset passes 2 GiB, e.g. 57,000 images at 112 px)")
     synth_train: int = option(3000, flag="--synth-train", group="data", min=1,
                               help="built-in benchmark: training images (default 3000)")
     synth_test: int = option(750, flag="--synth-test", group="data", min=1,

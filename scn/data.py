@@ -7,15 +7,19 @@ box per photo). Classes map to the canonical ones by name, never by position.
 
 Decoding JPEGs every epoch would cost more than a small ResNet step on a CPU, so each image is
 decoded and resized exactly once; augmentation then works on batches of tensors (scn.augment).
+A dataset too large to hold decoded in memory (AffectNet) is decoded once into memory-mapped files
+that later runs reuse (scn.decoded); its splits read their batches from there.
 """
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from scn import decoded
 from scn.classes import CLASS_NAMES, CLASS_NAMES_WITH_CONTEMPT, RAFDB_LABELS, class_index
 from scn.formats import FORMATS, affectnet, fer2013, ferplus
 from scn.formats.sources import DatasetError
@@ -29,20 +33,29 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 @dataclass
 class Split:
-    """One split of a dataset: file names (relative to the dataset root), labels and pixels."""
+    """One split of a dataset: file names (relative to the dataset root), labels and pixels: a
+    uint8 tensor [N, 3, S, S] in memory, or scn.decoded.DiskImages, read from disk by the batch."""
 
     names: list
     labels: torch.Tensor
-    images: torch.Tensor | None = None
+    images: "torch.Tensor | decoded.DiskImages | None" = None
     bad: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.names)
 
     def subset(self, positions) -> "Split":
+        """The samples at `positions`; pixels on disk stay there (a view of the rows), pixels in
+        memory are copied."""
         positions = torch.as_tensor(positions, dtype=torch.long)
+        if self.images is None:
+            images = None
+        elif isinstance(self.images, decoded.DiskImages):
+            images = self.images.take(positions)
+        else:
+            images = self.images[positions]
         return Split(names=[self.names[i] for i in positions.tolist()], labels=self.labels[positions],
-                     images=None if self.images is None else self.images[positions])
+                     images=images)
 
 
 @dataclass
@@ -53,6 +66,7 @@ class Dataset:
     train: Split
     test: Split
     val: Split | None = None  # a dataset's own validation split (FER2013's PublicTest)
+    decoded_cache: str = "memory"  # where the pixels are: memory, or disk (scn.decoded)
 
 
 def rafdb_image_path(root: Path, name: str) -> Path:
@@ -149,20 +163,22 @@ def decode_image(path: Path, *, size: int) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
 
 
-def _decode_all(paths: list, *, size: int, workers: int) -> tuple:
-    def decode(path):
-        if not path.is_file():
-            return None, f"{path}: missing"
-        try:
-            # Sources of scn.formats (csv pixel rows, face boxes) decode themselves.
-            array = decode_image(path, size=size) if isinstance(path, Path) else path.decode(size=size)
-            return array, None
-        except ImageLoadError as exc:
-            return None, f"{path}: unreadable ({str(exc).removeprefix(f'{path}: ')})"
+def _decode_one(path, *, size: int) -> tuple:
+    """(array, None) for an image that decodes, (None, the message naming it) for one that does not."""
+    if not path.is_file():
+        return None, f"{path}: missing"
+    try:
+        # Sources of scn.formats (csv pixel rows, face boxes) decode themselves.
+        array = decode_image(path, size=size) if isinstance(path, Path) else path.decode(size=size)
+        return array, None
+    except ImageLoadError as exc:
+        return None, f"{path}: unreadable ({str(exc).removeprefix(f'{path}: ')})"
 
+
+def _decode_all(paths: list, *, size: int, workers: int) -> tuple:
     # PIL releases the GIL while decoding, so threads use every core without pickling pixels.
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(decode, paths))
+        results = list(pool.map(partial(_decode_one, size=size), paths))
     return [r[0] for r in results], [r[1] for r in results]
 
 
@@ -226,18 +242,30 @@ def check_dataset(path, *, format: str, noise_file=None, noise_format: str | Non
 
 def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=None,
                  noise_format: str | None = None, skip_bad: bool = False, seed: int = 0,
-                 workers: int = 2, contempt: bool = True) -> Dataset:
+                 workers: int = 2, contempt: bool = True, decoded_cache: str = "auto",
+                 progress: bool = False, log=None) -> Dataset:
     """Read a dataset and decode every image once at `image_size`.
 
-    Missing or corrupt images raise DatasetError naming them, unless `skip_bad`, which drops them
-    and lists them in `Split.bad` for the run log.
+    `decoded_cache` (scn.config.DECODED_CACHES) keeps the pixels in memory, or on disk in files
+    that later loads of the same files reuse (scn.decoded; `progress` shows a bar while they are
+    built, `log` hears when a build starts and ends); `auto` chooses disk for a dataset over
+    scn.decoded.AUTO_DISK_BYTES. Missing or corrupt
+    images raise DatasetError naming them, unless `skip_bad`, which drops them and lists them in
+    `Split.bad` for the run log.
     """
     root = Path(root)
     splits, class_names = list_splits(root, format=format, noise_file=noise_file, noise_format=noise_format,
                                       seed=seed, contempt=contempt)
-    decoded = {}
+    mode = decoded.resolve_mode(decoded_cache, images=sum(len(paths) for _, _, paths in splits.values()),
+                                size=image_size)
+    loaded = {}
     for split, (names, labels, paths) in splits.items():
-        arrays, errors = _decode_all(paths, size=image_size, workers=workers)
+        if mode == "disk":
+            images, errors = decoded.cached_split(paths, decode=partial(_decode_one, size=image_size), root=root,
+                                                  format=format, size=image_size, split=split,
+                                                  workers=workers, progress=progress, log=log)
+        else:
+            arrays, errors = _decode_all(paths, size=image_size, workers=workers)
         bad = [e for e in errors if e is not None]
         if bad and not skip_bad:
             shown = "\n  ".join(bad[:10])
@@ -246,17 +274,17 @@ def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=Non
                 f"{len(bad)} of {len(paths)} {split} images could not be read "
                 f"(use --skip-bad to train without them):\n  {shown}{more}"
             )
-        keep = [i for i, a in enumerate(arrays) if a is not None]
+        keep = [i for i, e in enumerate(errors) if e is None]
         if not keep:
             raise DatasetError(f"none of the {len(paths)} {split} images in {root} could be read")
-        decoded[split] = Split(
+        loaded[split] = Split(
             names=[names[i] for i in keep],
             labels=torch.tensor([labels[i] for i in keep], dtype=torch.long),
-            images=torch.from_numpy(np.stack([arrays[i] for i in keep])),
+            images=images.take(keep) if mode == "disk" else torch.from_numpy(np.stack([arrays[i] for i in keep])),
             bad=bad,
         )
-    return Dataset(root=root, format=format, class_names=class_names,
-                   train=decoded["train"], test=decoded["test"], val=decoded.get("val"))
+    return Dataset(root=root, format=format, class_names=class_names, train=loaded["train"],
+                   test=loaded["test"], val=loaded.get("val"), decoded_cache=mode)
 
 
 def split_validation(train: Split, *, fraction: float, seed: int) -> tuple:

@@ -1,23 +1,32 @@
 """Getting uint8 batches from the decoded cache onto the training device.
 
-On CUDA the cache lives in pinned memory, each batch is gathered into a pinned buffer and copied
-on a side stream one step ahead, so the copy overlaps the previous step's compute and the CPU
-never waits for the GPU. On the CPU there is nothing to overlap: batches are gathered when asked.
+On CUDA an in-memory cache lives in pinned memory, each batch is gathered into a pinned buffer and
+copied on a side stream one step ahead, so the copy overlaps the previous step's compute and the CPU
+never waits for the GPU. A cache on disk (scn.decoded.DiskImages) is never pinned: pinning would
+lock the whole file in memory; its batches are read from the file straight into the pinned buffer.
+On the CPU there is nothing to overlap: batches are gathered when asked.
 """
 import torch
 
 
-def pin(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """The cache as the pipeline wants it: pinned when batches go to a GPU (asynchronous copies
-    need page-locked memory), unchanged otherwise."""
-    return images.pin_memory() if device.type == "cuda" else images
+def pin(images, device: torch.device):
+    """The cache as the pipeline wants it: pinned when an in-memory cache feeds a GPU (asynchronous
+    copies need page-locked memory), unchanged otherwise."""
+    return images.pin_memory() if device.type == "cuda" and isinstance(images, torch.Tensor) else images
+
+
+def gather(images, positions: torch.Tensor, *, out: torch.Tensor) -> torch.Tensor:
+    """The rows of `images` (a uint8 tensor or DiskImages) at `positions`, written into `out`."""
+    if isinstance(images, torch.Tensor):
+        return torch.index_select(images, 0, positions, out=out)
+    return images.gather(positions, out=out)
 
 
 class Prefetcher:
-    """Iterates over `batches` (index tensors into `images`) and yields each batch's rows `rows`
-    (a slice: this rank's share, or all of it) on `device`, as uint8."""
+    """Iterates over `batches` (index tensors into `images`, a uint8 tensor or DiskImages) and
+    yields each batch's rows `rows` (a slice: this rank's share, or all of it) on `device`, as uint8."""
 
-    def __init__(self, images: torch.Tensor, batches: list, *, device: torch.device, rows=None):
+    def __init__(self, images, batches: list, *, device: torch.device, rows=None):
         self.images, self.batches, self.device = images, batches, device
         self.rows = rows or (lambda total: slice(0, total))
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
@@ -28,7 +37,7 @@ class Prefetcher:
             return self.images[positions]
         buffer = torch.empty((len(positions), *self.images.shape[1:]), dtype=self.images.dtype,
                              pin_memory=True)
-        torch.index_select(self.images, 0, positions, out=buffer)
+        gather(self.images, positions, out=buffer)
         with torch.cuda.stream(self.stream):
             # The caching host allocator keeps `buffer` alive until this copy has run.
             return buffer.to(self.device, non_blocking=True)

@@ -36,6 +36,7 @@ from scn.checkpoint import load_checkpoint, save_checkpoint
 from scn.collapse import check_epoch
 from scn.config import BUILT_IN_START, TrainConfig, resumed_config
 from scn.data import Split, load_dataset, split_validation
+from scn.decoded import DiskImages
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, logit_weights, rank_regularization, weighted_cross_entropy
@@ -182,15 +183,21 @@ def resolve_data(config: TrainConfig) -> tuple:
     return root, description
 
 
-def prepare_data(config: TrainConfig, *, log=None):
+def prepare_data(config: TrainConfig, *, log=None, progress: bool = False):
     """Load the dataset and take its own validation split or carve one from the training split:
     (config with class names, train, val, test, root)."""
     root, description = resolve_data(config)
     dataset = load_dataset(root, format=config.format, image_size=config.image_size,
                            noise_file=config.noise_file, noise_format=config.noise_format,
                            skip_bad=config.skip_bad, seed=config.seed,
-                           workers=max(1, torch.get_num_threads()), contempt=config.contempt)
+                           workers=max(1, torch.get_num_threads()), contempt=config.contempt,
+                           decoded_cache=config.decoded_cache, progress=progress,
+                           log=None if log is None else log.info)
     if log is not None:
+        if dataset.decoded_cache == "disk":
+            log.info("decoded images on disk (--decoded-cache %s): %s", config.decoded_cache,
+                     ", ".join(str(split.images.path) for split in (dataset.train, dataset.val, dataset.test)
+                               if split is not None))
         for bad in dataset.train.bad + dataset.test.bad + (dataset.val.bad if dataset.val else []):
             log.warning("skipped unreadable image %s", bad)
     if dataset.val is not None and config.val_fraction > 0:
@@ -256,7 +263,8 @@ class Trainer:
                              "fewer than 2 images per step; use a batch of at least 2 per process")
         if config.threads > 0:
             torch.set_num_threads(config.threads)
-        self.config, self.train_split, self.val_split, self.test_split, root = prepare_data(config, log=log)
+        self.config, self.train_split, self.val_split, self.test_split, root = prepare_data(
+            config, log=log, progress=progress)
         config = self.config
         warnings = dataset_warnings(self.train_split, class_names=config.class_names)
         for warning in warnings:
@@ -264,6 +272,8 @@ class Trainer:
         writer.set_meta("warnings", warnings)
         self.dataset_info = {"description": config.dataset_description, "path": str(root),
                              "format": config.format, "classes": list(config.class_names),
+                             "decoded_cache": "disk" if isinstance(self.train_split.images, DiskImages)
+                             else "memory",
                              "sizes": {"train": len(self.train_split), "test": len(self.test_split),
                                        "val": len(self.val_split) if self.val_split is not None else 0}}
         self.device = distributed.device_for(ranks, resolve_device(config.device))

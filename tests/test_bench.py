@@ -207,3 +207,22 @@ def test_noise_models_table(tmp_path, capsys):
     assert result["wrong_label_rate"] == pytest.approx(0.2, abs=0.03)
     assert sum(row["faces"] for row in result["rows"] if row["slice"].startswith("intensity")) == 40
     assert "| AUROC: ambiguity flags a wrong label |" in capsys.readouterr().out
+
+
+def test_decoded_cache_bench_at_toy_scale(tmp_path, capsys):
+    from bench import decoded_cache
+
+    results = decoded_cache.main(["--train", "120", "--test", "14", "--pool", "8", "--photo-size", "40",
+                                  "--image-size", "32", "--memory-subset", "40", "--batch", "4", "--steps", "2",
+                                  "--rounds", "1", "--workers", "2", "--dir", str(tmp_path / "scratch"),
+                                  "--json", str(tmp_path / "cache.json")])
+    assert results["dataset"]["train"] == 120 and results["build"]["images"] == 134
+    assert results["build"]["cache_gb"] == pytest.approx(134 * 3 * 32 * 32 / 1e9, abs=1e-3)
+    everything = results["train_disk_all"]["modes"]["disk"]
+    assert everything["train_images"] + everything["val_images"] == 120 and everything["val_is_view"]
+    compared = results["train_subset_disk_vs_memory"]["modes"]
+    assert set(compared) == {"disk", "memory"} and not compared["memory"]["val_is_view"]
+    assert all(row["images_per_s"] > 0 for row in compared.values())
+    assert results["train_disk_all"]["peak_anon_gb"] > 0 and results["build"]["peak_file_gb"] > 0
+    assert json.loads((tmp_path / "cache.json").read_text())["settings"]["train"] == 120
+    assert not (tmp_path / "scratch").exists()  # photos and cache deleted

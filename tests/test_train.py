@@ -85,6 +85,21 @@ def assert_same_run(a, b):
     assert labels_a["history"] == labels_b["history"]
 
 
+def test_a_run_on_decoded_images_on_disk_trains_as_one_in_memory(tiny_rafdb, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCN_STUDIO_CACHE", str(tmp_path / "cache"))
+    runs = {mode: tmp_path / mode for mode in ("disk", "memory")}
+    for mode, run_dir in runs.items():
+        assert train(tiny_config(tiny_rafdb, epochs=1, relabel_epoch=1, decoded_cache=mode), run_dir=run_dir,
+                     progress=False) == "finished"
+    reader = RunReader(runs["disk"])
+    assert reader.config()["decoded_cache"] == "disk" and reader.meta("dataset")["decoded_cache"] == "disk"
+    assert "decoded images on disk" in (runs["disk"] / "train.log").read_text()
+    assert RunReader(runs["memory"]).meta("dataset")["decoded_cache"] == "memory"
+    assert_same_run(runs["memory"], runs["disk"])
+    assert reader.epoch_metrics()["val_accuracy"].tolist() == RunReader(runs["memory"]).epoch_metrics()[
+        "val_accuracy"].tolist()
+
+
 @pytest.fixture
 def uninterrupted(tiny_rafdb, tmp_path):
     run_dir = tmp_path / "straight"
