@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness, precision_accuracy,
+from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness, precision_accuracy, realism,
                    relabel_quality, speed_report, standing_start, store_queries, synth_calibration,
                    train_throughput)
 from scn.store import RunReader
@@ -194,3 +194,19 @@ def test_noise_models_table(tmp_path, capsys):
     assert result["wrong_label_rate"] == pytest.approx(0.2, abs=0.03)
     assert sum(row["faces"] for row in result["rows"] if row["slice"].startswith("intensity")) == 40
     assert "| AUROC: ambiguity flags a wrong label |" in capsys.readouterr().out
+
+
+def test_realism_report_at_toy_size(tmp_path, capsys):
+    out, sheet = tmp_path / "realism.json", tmp_path / "sheet.png"
+    realism.main(["--per-class", "3", "--probe-people", "1", "--json", str(out), "--sheet", str(sheet)])
+    report = json.loads(out.read_text())
+    for name in ("benchmark", "undegraded"):
+        scored = report[name]["images"]
+        assert scored == sum(row["images"] for row in report[name]["by_class"].values())
+        assert sum(map(sum, report[name]["confusion"])) == scored
+        assert report[name]["overall"] == pytest.approx(
+            sum(report[name]["confusion"][i][i] for i in range(7)) / scored)
+    assert set(report["action_units_alone"]["by_action_unit"]) >= {"AU4", "AU6", "AU9", "AU15", "AU26"}
+    assert report["real_photos"][0]["photo"] == "grace_hopper.jpg" and report["real_photos"][0]["top"] == "neutral"
+    assert sheet.stat().st_size > 0
+    assert "| **overall** |" in capsys.readouterr().out
