@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness, precision_accuracy,
+from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness, precision_accuracy, realism,
                    relabel_quality, speed_report, standing_start, store_queries, synth_calibration,
                    train_throughput)
 from scn.store import RunReader
@@ -226,3 +226,19 @@ def test_decoded_cache_bench_at_toy_scale(tmp_path, capsys):
     assert results["train_disk_all"]["peak_anon_gb"] > 0 and results["build"]["peak_file_gb"] > 0
     assert json.loads((tmp_path / "cache.json").read_text())["settings"]["train"] == 120
     assert not (tmp_path / "scratch").exists()  # photos and cache deleted
+
+
+def test_realism_report_at_toy_size(tmp_path, capsys):
+    out, sheet = tmp_path / "realism.json", tmp_path / "sheet.png"
+    realism.main(["--per-class", "3", "--probe-people", "1", "--json", str(out), "--sheet", str(sheet)])
+    report = json.loads(out.read_text())
+    for name in ("benchmark", "undegraded"):
+        scored = report[name]["images"]
+        assert scored == sum(row["images"] for row in report[name]["by_class"].values())
+        assert sum(map(sum, report[name]["confusion"])) == scored
+        assert report[name]["overall"] == pytest.approx(
+            sum(report[name]["confusion"][i][i] for i in range(7)) / scored)
+    assert set(report["action_units_alone"]["by_action_unit"]) >= {"AU4", "AU6", "AU9", "AU15", "AU26"}
+    assert report["real_photos"][0]["photo"] == "grace_hopper.jpg" and report["real_photos"][0]["top"] == "neutral"
+    assert sheet.stat().st_size > 0
+    assert "| **overall** |" in capsys.readouterr().out
