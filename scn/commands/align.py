@@ -3,7 +3,7 @@
 Each face is found with MTCNN and aligned on its five landmarks to the template predict uses
 (`scn.align.TEMPLATE`: the built-in benchmark's framing), as RAF-DB's aligned images were made.
 Subfolders are kept, so a class-per-folder tree stays one (`--format imagefolder`). Photos with no
-face and files that cannot be read are listed at the end and in OUTPUT/align_report.csv. An output
+face and files that cannot be read are listed at the end and in DIR/align_report.csv. An output
 folder that already holds files is refused unless --overwrite.
 """
 import sys
