@@ -97,6 +97,8 @@ def detect_faces_mtcnn(image: Image.Image, *, max_side: int = 1280, min_face_siz
     if not 0.0 <= min_probability <= 1.0:
         raise ValueError(f"min_probability must lie in [0, 1], not {min_probability}")
     small, scale = shrink(image.convert("RGB"), max_side)
+    if min(small.size) < min_face_size:
+        return []  # no face of the smallest size fits, and MTCNN's image pyramid would be empty
     rects, probabilities, points = _mtcnn(int(min_face_size)).detect(small, landmarks=True)
     if rects is None:
         return []

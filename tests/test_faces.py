@@ -88,8 +88,9 @@ def test_mtcnn_boxes_and_landmarks_found_on_a_downscaled_copy_map_back(grace_hop
 
 
 @pytest.mark.parametrize("detector", ["mtcnn", "haar"])
-def test_no_face_in_a_plain_or_noisy_image(detector):
+def test_no_face_in_a_plain_or_noisy_image_or_one_too_small_to_hold_one(detector):
     rng = np.random.default_rng(0)
+    assert detect_faces(Image.new("RGB", (12, 8), (120, 130, 140)), detector=detector) == []
     assert detect_faces(Image.new("RGB", (300, 200), (120, 130, 140)), detector=detector) == []
     assert detect_faces(Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)), detector=detector) == []
 
