@@ -1,9 +1,10 @@
 """Predict: expression probabilities, attention weight and Grad-CAM for every face in a photo.
 
 Upload photos or take one with the camera, pick a run (by default the newest finished one) and its
-best or last checkpoint (a run that is still training works too). Faces are found with OpenCV's
-Haar cascades; a wrong box can be removed and a missed face added by hand, and where none is found
-the whole image or a hand-drawn square can be used instead.
+best or last checkpoint (a run that is still training works too). Faces are found with MTCNN and
+aligned on its five landmarks as the training faces are framed (OpenCV's Haar cascades, without
+alignment, to compare); a wrong box can be removed and a missed face added by hand, and where none
+is found the whole image or a hand-drawn square can be used instead.
 """
 from dataclasses import astuple
 
@@ -14,12 +15,13 @@ from PIL import Image
 import studio_ui as ui
 from scn import charts
 from scn.checkpoint import CheckpointError, load_model
-from scn.faces import Box, draw_boxes
+from scn.faces import DETECTORS, Box, DetectorUnavailableError, draw_boxes, zoom
 from scn.images import ImageLoadError, load_image
 from scn.predict import alpha_percentile, predict_image, trained_on, training_alphas
 from scn.store import RunDamagedError
 
 PREVIEW_SIDE = 1200
+DETECTOR_NAMES = {"mtcnn": "MTCNN, aligned on 5 landmarks", "haar": "Haar cascades (older, no alignment)"}
 UNSURE_ALPHA = 0.05
 MIN_FACE_SIDE = 16  # the smallest square a user may choose as a face
 
@@ -38,23 +40,27 @@ def cached_training_alphas(run_dir: str) -> np.ndarray:
 
 @st.cache_data(max_entries=32, show_spinner="Finding faces and predicting...")
 def analyse(path: str, mtime_ns: int, data: bytes, name: str, region: tuple):
-    """(annotated preview, image size, predictions); region is ("detect",), ("whole",) or
-    ("boxes", (x, y, w, h, source), ...).
+    """(annotated preview, image size, predictions, each face's box up close); region is
+    ("detect", detector), ("whole",) or ("boxes", (x, y, w, h, source, landmarks, score), ...).
 
     Cached so that widget changes rerun the page without decoding and predicting again.
-    Raises ImageLoadError, which Streamlit does not cache, for a file that is not a usable image.
+    Raises ImageLoadError, which Streamlit does not cache, for a file that is not a usable image,
+    and DetectorUnavailableError where MTCNN's package is missing.
     """
     model, meta = cached_model(path, mtime_ns)
     image = load_image(data, name=name)
     faces = predict_image(model, meta, image, whole_image=region[0] == "whole",
-                          boxes=[Box(*b) for b in region[1:]] if region[0] == "boxes" else None)
-    return draw_boxes(image, [f.box for f in faces], max_side=PREVIEW_SIDE), image.size, faces
+                          boxes=[Box(*b) for b in region[1:]] if region[0] == "boxes" else None,
+                          detect_options={"detector": region[1]} if region[0] == "detect" else None)
+    zooms = [zoom(image, f.box, number=n) for n, f in enumerate(faces, start=1)]
+    return draw_boxes(image, [f.box for f in faces], max_side=PREVIEW_SIDE), image.size, faces, zooms
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def overlay_for_class(path: str, mtime_ns: int, crop: np.ndarray, cam_class: str) -> np.ndarray:
     """Grad-CAM overlay of an already cropped face for another class than its top one."""
     model, meta = cached_model(path, mtime_ns)
+    # The crop is already what the model saw (aligned or cut square): predicted as a whole image.
     return predict_image(model, meta, Image.fromarray(crop), whole_image=True, cam_class=cam_class)[0].overlay
 
 
@@ -101,6 +107,12 @@ def box_label(box: Box) -> str:
     return f"x={box.x} y={box.y} {box.w}x{box.h} px ({box.source})"
 
 
+def seen_caption(face) -> str:
+    if face.box.landmarks:
+        return "aligned on its 5 landmarks, as the model sees it"
+    return "square face crop, as the model sees it"
+
+
 def _add_box(key: str, box: Box) -> None:
     added = st.session_state[f"added-{key}"]
     if box not in added:
@@ -125,12 +137,15 @@ def edit_boxes(key: str, detected: list, size: tuple) -> list:
     return kept
 
 
-def show_faces(key: str, faces, checkpoint: tuple, training: np.ndarray, method: str) -> None:
-    for number, face in enumerate(faces, start=1):
+def show_faces(key: str, faces, zooms, checkpoint: tuple, training: np.ndarray, method: str) -> None:
+    for number, (face, region) in enumerate(zip(faces, zooms), start=1):
+        score = "" if face.box.score is None else f", detector probability {face.box.score:.3f}"
         st.markdown(f"**Face {number}**: {face.top_class} ({face.confidence:.0%}), "
-                    f"box x={face.box.x} y={face.box.y} {face.box.w}x{face.box.h} px ({face.box.source})")
-        seen, cam, chart = st.columns([1, 1, 1.6])
-        seen.image(face.crop, caption="square face crop, as the model sees it", width="stretch")
+                    f"box {box_label(face.box)}{score}")
+        found, seen, cam, chart = st.columns([1, 1, 1, 1.6])
+        found.image(region, caption="in the photo" + (", with its landmarks" if face.box.landmarks else ""),
+                    width="stretch")
+        seen.image(face.crop, caption=seen_caption(face), width="stretch")
         names = list(face.class_names)
         cam_class = cam.selectbox("Grad-CAM for class", names, index=names.index(face.top_class),
                                   key=f"cam-{key}-{number}")
@@ -178,6 +193,7 @@ except RunDamagedError as exc:
     training = np.zeros(0)
 
 uploads = st.file_uploader("Photos", accept_multiple_files=True, key="uploads")
+detector = st.radio("Face detector", DETECTORS, format_func=DETECTOR_NAMES.get, horizontal=True, key="detector")
 photo = st.camera_input("Camera photo", key="camera") if st.toggle("Use the camera") else None
 inputs = [(f"{i}-{u.name}", u.name, u.getvalue()) for i, u in enumerate(uploads or [])]
 if photo is not None:
@@ -188,8 +204,8 @@ if not inputs:
 for key, name, data in inputs:
     st.subheader(name)
     try:
-        preview, size, faces = analyse(*checkpoint, data, name, ("detect",))
-    except ImageLoadError as exc:
+        preview, size, faces, zooms = analyse(*checkpoint, data, name, ("detect", detector))
+    except (ImageLoadError, DetectorUnavailableError) as exc:
         st.error(str(exc))
         continue
     if not faces:
@@ -198,8 +214,8 @@ for key, name, data in inputs:
         if region is None:
             st.image(preview, width=PREVIEW_SIDE // 2)
             continue
-        preview, size, faces = analyse(*checkpoint, data, name, region)
+        preview, size, faces, zooms = analyse(*checkpoint, data, name, region)
     elif (boxes := edit_boxes(key, [f.box for f in faces], size)) != [f.box for f in faces]:
-        preview, size, faces = analyse(*checkpoint, data, name, ("boxes", *map(astuple, boxes)))
+        preview, size, faces, zooms = analyse(*checkpoint, data, name, ("boxes", *map(astuple, boxes)))
     st.image(preview, caption=f"{len(faces)} face(s), numbered as listed below")
-    show_faces(key, faces, checkpoint, training, method)
+    show_faces(key, faces, zooms, checkpoint, training, method)

@@ -5,7 +5,7 @@ Each command module defines HELP (one line), `add_arguments(parser)` and `run(ar
 import argparse
 import importlib
 
-COMMANDS = ("train", "eval", "runs", "synth", "pretrain", "predict", "demo")
+COMMANDS = ("train", "eval", "runs", "synth", "pretrain", "predict", "align", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,9 +1,9 @@
 """Expression, attention weight and Grad-CAM for every face in a photo.
 
-`predict_image` detects the faces (or takes the whole image, or a box chosen by hand), crops
-them from the full-resolution image, preprocesses them exactly as training does (resize to the
-checkpoint's image_size, scale to [0, 1], normalise with its mean/std) and runs the model once
-for all faces. Class probabilities are the softmax of the classifier's logits before alpha
+`predict_image` detects the faces (or takes the whole image, or a box chosen by hand), aligns
+each face that has landmarks onto `scn.align.TEMPLATE` (the others are cropped square), from the
+full-resolution image, preprocesses them exactly as training does (resize to the checkpoint's
+image_size, scale to [0, 1], normalise with its mean/std) and runs the model once for all faces. Class probabilities are the softmax of the classifier's logits before alpha
 scales them; alpha is kept beside them as the model's certainty about the face (SCN's
 importance weight), so a face with alpha near 0 still shows what the classifier sees. `load_model_cached` serves each checkpoint from memory until its file changes.
 """
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from scn.align import align_face
 from scn.augment import normalize
 from scn.cam import grad_cam, overlay
 from scn.checkpoint import load_model
@@ -29,7 +30,8 @@ _INFERENCE_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class FacePrediction:
-    """One face: where it is, what the model saw and what it said."""
+    """One face: where it is, what the model saw (`crop`: aligned where the box has landmarks)
+    and what it said."""
 
     box: Box
     crop: Image.Image
@@ -90,6 +92,9 @@ def predict_image(model, meta: dict, image: Image.Image, *, cam_class=None, whol
                   boxes=None, detect_options=None) -> list:
     """FacePredictions for the faces in `image` (RGB), numbered left to right; [] if none found.
 
+    A face whose box has landmarks (MTCNN's) is aligned to `scn.align.TEMPLATE`, as the training
+    faces are framed; any other box is cropped as it is.
+
     `cam_class` (name or index) picks the class Grad-CAM explains for every face; by default
     each face's top class. `whole_image=True` treats the whole image as one face, and `boxes`
     (Boxes or (x, y, w, h) tuples: detected boxes a user edited, or drawn by hand) are used as
@@ -108,7 +113,8 @@ def predict_image(model, meta: dict, image: Image.Image, *, cam_class=None, whol
     if not boxes:
         return []
     size = int(config["image_size"])
-    seen = [crop(image, b).resize((size, size), Image.Resampling.BILINEAR) for b in boxes]
+    seen = [align_face(image, b.landmarks, size=size) if b.landmarks
+            else crop(image, b).resize((size, size), Image.Resampling.BILINEAR) for b in boxes]
     batch = preprocess(seen, config)
     targets = None if cam_index is None else [cam_index] * len(boxes)
     with _INFERENCE_LOCK:

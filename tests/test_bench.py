@@ -242,3 +242,23 @@ def test_realism_report_at_toy_size(tmp_path, capsys):
     assert report["real_photos"][0]["photo"] == "grace_hopper.jpg" and report["real_photos"][0]["top"] == "neutral"
     assert sheet.stat().st_size > 0
     assert "| **overall** |" in capsys.readouterr().out
+
+
+def test_face_detection_matching_counts_faces_false_boxes_and_ignored_regions():
+    from bench.face_detection import match, score
+
+    photo = {"faces": [{"box": [100, 100, 100, 100], "tags": ["small"], "note": "a"},
+                       {"box": [300, 100, 100, 100], "tags": [], "note": "b"}],
+             "ignore": [{"box": [0, 400, 100, 100], "note": "painted face"}]}
+    detections = [
+        {"box": [90, 90, 130, 130], "score": 0.99},  # centre inside face a, a little larger: found
+        {"box": [110, 110, 80, 80], "score": 0.97},  # face a again: a second box on a found face is false
+        {"box": [330, 130, 30, 30], "score": 0.99},  # centre in face b but under half its side: false
+        {"box": [20, 420, 40, 40], "score": 0.9},  # in the ignore region: neither way
+        {"box": [600, 600, 50, 50], "score": 0.5},  # nothing there: false
+    ]
+    found, false = match(detections, photo)
+    assert found == {0} and [d["box"] for d in false] == [[330, 130, 30, 30], [110, 110, 80, 80], [600, 600, 50, 50]]
+    scored = score({"p.jpg": photo}, {"p.jpg": detections}, min_probability=0.95)
+    assert (scored["found"], scored["faces"], scored["false_positives"]) == (1, 2, 2)
+    assert scored["recall_by_tag"]["small"] == "1/1" and scored["per_photo"]["p.jpg"]["missed"] == ["b"]

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from scn.align import align_face
 from scn.cli import main
 from scn.faces import Box, crop
 from scn.predict import (alpha_percentile, load_model_cached, predict_image, preprocess, trained_on,
@@ -22,10 +23,13 @@ def model_meta(run_dir):
 
 
 def direct_forward(model, meta, image, box):
-    """What the model says on the box's crop, computed without scn.predict's batching and CAM."""
+    """What the model says on the box's face (aligned on its landmarks, or cropped), computed
+    without scn.predict's batching and CAM."""
     config = meta["model_config"]
     side = config["image_size"]
-    pixels = np.asarray(crop(image, box).resize((side, side), Image.Resampling.BILINEAR), np.float32)
+    face = (align_face(image, box.landmarks, size=side) if box.landmarks
+            else crop(image, box).resize((side, side), Image.Resampling.BILINEAR))
+    pixels = np.asarray(face, np.float32)
     x = (torch.from_numpy(pixels).permute(2, 0, 1)[None] / 255 - torch.tensor(config["mean"]).view(1, 3, 1, 1)) \
         / torch.tensor(config["std"]).view(1, 3, 1, 1)
     with torch.no_grad():
@@ -44,7 +48,9 @@ def test_face_in_a_real_photo_matches_a_direct_forward_pass(model_meta, grace_ho
     assert np.allclose(face.probs, probs, atol=1e-5)
     assert face.top_class == meta["model_config"]["class_names"][int(probs.argmax())] == face.cam_class
     assert face.probs.sum() == pytest.approx(1.0, abs=1e-5)
+    assert face.box.source == "mtcnn" and len(face.box.landmarks) == 5
     assert face.crop.size == (side, side)
+    assert np.array_equal(np.asarray(face.crop), np.asarray(align_face(grace_hopper, face.box.landmarks, size=side)))
     assert face.cam.shape == (side, side)
     assert 0.0 <= face.cam.min() and face.cam.max() <= 1.0
     assert face.overlay.shape == (side, side, 3)
@@ -168,6 +174,8 @@ def test_cli_json_reports_a_bad_image_and_predicts_the_others(run_dir, grace_hop
     assert "error" in report["images"][0]
     face = report["images"][1]["faces"][0]
     assert set(face["box"]) == {"x", "y", "w", "h"} and len(face["probabilities"]) == 7
+    assert face["detector"] == "mtcnn" and face["aligned"] and face["detector_probability"] > 0.95
+    assert len(face["landmarks"]) == 5 and all(len(point) == 2 for point in face["landmarks"])
     assert 0.0 <= face["alpha"] <= 1.0 and 0.0 <= face["alpha_percentile"] <= 100.0
 
 
@@ -179,6 +187,14 @@ def test_cli_whole_image_option(run_dir, tmp_path, capsys):
     assert main(["predict", "--run", str(run_dir), "--whole-image", "--json", str(blank)]) == 0
     face = json.loads(capsys.readouterr().out)["images"][0]["faces"][0]
     assert face["box"] == {"x": 0, "y": 0, "w": 120, "h": 90} and face["detector"] == "whole image"
+
+
+def test_cli_haar_detector_crops_square_without_landmarks(run_dir, grace_hopper_path, capsys):
+    assert main(["predict", "--run", str(run_dir), "--detector", "haar", "--json", str(grace_hopper_path)]) == 0
+    face = json.loads(capsys.readouterr().out)["images"][0]["faces"][0]
+    assert face["detector"] == "frontal" and not face["aligned"]
+    assert face["landmarks"] is None and face["detector_probability"] is None
+    assert face["box"]["w"] == face["box"]["h"]
 
 
 @pytest.mark.parametrize("setup, message", [

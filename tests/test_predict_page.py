@@ -70,8 +70,9 @@ def test_upload_shows_boxes_probabilities_alpha_and_cam(run_dir, monkeypatch, gr
     assert [e.value for e in app.error] == ["notes.txt: not an image file, or a format that cannot be read",
                                             "empty.png: the file is empty"]
     faces = [m.value for m in app.markdown if m.value.startswith("**Face")]
-    assert len(faces) == 1 and "(frontal)" in faces[0]
+    assert len(faces) == 1 and "(mtcnn), detector probability " in faces[0]
     assert "1 face(s), numbered as listed below" in captions(app)
+    assert {"in the photo, with its landmarks", "aligned on its 5 landmarks, as the model sees it"} <= set(captions(app))
     chart = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert len(chart["data"][0]["y"]) == 7 and abs(sum(chart["data"][0]["x"]) - 1.0) < 1e-4
     assert 0.0 <= float(app.metric[0].value) <= 1.0
@@ -216,8 +217,34 @@ def test_a_wrong_box_is_removed_and_a_missed_face_added(run_dir, monkeypatch, gr
 
     app.multiselect(key="keep-0-hopper.jpg").select(detected).run()
     shown = faces_shown(app)
-    assert [s.split("box ")[1] for s in shown] == ["x=20 y=30 100x100 px (manual)",
-                                                   f"x={detected.x} y={detected.y} {detected.w}x{detected.h} px (frontal)"]
+    assert [s.split("box ")[1].split(",")[0] for s in shown] == [
+        "x=20 y=30 100x100 px (manual)", f"x={detected.x} y={detected.y} {detected.w}x{detected.h} px (mtcnn)"]
+    assert captions(app).count("aligned on its 5 landmarks, as the model sees it") == 1
     assert len(app.get("plotly_chart")) == 2
     assert "2 face(s), numbered as listed below" in captions(app)
     assert sum(c.startswith("Grad-CAM for ") for c in captions(app)) == 2
+
+
+def test_the_haar_detector_is_there_to_compare_and_crops_square(run_dir, monkeypatch, grace_hopper_path):
+    app = page(run_dir.parent, monkeypatch)
+    assert app.radio(key="detector").value == "mtcnn"
+    app.radio(key="detector").set_value("haar").run()
+    app.file_uploader[0].set_value(("hopper.jpg", grace_hopper_path.read_bytes(), "image/jpeg")).run()
+    assert not app.exception, app.exception
+    [face] = faces_shown(app)
+    assert "(frontal)" in face and "detector probability" not in face
+    assert {"in the photo", "square face crop, as the model sees it"} <= set(captions(app))
+
+
+def test_a_missing_mtcnn_package_is_a_message_not_a_traceback(run_dir, monkeypatch, grace_hopper_path):
+    from scn import faces
+
+    def missing(min_face_size):
+        raise faces.DetectorUnavailableError("the MTCNN face detector needs facenet-pytorch")
+
+    monkeypatch.setattr(faces, "_mtcnn", missing)
+    app = page(run_dir.parent, monkeypatch)
+    # Bytes no other test uploads: analyse's cache must not answer for the detector.
+    app.file_uploader[0].set_value(("hopper.png", encode(Image.open(grace_hopper_path)), "image/png")).run()
+    assert not app.exception, app.exception
+    assert [e.value for e in app.error] == ["the MTCNN face detector needs facenet-pytorch"]

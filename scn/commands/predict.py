@@ -1,7 +1,9 @@
 """Predict the expression of every face in photos with a run's checkpoint.
 
-For each face: its box (x, y, width, height in the photo's pixels), the class probabilities, the
-attention weight alpha and its percentile among the run's training samples. With --cam-dir the
+Faces are found with MTCNN (`--detector haar` for OpenCV's Haar cascades) and aligned on their five
+landmarks to the template the training faces are framed by (`scn.align`). For each face: its box
+(x, y, width, height in the photo's pixels), landmarks and detector probability (MTCNN), the class
+probabilities, the attention weight alpha and its percentile among the run's training samples. With --cam-dir the
 Grad-CAM overlays (top class, last residual block) are written there as PNG files. A photo that
 cannot be read is reported on stderr and the others are still predicted; the exit status is then 2.
 """
@@ -20,6 +22,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint of the run to use (default: best)")
     parser.add_argument("--cam-dir", type=Path, help="write Grad-CAM overlays here as PNG files")
+    parser.add_argument("--detector", choices=("mtcnn", "haar"), default="mtcnn",
+                        help="face detector: mtcnn (aligned on 5 landmarks, default) or haar (square crops)")
     parser.add_argument("--whole-image", action="store_true",
                         help="treat each whole image as one face instead of detecting faces")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
@@ -40,6 +44,9 @@ def _face_record(number: int, face, percentile) -> dict:
         "face": number,
         "box": dict(zip(("x", "y", "w", "h"), face.box.as_tuple())),
         "detector": face.box.source,
+        "detector_probability": face.box.score,
+        "landmarks": None if face.box.landmarks is None else [list(point) for point in face.box.landmarks],
+        "aligned": face.box.landmarks is not None,
         "top_class": face.top_class,
         "probabilities": face.probabilities(),
         "alpha": face.alpha,
@@ -73,6 +80,7 @@ def run(args) -> int:
     from PIL import Image
 
     from scn.checkpoint import CheckpointError
+    from scn.faces import DetectorUnavailableError
     from scn.images import ImageLoadError, load_image
     from scn.predict import alpha_percentile, load_model_cached, predict_image, trained_on, training_alphas
 
@@ -110,7 +118,12 @@ def run(args) -> int:
             records.append({"image": path, "error": str(exc)})
             failed = True
             continue
-        faces = predict_image(model, meta, image, whole_image=args.whole_image)
+        try:
+            faces = predict_image(model, meta, image, whole_image=args.whole_image,
+                                  detect_options={"detector": args.detector})
+        except DetectorUnavailableError as exc:
+            _error(str(exc))
+            return 2
         record = {"image": path, "faces": [_face_record(n, f, alpha_percentile(f.alpha, training))
                                                    for n, f in enumerate(faces, 1)]}
         if args.cam_dir:
