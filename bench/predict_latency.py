@@ -8,9 +8,11 @@ of `scn.predict.predict_image` (detection + prediction + Grad-CAM: the figure th
 
     python -m bench.predict_latency                       # random weights, 224 px input
     python -m bench.predict_latency --run runs/NAME       # a run's best checkpoint
+    python -m bench.predict_latency --json bench/results/predict_latency.json   # the README's figure
 """
 import argparse
 import io
+import json
 import os
 import statistics
 import time
@@ -87,6 +89,7 @@ def main(argv=None) -> None:
     parser.add_argument("--run", help="run folder whose best checkpoint to use (default: random weights)")
     parser.add_argument("--image-size", type=int, default=224, help="model input size without --run")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     results = measure(run=args.run, image_size=args.image_size, repeats=args.repeats)
     print(f"photo {results['photo']} ({results['megapixels']:.1f} MP, {results['jpeg_megabytes']:.1f} MB JPEG), "
@@ -96,6 +99,8 @@ def main(argv=None) -> None:
     for label, ms in results["stages_ms"].items():
         print(f"  {label:28s} {ms['median']:6.0f}ms {ms['best']:6.0f}ms")
     print("  budget for predict_image total: 1500 ms")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

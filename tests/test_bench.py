@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness, precision_accuracy, realism,
-                   relabel_quality, speed_report, standing_start, store_queries, synth_calibration,
-                   train_throughput)
+from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness, precision_accuracy,
+                   predict_latency, realism, relabel_quality, speed_report, standing_start, store_queries,
+                   synth_calibration, train_throughput)
 from scn.store import RunReader
 
 pytestmark = pytest.mark.slow
@@ -262,3 +262,10 @@ def test_face_detection_matching_counts_faces_false_boxes_and_ignored_regions():
     scored = score({"p.jpg": photo}, {"p.jpg": detections}, min_probability=0.95)
     assert (scored["found"], scored["faces"], scored["false_positives"]) == (1, 2, 2)
     assert scored["recall_by_tag"]["small"] == "1/1" and scored["per_photo"]["p.jpg"]["missed"] == ["b"]
+
+
+@pytest.mark.slow
+def test_predict_latency_writes_its_json(tmp_path):
+    predict_latency.main(["--image-size", "64", "--repeats", "1", "--json", str(tmp_path / "latency.json")])
+    stages = json.loads((tmp_path / "latency.json").read_text())["stages_ms"]
+    assert all(ms["median"] > 0 for ms in stages.values()) and len(stages) >= 3
