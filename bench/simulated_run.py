@@ -63,7 +63,8 @@ def write_simulated_run(run_dir, *, data_dir, epochs: int = 4, relabel_epoch: in
     writer.add_groundtruth(truth)
     writer.set_meta("dataset", {"description": config.dataset_description, "path": str(data_dir),
                                 "format": "rafdb", "classes": list(class_names),
-                                "sizes": {"train": n_train, "test": len(test_names), "val": 0}})
+                                "sizes": {"train": n_train, "test": len(test_names), "val": 0},
+                                "decoded_cache": "memory"})
     labels, global_step = given.copy(), 0
     for epoch in range(1, epochs + 1):
         for step in range(steps_per_epoch):
