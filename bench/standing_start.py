@@ -17,7 +17,10 @@ image size, epochs and relabel epoch), each its own `python -m scn train` proces
   where the baseline does learn: the baseline, plain SCN, SCN with alpha normalised within each
   batch (`--alpha-normalize`), with and without relabeling, under symmetric and annotator noise
   (`--synth-noise-model`), each scored against the ground truth (relabel precision and damage,
-  alpha's AUROC for the labels wrong at the last epoch).
+  alpha's AUROC for the labels wrong at the last epoch);
+- `--part strict`: at the scale part's size, at 30% symmetric noise and on clean labels, for the
+  seeds of --seeds, the baseline against SCN with alpha normalised and relabels only past a wide
+  margin (margin_2 0.7).
 
 Every run's collapse warnings (scn.collapse) are recorded beside its accuracy. Finished runs are
 kept in --runs-dir and skipped on a rerun.
@@ -59,6 +62,10 @@ SCALE_RUNS = {
                   "scn_alpha_normalize_no_relabel": {"alpha_normalize": True, "relabel": False}},
     "annotators": {"baseline": {"method": "baseline"}, "scn_alpha_normalize": {"alpha_normalize": True}},
 }
+# SCN whose relabels need a wide margin (margin_2 0.7 instead of 0.2) with alpha normalised, against the
+# baseline, at the scale part's size, at 30% symmetric noise and on clean labels, for several seeds (--seeds).
+STRICT_RUNS = {"baseline": {"method": "baseline"},
+               "scn_alpha_normalize_margin2_0.7": {"alpha_normalize": True, "margin_2": 0.7}}
 
 
 def jobs(args) -> list:
@@ -76,6 +83,10 @@ def jobs(args) -> list:
                    "seed": seed, "options": options | {"synth_noise_model": model}}
                   for seed in args.remedy_seeds for model, variants in SCALE_RUNS.items()
                   for variant, options in variants.items()]
+    if "strict" in args.part:
+        found += [{"part": "strict", "start": "synth-face", "noise": noise, "variant": variant, "seed": seed,
+                   "options": options} for noise in (0.3, 0.0) for seed in args.seeds
+                  for variant, options in STRICT_RUNS.items()]
     for job in found:
         model = f"-{job['noise_model']}" if "noise_model" in job else ""
         job["name"] = f"{job['part']}-{job['start']}-noise{job['noise']:g}{model}-{job['variant']}-seed{job['seed']}"
@@ -83,7 +94,7 @@ def jobs(args) -> list:
 
 
 def command(job: dict, run_dir: Path, args) -> list:
-    size = {k: getattr(args, f"scale_{k}" if job["part"] == "scale" else k) for k in SCALE}
+    size = {k: getattr(args, f"scale_{k}" if job["part"] in ("scale", "strict") else k) for k in SCALE}
     options = {"synth_train": size["train"], "synth_test": size["test"], "synth_noise": job["noise"],
                "image_size": args.image_size, "epochs": size["epochs"], "relabel_epoch": size["relabel_epoch"],
                "threads": 1, "device": "cpu", "seed": job["seed"], "pretrained": job["start"], **job["options"]}
@@ -156,8 +167,8 @@ def table(results: list) -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", nargs="+", choices=("remedies", "demo", "scale"),
-                        default=["remedies", "demo", "scale"])
+    parser.add_argument("--part", nargs="+", choices=("remedies", "demo", "scale", "strict"),
+                        default=["remedies", "demo", "scale", "strict"])
     parser.add_argument("--train", type=int, default=DEMO_DATA["synth_train"])
     parser.add_argument("--test", type=int, default=DEMO_DATA["synth_test"])
     parser.add_argument("--image-size", type=int, default=DEMO_DATA["image_size"])
@@ -166,7 +177,7 @@ def main(argv=None) -> int:
     for key, value in SCALE.items():
         parser.add_argument(f"--scale-{key.replace('_', '-')}", type=int, default=value,
                             help=f"{key.replace('_', ' ')} of the scale part (default {value})")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the demo part")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the demo and strict parts")
     parser.add_argument("--demo-noise", type=float, nargs="+", default=[0.3, 0.0], help="noise rates of the demo part")
     parser.add_argument("--remedy-seeds", type=int, nargs="+", default=[0],
                         help="seeds of the remedies and scale parts")
@@ -177,7 +188,7 @@ def main(argv=None) -> int:
 
     from scn.pretrain import ensure_backbone
 
-    if {"demo", "scale"} & set(args.part):
+    if {"demo", "scale", "strict"} & set(args.part):
         ensure_backbone()
     started = time.time()
     with ThreadPoolExecutor(args.parallel) as pool:

@@ -189,6 +189,19 @@ def test_standing_start_scale_part_runs_both_noise_models_at_its_own_size():
     assert "--alpha-normalize" in argv and "--no-relabel" in argv
 
 
+
+def test_standing_start_strict_part_compares_the_baseline_with_a_wide_relabel_margin_over_seeds():
+    args = argparse.Namespace(part=["strict"], remedy_seeds=[0], seeds=[0, 1], demo_noise=[0.3], train=40, test=14,
+                              image_size=32, epochs=1, relabel_epoch=1, scale_train=400, scale_test=100,
+                              scale_epochs=3, scale_relabel_epoch=2)
+    jobs = standing_start.jobs(args)
+    assert [(j["noise"], j["seed"], j["variant"]) for j in jobs] == [
+        (noise, seed, variant) for noise in (0.3, 0.0) for seed in (0, 1) for variant in standing_start.STRICT_RUNS]
+    argv = standing_start.command(jobs[1], "run", args)
+    assert argv[argv.index("--margin2") + 1] == "0.7" and "--alpha-normalize" in argv
+    assert argv[argv.index("--synth-train") + 1] == "400" and argv[argv.index("--synth-noise") + 1] == "0.3"
+
+
 def test_linear_probe_compares_three_starts(tmp_path, tiny_face_backbone):
     linear_probe.main(["--train", "40", "--test", "14", "--image-size", "32", "--expression-train", "40",
                        "--expression-epochs", "1", "--runs-dir", str(tmp_path / "runs"),
