@@ -31,6 +31,7 @@ import numpy as np
 from scn import runs
 from scn.metrics import run_scores
 from scn.store import RunNotFoundError, RunReader, checkpoint_path
+from scn.synth.noise import NOISE_MODELS
 
 # Trainer options (scn.config names) of each variant, on top of the grid's shared settings.
 VARIANTS = {
@@ -231,7 +232,7 @@ def add_scale_arguments(parser) -> None:
     parser.add_argument("--synth-face", action="store_true",
                         help="start every run from the synth-face backbone (`python -m scn pretrain`) instead "
                              "of the clean-label expression start")
-    parser.add_argument("--noise-model", choices=("symmetric", "pairwise", "annotators"), default="symmetric",
+    parser.add_argument("--noise-model", choices=NOISE_MODELS, default="symmetric",
                         help="how training labels go wrong (scn.synth.noise); --noise is the wrong-label rate")
     parser.add_argument("--no-ablations", dest="ablations", action="store_false",
                         help="only the baseline and SCN (no ablations at the highest noise level)")

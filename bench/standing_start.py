@@ -124,9 +124,9 @@ def summarize(reader: RunReader) -> dict:
 def truth_scores(reader: RunReader) -> dict:
     """The last epoch's scores against the ground truth: how precise the relabels were, how many
     clean labels they broke, and whether alpha ranked the wrong labels low."""
-    last = run_scores(reader).iloc[-1]
-    return {"relabel_precision_by_epoch": [None if np.isnan(p) else round(float(p), 3)
-                                           for p in run_scores(reader)["precision"]],
+    scores = run_scores(reader)
+    last = scores.iloc[-1]
+    return {"relabel_precision_by_epoch": [None if np.isnan(p) else round(float(p), 3) for p in scores["precision"]],
             "last_wrong_labels": int(last["wrong_labels"]), "last_damage": float(last["damage"]),
             "last_recall": float(last["recall"]), "last_auroc_wrong_now": float(last["auroc_wrong_now"])}
 
