@@ -622,7 +622,7 @@ class Trainer:
         selection = val if val is not None else test
         warnings = check_epoch(confusion=selection["confusion"].numpy(), alpha=record.alpha.numpy(),
                                new_labels=[e.new for e in relabels], train_size=n_train,
-                               class_names=config.class_names,
+                               class_names=config.class_names, epoch=epoch, epochs=config.epochs,
                                check_alpha=config.uses_alpha and epoch > config.alpha_warmup_epochs,
                                split="test" if val is None else "validation")
         writer.log_warnings(epoch, warnings)

@@ -52,26 +52,39 @@ def test_relabel_surge_above_the_share():
 
 
 def test_relabels_into_one_class():
-    into_happiness = [3] * 40 + [6] * 5
+    into_happiness = [3] * 45 + [6] * 5
     warning = collapse.relabel_one_class(into_happiness, class_names=CLASS_NAMES)
-    assert warning.figures == {"class": "happiness", "share": 40 / 45, "relabels": 45}
+    assert warning.figures == {"class": "happiness", "share": 0.9, "relabels": 50}
     assert collapse.relabel_one_class([3] * 10, class_names=CLASS_NAMES) is None  # too few to say
     assert collapse.relabel_one_class([3] * 20 + [0] * 20, class_names=CLASS_NAMES) is None
+    # A healthy run's relabels may lean toward the majority class without flooding into it.
+    assert collapse.relabel_one_class([3] * 25 + [0, 1, 2, 4, 5, 6] * 1, class_names=CLASS_NAMES) is None
 
 
 def test_check_epoch_over_a_collapsing_sequence():
-    """A run as it collapses: healthy, then alpha sinks, then relabels flood into one class."""
+    """A 6-epoch run as it collapses: healthy, then alpha sinks, then relabels flood into one class."""
     epochs = [
-        dict(confusion=HEALTHY, alpha=np.linspace(0.3, 0.9, 100), new_labels=[]),
-        dict(confusion=HEALTHY, alpha=np.full(100, 0.02), new_labels=[0, 1, 2]),
-        dict(confusion=one_class_confusion(3), alpha=np.full(100, 0.02), new_labels=[3] * 300),
+        dict(confusion=HEALTHY, alpha=np.linspace(0.3, 0.9, 100), new_labels=[], epoch=1),
+        dict(confusion=HEALTHY, alpha=np.full(100, 0.02), new_labels=[0, 1, 2], epoch=2),
+        dict(confusion=one_class_confusion(3), alpha=np.full(100, 0.02), new_labels=[3] * 300, epoch=4),
     ]
-    kinds = [[w.kind for w in collapse.check_epoch(train_size=1000, class_names=CLASS_NAMES, **e)]
+    kinds = [[w.kind for w in collapse.check_epoch(train_size=1000, class_names=CLASS_NAMES, epochs=6, **e)]
              for e in epochs]
     assert kinds == [[], ["alpha_collapsed"],
                      ["one_class", "alpha_collapsed", "relabel_surge", "relabel_one_class"]]
-    baseline = collapse.check_epoch(train_size=1000, class_names=CLASS_NAMES, check_alpha=False, **epochs[1])
+    baseline = collapse.check_epoch(train_size=1000, class_names=CLASS_NAMES, epochs=6, check_alpha=False,
+                                    **epochs[1])
     assert baseline == []
+
+
+def test_one_class_predictions_early_in_a_run_are_a_slow_start_not_a_collapse():
+    """Measured from synth-face: runs that end at 55-76% predict the majority class for most
+    validation images in their first epochs; only a model still doing so past half-way is flagged."""
+    def kinds(epoch):
+        return [w.kind for w in collapse.check_epoch(confusion=one_class_confusion(3), alpha=np.linspace(0.5, 1, 50),
+                                                     new_labels=[], train_size=1000, class_names=CLASS_NAMES,
+                                                     epoch=epoch, epochs=12)]
+    assert [kinds(epoch) for epoch in (1, 6, 7, 12)] == [[], [], ["one_class"], ["one_class"]]
 
 
 def test_every_kind_has_a_title_and_advice():
