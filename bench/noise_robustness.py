@@ -4,13 +4,14 @@ Trains the baseline and SCN at each noise level (SCN's flip protocol on the buil
 RAF-DB's class balance), and at the highest level each ablation (without attention weighting,
 rank regularization or relabeling), for several seeds, each run in its own `python -m scn train`
 process. Every run starts from one baseline trained first on a separate clean set of the benchmark
-(see `pretrained_backbone`; `--pretrain-train 0` trains from scratch instead). With --sensitivity it
-also trains SCN variants of relabel scope, margin_2 and first relabel epoch at the lowest and highest
-noise levels. Finished runs are kept in --runs-dir and skipped on a rerun, so an interrupted grid
+(see `pretrained_backbone`; `--pretrain-train 0` trains from scratch instead; `--synth-face` from
+the synth-face backbone). With --sensitivity it also trains SCN variants of relabel scope, margins
+and first relabel epoch at the lowest and highest noise levels. Finished runs are kept in --runs-dir and skipped on a rerun, so an interrupted grid
 continues where it stopped.
 
     python -m bench.noise_robustness                  # the README's grid, 68 min on 2 cores
-    python -m bench.noise_robustness --sensitivity    # the grid plus 10 sensitivity runs, +19 min
+    python -m bench.noise_robustness --sensitivity scn_scope_all scn_margin2_0.1 scn_margin2_0.4 \\
+        scn_relabel_from_2 scn_relabel_from_9   # the grid plus 10 sensitivity runs, +19 min
     python -m bench.noise_robustness --synth-face --noise-model annotators --noise 0.1 0.2 0.3 --train 4000 \
         --relabel-epoch 6 --seeds 0 --no-ablations --json bench/results/noise_models_reproduction_annotators.json
     python -m bench.noise_robustness --train 60 --test 21 --image-size 32 --epochs 1 --seeds 0 \\
@@ -42,12 +43,14 @@ VARIANTS = {
     "scn_no_relabel": {"relabel": False},
 }
 ABLATIONS = ("scn_no_attention", "scn_no_rank_reg", "scn_no_relabel")
-# How SCN's relabeling trades fixes for damage (--sensitivity): scope, margin_2 and when it starts.
+# How SCN's relabeling trades fixes for damage (--sensitivity): scope, margins and when it starts.
 # These override the grid's own settings.
 SENSITIVITY = {
     "scn_scope_all": {"relabel_scope": "all"},
     "scn_margin2_0.1": {"margin_2": 0.1},
+    "scn_margin2_0.2": {"margin_2": 0.2},
     "scn_margin2_0.4": {"margin_2": 0.4},
+    "scn_margin1_0.15": {"margin_1": 0.15},
     "scn_relabel_from_2": {"relabel_epoch": 2},
     "scn_relabel_from_9": {"relabel_epoch": 9},
 }
@@ -62,16 +65,19 @@ def grid_job(*, noise: float, variant: str, seed: int, noise_model: str = "symme
 
 
 def jobs(args) -> list:
-    top = max(args.noise)
-    grid = []
-    for noise in args.noise:
-        variants = ["baseline", "scn"] + (list(ABLATIONS) if noise == top and args.ablations else [])
-        for variant in variants:
-            for seed in args.seeds:
-                grid.append(grid_job(noise=noise, variant=variant, seed=seed, noise_model=args.noise_model))
-    if args.sensitivity:
+    """The baseline and SCN at each of --noise, the ablations at --ablation-noise (default: the
+    highest of --noise) and the --sensitivity variants at --sensitivity-noise (default: the lowest
+    and highest of --noise), first seed only."""
+    ablation_noise = max(args.noise) if args.ablation_noise is None else args.ablation_noise
+    grid = [grid_job(noise=noise, variant=variant, seed=seed, noise_model=args.noise_model)
+            for noise in args.noise for variant in ("baseline", "scn") for seed in args.seeds]
+    if args.ablations:
+        grid += [grid_job(noise=ablation_noise, variant=variant, seed=seed, noise_model=args.noise_model)
+                 for variant in ABLATIONS for seed in args.seeds]
+    if args.sensitivity is not None:
+        levels = args.sensitivity_noise or sorted({min(args.noise), max(args.noise)})
         grid += [grid_job(noise=noise, variant=variant, seed=args.seeds[0], noise_model=args.noise_model)
-                 for noise in sorted({min(args.noise), top}) for variant in SENSITIVITY]
+                 for noise in levels for variant in args.sensitivity or SENSITIVITY]
     return grid
 
 
@@ -88,17 +94,19 @@ def train_command(job: dict, data: Path, run_dir: Path, args) -> list:
                "margin_2": args.margin2, "seed": job["seed"], "threads": args.threads,
                "pretrained": "synth-face" if args.synth_face else
                str(args.pretrained_path) if args.pretrained_path else None}
+    if args.alpha_normalize and job["variant"] != "baseline":
+        options["alpha_normalize"] = True
     return [*runs.train_command(run_dir=run_dir, options=options | VARIANTS[job["variant"]]), "--no-progress"]
 
 
-def prepare(args) -> dict:
+def prepare(args, noise_levels) -> dict:
     """Generate the datasets and train the shared starting weights once, before any grid run starts."""
     if args.synth_face:
         from scn.pretrain import ensure_backbone
 
         ensure_backbone()
     args.pretrained_path = pretrained_backbone(args) if args.pretrain_train and not args.synth_face else None
-    return {noise: dataset_for(noise, args) for noise in sorted(set(args.noise))}
+    return {noise: dataset_for(noise, args) for noise in sorted(set(noise_levels))}
 
 
 def pretrained_backbone(args) -> Path:
@@ -154,7 +162,8 @@ def summarize(reader: RunReader) -> dict:
         result |= {"relabel_precision_epoch_last": _float(last["precision"]),
                    "relabel_recall": _float(last["recall"]), "clean_broken": int(last["clean_broken"]),
                    "relabels_total": int(scores["relabels"].sum()),
-                   "alpha_auroc_by_epoch": [_float(v) for v in scores["alpha_auroc"]]}
+                   "alpha_auroc_by_epoch": [_float(v) for v in scores["alpha_auroc"]],
+                   "alpha_auroc_wrong_now_by_epoch": [_float(v) for v in scores["auroc_wrong_now"]]}
     return result
 
 
@@ -236,6 +245,8 @@ def add_scale_arguments(parser) -> None:
                         help="how training labels go wrong (scn.synth.noise); --noise is the wrong-label rate")
     parser.add_argument("--no-ablations", dest="ablations", action="store_false",
                         help="only the baseline and SCN (no ablations at the highest noise level)")
+    parser.add_argument("--alpha-normalize", action="store_true",
+                        help="every SCN variant normalises alpha within each batch (the demo's SCN, with --margin2 0.7)")
     parser.add_argument("--runs-dir", default="bench/out/noise_robustness")
 
 
@@ -244,22 +255,26 @@ def main(argv=None) -> None:
     add_scale_arguments(parser)
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3])
     parser.add_argument("--workers", type=int, default=2, help="runs trained at once")
-    parser.add_argument("--sensitivity", action="store_true",
-                        help="also train SCN variants (relabel scope, margin_2, first relabel epoch) at the "
-                             "lowest and highest noise levels, first seed only")
+    parser.add_argument("--ablation-noise", type=float, help="noise level of the ablations (default: the highest)")
+    parser.add_argument("--sensitivity", nargs="*", choices=tuple(SENSITIVITY),
+                        help="also train these SCN variants (relabel scope, margins, first relabel epoch; all of "
+                             "them if none is named), first seed only")
+    parser.add_argument("--sensitivity-noise", type=float, nargs="+",
+                        help="noise levels of the sensitivity runs (default: the lowest and highest)")
     parser.add_argument("--json", default="bench/results/noise_robustness.json")
     parser.add_argument("--plot", default="bench/results/noise_robustness.png")
     args = parser.parse_args(argv)
     grid = jobs(args)
     started = time.time()
-    datasets = prepare(args)
+    datasets = prepare(args, [job["noise"] for job in grid])
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(lambda job: run_job(job, datasets[job["noise"]], args), grid))
     rows = aggregate(results)
     report = {"scale": {k: getattr(args, k) for k in ("train", "test", "image_size", "epochs", "batch_size",
                                                       "relabel_epoch", "margin1", "margin2", "seeds", "noise",
                                                       "pretrain_train", "pretrain_epochs", "noise_model",
-                                                      "synth_face")},
+                                                      "synth_face", "alpha_normalize", "ablation_noise",
+                                                      "sensitivity", "sensitivity_noise")},
               "wall_seconds": time.time() - started, "runs": results, "table": rows}
     if args.pretrained_path:
         pretrain_dir = args.pretrained_path.parent.parent

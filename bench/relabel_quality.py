@@ -2,10 +2,13 @@
 cleanlab's `find_label_issues` on out-of-fold predicted probabilities of the baseline.
 
 SCN: the relabel events of the noise grid's SCN runs at the highest noise level (trained by
-bench.noise_robustness if they are not in --runs-dir yet).
+bench.noise_robustness if they are not in --runs-dir yet), or of the finished runs named by
+--scn-runs (e.g. the demo's SCN runs of bench.standing_start).
 cleanlab: the baseline trained k times, each time without one fold of the training images; the
 held-out fold's predicted probabilities feed `cleanlab.filter.find_label_issues`, and each flagged
-label is "relabeled" to the predicted class, so both methods are scored alike:
+label is "relabeled" to the predicted class, so both methods are scored alike. Both are scored on
+the same samples, and so the same wrong labels: each SCN run's training split (without the
+validation images that run held out, which depend on its seed), cleanlab once per SCN run:
 
   precision  share of changed labels whose new label is the true class
   recall     share of noisy labels that end up with their true class
@@ -15,7 +18,9 @@ label is "relabeled" to the predicted class, so both methods are scored alike:
 The folds start from the grid's shared pretrained weights, like every grid run, so both methods
 see the same model quality.
 
-    python -m bench.relabel_quality                      # the README's table (after the grid)
+    python -m bench.relabel_quality                      # the expression-start table (after the grid)
+    python -m bench.relabel_quality --synth-face --train 4000 --relabel-epoch 6 \\
+        --scn-runs runs/bench-standing-start/demo-synth-face-noise0.3-scn-seed{0,1,2}   # the demo's SCN
     python -m bench.relabel_quality --train 60 --test 21 --image-size 32 --epochs 1 --folds 2 \\
         --seeds 0 --pretrain-train 60 --pretrain-epochs 1 --runs-dir /tmp/grid --json /tmp/relabel.json
 """
@@ -32,7 +37,7 @@ from bench import noise_robustness as grid
 from scn.augment import normalize
 from scn.checkpoint import load_model
 from scn.data import RAFDB_LABEL_FILE, decode_image, rafdb_image_path, read_label_file
-from scn.metrics import auroc, relabel_quality, truth_table
+from scn.metrics import auroc, relabel_quality, run_scores, truth_table
 from scn.store import RunReader, checkpoint_path
 
 
@@ -87,6 +92,7 @@ def scores(*, given, true, changed_to) -> dict:
     final = np.where(changed, changed_to, given)
     noisy = given != true
     return {
+        "samples": int(len(given)), "wrong_labels": int(noisy.sum()),
         "changed": int(changed.sum()),
         "precision": float((final[changed] == true[changed]).mean()) if changed.any() else None,
         "recall": float((final[noisy] == true[noisy]).mean()),
@@ -96,13 +102,24 @@ def scores(*, given, true, changed_to) -> dict:
     }
 
 
-def scn_side(args, data: Path) -> list:
+def scn_run_dirs(args, data: Path) -> list:
+    """The SCN runs to score: --scn-runs as given, else the grid's at the top noise level (trained here
+    if need be)."""
+    if args.scn_runs:
+        return [Path(d) for d in args.scn_runs]
     jobs = [grid.grid_job(noise=args.top_noise, variant="scn", seed=seed, noise_model=args.noise_model) for seed in args.seeds]
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         list(pool.map(lambda job: grid.run_job(job, data, args), jobs))
+    return [Path(args.runs_dir) / job["name"] for job in jobs]
+
+
+def scn_side(run_dirs: list) -> list:
     rows = []
-    for seed, job in zip(args.seeds, jobs):
-        reader = RunReader(Path(args.runs_dir) / job["name"])
+    for run_dir in run_dirs:
+        reader = RunReader(run_dir)
+        if reader.status()["state"] != "finished":
+            raise SystemExit(f"{run_dir}: not a finished run")
+        seed = reader.config()["seed"]
         truth = truth_table(reader.samples("train"), reader.groundtruth())
         events = reader.relabels()
         final = np.full(len(truth), -1)
@@ -111,12 +128,15 @@ def scn_side(args, data: Path) -> list:
         final[final == truth["label"].to_numpy()] = -1  # relabeled back to where it started
         per_epoch = relabel_quality(original=truth["label"], true=truth["true_label"], events=events,
                                     epochs=reader.attention_epochs())
-        rows.append({"seed": seed, **scores(given=truth["label"], true=truth["true_label"], changed_to=final),
+        rows.append({"run": str(run_dir), "seed": seed, "names": truth["name"].tolist(),
+                     **scores(given=truth["label"], true=truth["true_label"], changed_to=final),
                      "events": int(len(events)),
                      "event_precision": float((events["new"].to_numpy() == truth["true_label"].to_numpy()[
                          events["idx"].to_numpy()]).mean()) if len(events) else None,
                      "per_epoch": per_epoch.to_dict(orient="records"),
                      "alpha_auroc_by_epoch": alpha_auroc(reader, truth["is_noisy"]),
+                     "alpha_auroc_wrong_now_by_epoch": [None if np.isnan(v) else float(v)
+                                                        for v in run_scores(reader)["auroc_wrong_now"]],
                      "alpha_auroc_subtle_by_epoch": alpha_auroc(reader, truth["intensity"] < SUBTLE)})
     return rows
 
@@ -131,7 +151,9 @@ def alpha_auroc(reader: RunReader, positives) -> list:
             for e in reader.attention_epochs()]
 
 
-def cleanlab_side(args, data: Path) -> dict:
+def cleanlab_side(args, data: Path) -> pd.DataFrame:
+    """cleanlab's verdict on every training image of `data`: name, given and true label, and the
+    class it changes the label to (-1: kept)."""
     from cleanlab.filter import find_label_issues
 
     labels = read_label_file(data / RAFDB_LABEL_FILE)
@@ -143,8 +165,13 @@ def cleanlab_side(args, data: Path) -> dict:
     issues = find_label_issues(labels=given, pred_probs=probs)
     changed_to = np.where(issues, probs.argmax(1), -1)
     changed_to[changed_to == given] = -1
-    return {"folds": args.folds, "flagged": int(issues.sum()),
-            **scores(given=given, true=truth["true_label"], changed_to=changed_to)}
+    return pd.DataFrame({"name": names, "given": given, "true": truth["true_label"], "changed_to": changed_to})
+
+
+def cleanlab_on(verdicts: pd.DataFrame, names: list) -> dict:
+    """cleanlab's verdicts scored on `names` only (one SCN run's training samples)."""
+    rows = verdicts.set_index("name").loc[names]
+    return scores(given=rows["given"], true=rows["true"], changed_to=rows["changed_to"])
 
 
 def mean(rows: list, key: str):
@@ -156,15 +183,14 @@ def markdown(scn_rows: list, cleanlab: dict) -> str:
     def pct(v):
         return "–" if v is None else f"{v:.1%}"
 
-    lines = ["| method | labels changed | precision | recall (noisy fixed) | damage (clean broken) "
-             "| detection precision | detection recall |", "|---|---|---|---|---|---|---|"]
-    lines.append(f"| SCN relabeling (mean of {len(scn_rows)} seeds) | {mean(scn_rows, 'changed'):.0f} "
-                 f"| {pct(mean(scn_rows, 'precision'))} | {pct(mean(scn_rows, 'recall'))} "
-                 f"| {mean(scn_rows, 'damage'):.0f} | {pct(mean(scn_rows, 'detection_precision'))} "
-                 f"| {pct(mean(scn_rows, 'detection_recall'))} |")
-    lines.append(f"| cleanlab find_label_issues ({cleanlab['folds']}-fold baseline) | {cleanlab['changed']} "
-                 f"| {pct(cleanlab['precision'])} | {pct(cleanlab['recall'])} | {cleanlab['damage']} "
-                 f"| {pct(cleanlab['detection_precision'])} | {pct(cleanlab['detection_recall'])} |")
+    lines = ["| method | samples (wrong labels) | labels changed | precision | recall (noisy fixed) "
+             "| damage (clean broken) | detection precision | detection recall |", "|---|---|---|---|---|---|---|---|"]
+    for name, rows in ((f"SCN relabeling (mean of {len(scn_rows)} seeds)", scn_rows),
+                       (f"cleanlab find_label_issues ({cleanlab['folds']}-fold baseline)", cleanlab["per_scn_run"])):
+        lines.append(f"| {name} | {mean(rows, 'samples'):.0f} ({mean(rows, 'wrong_labels'):.0f}) "
+                     f"| {mean(rows, 'changed'):.0f} | {pct(mean(rows, 'precision'))} | {pct(mean(rows, 'recall'))} "
+                     f"| {mean(rows, 'damage'):.0f} | {pct(mean(rows, 'detection_precision'))} "
+                     f"| {pct(mean(rows, 'detection_recall'))} |")
     return "\n".join(lines)
 
 
@@ -173,11 +199,13 @@ def per_epoch_markdown(scn_rows: list, report: dict) -> str:
     frames = [pd.DataFrame(r["per_epoch"]) for r in scn_rows]
     mean_rows = pd.concat(frames).groupby("epoch").mean(numeric_only=True).reset_index()
     lines = ["| epoch | relabels | precision | recall (noisy fixed so far) | clean labels broken so far "
-             "| AUROC low α → noisy label | AUROC low α → subtle expression |", "|---|---|---|---|---|---|---|"]
+             "| AUROC low α → noisy label | AUROC low α → label wrong now | AUROC low α → subtle expression |",
+             "|---|---|---|---|---|---|---|---|"]
     for i, row in mean_rows.iterrows():
         precision = "–" if np.isnan(row["precision"]) else f"{row['precision']:.1%}"
         lines.append(f"| {int(row['epoch'])} | {row['relabels']:.0f} | {precision} | {row['recall']:.1%} "
                      f"| {row['clean_broken']:.0f} | {report['alpha_auroc_by_epoch_mean'][i]:.3f} "
+                     f"| {report['alpha_auroc_wrong_now_by_epoch_mean'][i]:.3f} "
                      f"| {report['alpha_auroc_subtle_by_epoch_mean'][i]:.3f} |")
     return "\n".join(lines)
 
@@ -186,17 +214,23 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     grid.add_scale_arguments(parser)
     parser.add_argument("--top-noise", type=float, default=0.3)
+    parser.add_argument("--scn-runs", nargs="+", help="finished SCN run folders to score instead of the grid's")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--fold-seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="runs trained at once")
     parser.add_argument("--json", default="bench/results/relabel_quality.json")
     args = parser.parse_args(argv)
     args.noise = [args.top_noise]
-    data = grid.prepare(args)[args.top_noise]
-    scn_rows = scn_side(args, data)
-    cleanlab = cleanlab_side(args, data)
-    report = {"noise": args.top_noise, "scn": scn_rows, "cleanlab": cleanlab}
-    for key in ("alpha_auroc_by_epoch", "alpha_auroc_subtle_by_epoch"):
+    data = grid.prepare(args, [args.top_noise])[args.top_noise]
+    scn_rows = scn_side(scn_run_dirs(args, data))
+    verdicts = cleanlab_side(args, data)
+    per_run = [{"seed": row["seed"], **cleanlab_on(verdicts, row.pop("names"))} for row in scn_rows]
+    cleanlab = {"folds": args.folds, "flagged_of_all_training_images": int((verdicts["changed_to"] >= 0).sum()),
+                "per_scn_run": per_run} | {key: mean(per_run, key) for key in per_run[0] if key != "seed"}
+    report = {"noise": args.top_noise, "scn": scn_rows, "cleanlab": cleanlab,
+              "scale": {k: getattr(args, k) for k in ("train", "test", "epochs", "relabel_epoch", "margin2",
+                                                      "alpha_normalize", "synth_face", "folds")}}
+    for key in ("alpha_auroc_by_epoch", "alpha_auroc_wrong_now_by_epoch", "alpha_auroc_subtle_by_epoch"):
         report[f"{key}_mean"] = np.nanmean(np.array([r[key] for r in scn_rows], dtype=float), axis=0).tolist()
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2))

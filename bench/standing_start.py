@@ -1,26 +1,22 @@
 """Can SCN train from a standing start? Random weights, the remedies, and the demo's own settings.
 
-Two groups of runs on the built-in benchmark at the demo's settings (scn.runs.DEMO_DATA: its size,
-image size, epochs and relabel epoch), each its own `python -m scn train` process, one thread:
+Groups of runs on the built-in benchmark, each its own `python -m scn train` process, one thread:
 
-- `--part remedies`: from random weights (`--pretrained none`): the baseline and plain SCN at 30%
-  label noise (the failure), and on clean labels the baseline, plain SCN, and SCN with each remedy
-  (TrainConfig options, off in both presets): alpha fixed at 1 for the first epochs
-  (`--alpha-warmup-epochs`), alpha's bias initialised so it starts near 0.95 (`--alpha-bias-init 3`),
-  relabeling gated on validation accuracy (`--relabel-min-val-acc`), and all three together. The
-  remedies are compared on clean labels because at this scale, from random weights, even the
-  baseline learns nothing that generalises at 30% noise: no remedy of SCN's could be seen there;
-- `--part demo`: the demo itself, baseline and SCN from the synth-face backbone at 30% and 0%
-  noise, for several seeds (the demo's target: SCN at least 2 points ahead at 30% at the last
-  epoch, and no more than 1 point behind on clean labels);
-- `--part scale`: from the synth-face backbone at 30% noise with twice the demo's data and 12 epochs,
-  where the baseline does learn: the baseline, plain SCN, SCN with alpha normalised within each
-  batch (`--alpha-normalize`), with and without relabeling, under symmetric and annotator noise
-  (`--synth-noise-model`), each scored against the ground truth (relabel precision and damage,
-  alpha's AUROC for the labels wrong at the last epoch);
-- `--part strict`: at the scale part's size, at 30% symmetric noise and on clean labels, for the
-  seeds of --seeds, the baseline against SCN with alpha normalised and relabels only past a wide
-  margin (margin_2 0.7).
+- `--part remedies`: from random weights (`--pretrained none`), at the size the demo had first
+  (REMEDY_SCALE: 2,000 / 500 images, 10 epochs): the baseline and plain SCN at 30% label noise (the
+  failure), and on clean labels the baseline, plain SCN, and SCN with each remedy (TrainConfig
+  options, off in both presets): alpha fixed at 1 for the first epochs (`--alpha-warmup-epochs`),
+  alpha's bias initialised so it starts near 0.95 (`--alpha-bias-init 3`), relabeling gated on
+  validation accuracy (`--relabel-min-val-acc`), all three together, and alpha normalised within
+  each batch (`--alpha-normalize`). The remedies are compared on clean labels because at this
+  scale, from random weights, even the baseline learns nothing that generalises at 30% noise;
+- `--part demo`: the demo itself (scn.runs.DEMO_RUNS, both from the synth-face backbone, at its
+  size: scn.runs.DEMO_DATA) at 30% and 0% noise, for several seeds (the demo's target: SCN at
+  least 2 points ahead at 30% at the last epoch, and no more than 1 point behind on clean labels);
+- `--part scale`: at the demo's size from the synth-face backbone at 30% noise: the baseline,
+  plain SCN, SCN with alpha normalised within each batch, with and without relabeling, under
+  symmetric and annotator noise (`--synth-noise-model`), each scored against the ground truth
+  (relabel precision and damage, alpha's AUROC for the labels wrong at the last epoch).
 
 Every run's collapse warnings (scn.collapse) are recorded beside its accuracy. Finished runs are
 kept in --runs-dir and skipped on a rerun.
@@ -28,6 +24,7 @@ kept in --runs-dir and skipped on a rerun.
     python -m bench.standing_start                       # every part (the README's figures)
     python -m bench.standing_start --part demo --seeds 0 1 2
     python -m bench.standing_start --train 60 --test 21 --image-size 32 --epochs 2 --relabel-epoch 2 \\
+        --demo-train 60 --demo-test 21 --demo-epochs 2 --demo-relabel-epoch 2 \\
         --seeds 0 --runs-dir /tmp/ss --json /tmp/ss.json      # toy scale (tests/test_bench.py)
 """
 import argparse
@@ -41,7 +38,7 @@ import numpy as np
 
 from bench.noise_robustness import ensure_trained
 from scn.metrics import run_scores
-from scn.runs import DEMO_DATA, train_command
+from scn.runs import DEMO_DATA, DEMO_RUNS, train_command
 from scn.store import RunReader
 
 REMEDIES = {
@@ -53,19 +50,18 @@ REMEDIES = {
     "scn_all_three": {"alpha_warmup_epochs": 2, "alpha_bias_init": 3.0, "relabel_min_val_accuracy": 0.5},
     "scn_alpha_normalize": {"alpha_normalize": True},
 }
+# The demo's size when the remedies were measured: small enough for ten runs in half an hour.
+REMEDY_SCALE = {"train": 2000, "test": 500, "epochs": 10, "relabel_epoch": 5}
 FAILURE_VARIANTS = ("baseline", "scn")
-DEMO_METHODS = {"baseline": {"method": "baseline"}, "scn": {}}
-# Twice the demo's data and 12 epochs: the smallest scale at which the baseline learns at 30% noise.
-SCALE = {"train": 4000, "test": 1000, "epochs": 12, "relabel_epoch": 6}
+# The demo's runs, less what each job sets itself (size, noise) so a toy scale can stand in for it.
+DEMO_METHODS = {label: {k: v for k, v in options.items() if k not in DEMO_DATA} for label, options in DEMO_RUNS.items()}
+DEMO_SIZE = {"train": DEMO_DATA["synth_train"], "test": DEMO_DATA["synth_test"], "epochs": DEMO_DATA["epochs"],
+             "relabel_epoch": DEMO_DATA["relabel_epoch"]}
 SCALE_RUNS = {
     "symmetric": {"baseline": {"method": "baseline"}, "scn": {}, "scn_alpha_normalize": {"alpha_normalize": True},
                   "scn_alpha_normalize_no_relabel": {"alpha_normalize": True, "relabel": False}},
     "annotators": {"baseline": {"method": "baseline"}, "scn_alpha_normalize": {"alpha_normalize": True}},
 }
-# SCN whose relabels need a wide margin (margin_2 0.7 instead of 0.2) with alpha normalised, against the
-# baseline, at the scale part's size, at 30% symmetric noise and on clean labels, for several seeds (--seeds).
-STRICT_RUNS = {"baseline": {"method": "baseline"},
-               "scn_alpha_normalize_margin2_0.7": {"alpha_normalize": True, "margin_2": 0.7}}
 
 
 def jobs(args) -> list:
@@ -75,7 +71,7 @@ def jobs(args) -> list:
                    "options": options} for noise in (0.3, 0.0) for variant, options in REMEDIES.items()
                   for seed in args.remedy_seeds if noise == 0.0 or variant in FAILURE_VARIANTS]
     if "demo" in args.part:
-        found += [{"part": "demo", "start": "synth-face", "noise": noise, "variant": variant, "seed": seed,
+        found += [{"part": "demo", "start": DEMO_DATA["pretrained"], "noise": noise, "variant": variant, "seed": seed,
                    "options": options} for seed in args.seeds for noise in args.demo_noise
                   for variant, options in DEMO_METHODS.items()]
     if "scale" in args.part:
@@ -83,10 +79,6 @@ def jobs(args) -> list:
                    "seed": seed, "options": options | {"synth_noise_model": model}}
                   for seed in args.remedy_seeds for model, variants in SCALE_RUNS.items()
                   for variant, options in variants.items()]
-    if "strict" in args.part:
-        found += [{"part": "strict", "start": "synth-face", "noise": noise, "variant": variant, "seed": seed,
-                   "options": options} for noise in (0.3, 0.0) for seed in args.seeds
-                  for variant, options in STRICT_RUNS.items()]
     for job in found:
         model = f"-{job['noise_model']}" if "noise_model" in job else ""
         job["name"] = f"{job['part']}-{job['start']}-noise{job['noise']:g}{model}-{job['variant']}-seed{job['seed']}"
@@ -94,7 +86,7 @@ def jobs(args) -> list:
 
 
 def command(job: dict, run_dir: Path, args) -> list:
-    size = {k: getattr(args, f"scale_{k}" if job["part"] in ("scale", "strict") else k) for k in SCALE}
+    size = {k: getattr(args, k if job["part"] == "remedies" else f"demo_{k}") for k in DEMO_SIZE}
     options = {"synth_train": size["train"], "synth_test": size["test"], "synth_noise": job["noise"],
                "image_size": args.image_size, "epochs": size["epochs"], "relabel_epoch": size["relabel_epoch"],
                "threads": 1, "device": "cpu", "seed": job["seed"], "pretrained": job["start"], **job["options"]}
@@ -167,17 +159,14 @@ def table(results: list) -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", nargs="+", choices=("remedies", "demo", "scale", "strict"),
-                        default=["remedies", "demo", "scale", "strict"])
-    parser.add_argument("--train", type=int, default=DEMO_DATA["synth_train"])
-    parser.add_argument("--test", type=int, default=DEMO_DATA["synth_test"])
+    parser.add_argument("--part", nargs="+", choices=("remedies", "demo", "scale"),
+                        default=["remedies", "demo", "scale"])
+    for prefix, size, part in (("", REMEDY_SCALE, "remedies"), ("demo-", DEMO_SIZE, "demo and scale")):
+        for key, value in size.items():
+            parser.add_argument(f"--{prefix}{key.replace('_', '-')}", type=int, default=value,
+                                help=f"{key.replace('_', ' ')} of the {part} parts (default {value})")
     parser.add_argument("--image-size", type=int, default=DEMO_DATA["image_size"])
-    parser.add_argument("--epochs", type=int, default=DEMO_DATA["epochs"])
-    parser.add_argument("--relabel-epoch", type=int, default=DEMO_DATA["relabel_epoch"])
-    for key, value in SCALE.items():
-        parser.add_argument(f"--scale-{key.replace('_', '-')}", type=int, default=value,
-                            help=f"{key.replace('_', ' ')} of the scale part (default {value})")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the demo and strict parts")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the demo part")
     parser.add_argument("--demo-noise", type=float, nargs="+", default=[0.3, 0.0], help="noise rates of the demo part")
     parser.add_argument("--remedy-seeds", type=int, nargs="+", default=[0],
                         help="seeds of the remedies and scale parts")
@@ -188,7 +177,7 @@ def main(argv=None) -> int:
 
     from scn.pretrain import ensure_backbone
 
-    if {"demo", "scale", "strict"} & set(args.part):
+    if {"demo", "scale"} & set(args.part):
         ensure_backbone()
     started = time.time()
     with ThreadPoolExecutor(args.parallel) as pool:
@@ -199,7 +188,8 @@ def main(argv=None) -> int:
               f"{row['variant']:17} "
               f"last {row['last_mean']:.1f} ± {row['last_std']:.1f}, best-on-val {row['best_val_mean']:.1f}, "
               f"warnings in {row['runs_with_warnings']}/{len(row['seeds'])} runs {row['warning_kinds']}")
-    settings = {k: getattr(args, k) for k in ("train", "test", "image_size", "epochs", "relabel_epoch")}
+    settings = {f"{prefix}{k}": getattr(args, f"{prefix}{k}") for prefix in ("", "demo_") for k in DEMO_SIZE}
+    settings["image_size"] = args.image_size
     out = {"command": "python -m bench.standing_start " + " ".join(argv if argv is not None else sys.argv[1:]),
            "settings": settings | {"threads_per_run": 1, "parallel": args.parallel},
            "wall_seconds": time.time() - started, "table": rows, "runs": results}

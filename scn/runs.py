@@ -35,11 +35,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The one-click demo: SCN and the baseline side by side on the built-in benchmark with 30% label
 # noise, both from the synth-face backbone (the trainer's default there; the first demo builds it),
-# at 64 px, the size that backbone is trained at, so both finish in a few minutes sharing a 2-core
-# laptop CPU (one thread each). bench/standing_start.py measures it at these settings.
-DEMO_DATA = {"synth_train": 2000, "synth_test": 500, "synth_noise": 0.3, "image_size": 64,
-             "epochs": 10, "relabel_epoch": 5, "threads": 1, "device": "cpu", "pretrained": "synth-face"}
-DEMO_RUNS = {"scn": DEMO_DATA | {"method": "scn"}, "baseline": DEMO_DATA | {"method": "baseline"}}
+# at 64 px, the size that backbone is trained at, one thread each so both share a 2-core laptop
+# CPU (about 5 minutes a run). 3,600 training images and 12 epochs are the smallest scale at which
+# the baseline learns at 30% noise from that start; SCN normalises alpha within each batch (else it
+# sinks toward 0) and relabels only past a wide margin (at the paper's 0.2 most relabels are wrong
+# at this accuracy). bench/standing_start.py measures the demo at exactly these settings.
+DEMO_DATA = {"synth_train": 4000, "synth_test": 1000, "synth_noise": 0.3, "image_size": 64,
+             "epochs": 12, "relabel_epoch": 6, "threads": 1, "device": "cpu", "pretrained": "synth-face"}
+DEMO_RUNS = {"scn": DEMO_DATA | {"method": "scn", "alpha_normalize": True, "margin_2": 0.7},
+             "baseline": DEMO_DATA | {"method": "baseline"}}
 
 
 class TrainerExitedError(RuntimeError):

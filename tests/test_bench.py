@@ -12,6 +12,7 @@ import pytest
 from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness, precision_accuracy,
                    predict_latency, realism, relabel_quality, speed_report, standing_start, store_queries,
                    synth_calibration, train_throughput)
+from scn import runs
 from scn.store import RunReader
 
 pytestmark = pytest.mark.slow
@@ -57,7 +58,12 @@ def test_noise_grid_then_relabel_quality(tmp_path, cache, capsys):
                           "--runs-dir", runs, "--json", str(tmp_path / "relabel.json")])
     quality = json.loads((tmp_path / "relabel.json").read_text())
     assert quality["cleanlab"]["folds"] == 2 and 0 <= quality["cleanlab"]["recall"] <= 1
+    # Scored on SCN's own training samples (its validation images left out), so on the same wrong labels.
+    scn_run, cleanlab_run = quality["scn"][0], quality["cleanlab"]["per_scn_run"][0]
+    assert (cleanlab_run["samples"], cleanlab_run["wrong_labels"]) == (scn_run["samples"], scn_run["wrong_labels"])
+    assert scn_run["samples"] == len(RunReader(tmp_path / "runs" / "noise0.3-scn-seed0").samples("train")) < 40
     assert len(quality["scn"][0]["alpha_auroc_by_epoch"]) == 1
+    assert len(quality["scn"][0]["alpha_auroc_wrong_now_by_epoch"]) == 1
     assert len(quality["alpha_auroc_subtle_by_epoch_mean"]) == 1
     out = capsys.readouterr().out
     assert "cleanlab find_label_issues" in out and "| 1 |" in out.split("AUROC low α → subtle")[1]
@@ -104,10 +110,12 @@ def test_sensitivity_variants_override_the_grid_settings(tmp_path):
     parser = argparse.ArgumentParser()
     noise_robustness.add_scale_arguments(parser)
     args = parser.parse_args(["--pretrain-train", "0", "--runs-dir", str(tmp_path)])
-    args.noise, args.sensitivity, args.pretrained_path = [0.0, 0.3], True, None
+    args.noise, args.sensitivity, args.pretrained_path = [0.0, 0.3], [], None
+    args.ablation_noise = args.sensitivity_noise = None
     grid = noise_robustness.jobs(args)
     extra = [job for job in grid if job["variant"] in noise_robustness.SENSITIVITY]
-    assert len(grid) == 2 * 3 + 5 * 3 + 5 * 2 and {job["noise"] for job in extra} == {0.0, 0.3}
+    variants = len(noise_robustness.SENSITIVITY)
+    assert len(grid) == 2 * 3 + 2 * 3 + 3 * 3 + variants * 2 and {job["noise"] for job in extra} == {0.0, 0.3}
     assert {job["seed"] for job in extra} == {0}
     job = next(job for job in extra if job["variant"] == "scn_margin2_0.4")
     command = noise_robustness.train_command(job, tmp_path / "data", tmp_path / job["name"], args)
@@ -120,12 +128,33 @@ def test_noise_model_grid_starts_from_synth_face_without_ablations(tmp_path):
     noise_robustness.add_scale_arguments(parser)
     args = parser.parse_args(["--synth-face", "--noise-model", "annotators", "--no-ablations", "--runs-dir",
                               str(tmp_path)])
-    args.noise, args.sensitivity, args.pretrained_path = [0.1, 0.3], False, None
+    args.noise, args.sensitivity, args.pretrained_path = [0.1, 0.3], None, None
+    args.ablation_noise = args.sensitivity_noise = None
     grid = noise_robustness.jobs(args)
     assert {(job["noise"], job["variant"]) for job in grid} == {(n, v) for n in (0.1, 0.3) for v in ("baseline", "scn")}
     assert all(job["name"].startswith("annotators-noise") for job in grid)  # never a symmetric run's folder
     command = noise_robustness.train_command(grid[0], tmp_path / "data", tmp_path / "run", args)
     assert command[command.index("--pretrained") + 1] == "synth-face"
+
+
+def test_grid_of_the_demo_s_scn_with_ablations_and_named_sensitivity_runs_elsewhere(tmp_path):
+    """The synth-face grid: SCN as in the demo (alpha normalised), ablations at a level the grid
+    itself does not train, and only the sensitivity variants asked for, at the levels asked for."""
+    parser = argparse.ArgumentParser()
+    noise_robustness.add_scale_arguments(parser)
+    args = parser.parse_args(["--synth-face", "--alpha-normalize", "--margin2", "0.7", "--runs-dir", str(tmp_path)])
+    args.noise, args.ablation_noise, args.pretrained_path = [0.1, 0.2], 0.3, None
+    args.sensitivity, args.sensitivity_noise = ["scn_margin1_0.15"], [0.0, 0.3]
+    grid = noise_robustness.jobs(args)
+    by_noise = {noise: sorted({job["variant"] for job in grid if job["noise"] == noise}) for noise in (0.0, 0.1, 0.2, 0.3)}
+    assert by_noise == {0.0: ["scn_margin1_0.15"], 0.1: ["baseline", "scn"], 0.2: ["baseline", "scn"],
+                        0.3: sorted([*noise_robustness.ABLATIONS, "scn_margin1_0.15"])}
+    def argv(variant):
+        job = next(job for job in grid if job["variant"] == variant)
+        return noise_robustness.train_command(job, tmp_path / "data", tmp_path / "run", args)
+    sensitivity = argv("scn_margin1_0.15")
+    assert "--alpha-normalize" in sensitivity and sensitivity[sensitivity.index("--margin1") + 1] == "0.15"
+    assert "--alpha-normalize" not in argv("baseline") and "--no-relabel" in argv("scn_no_relabel")
 
 
 def test_gpu_throughput_runs_at_toy_scale_on_the_cpu(tiny_rafdb, tmp_path):
@@ -150,13 +179,17 @@ def test_gpu_throughput_runs_at_toy_scale_on_the_cpu(tiny_rafdb, tmp_path):
 
 @pytest.mark.slow
 def test_standing_start_demo_part(tmp_path, tiny_face_backbone, capsys):
-    standing_start.main([*TOY, "--relabel-epoch", "1", "--part", "demo", "--seeds", "0",
+    standing_start.main(["--demo-train", "40", "--demo-test", "14", "--image-size", "32", "--demo-epochs", "1",
+                         "--demo-relabel-epoch", "1", "--part", "demo", "--seeds", "0",
                          "--runs-dir", str(tmp_path / "runs"), "--json", str(tmp_path / "ss.json")])
     report = json.loads((tmp_path / "ss.json").read_text())
     assert {(r["noise"], r["variant"]) for r in report["table"]} == {(0.3, "baseline"), (0.3, "scn"),
                                                                      (0.0, "baseline"), (0.0, "scn")}
     run = next(r for r in report["runs"] if r["variant"] == "scn")
-    assert RunReader(tmp_path / "runs" / run["name"]).config()["pretrained"] == "synth-face"
+    config = RunReader(tmp_path / "runs" / run["name"]).config()
+    assert config["pretrained"] == "synth-face" and config["synth_train"] == 40
+    # The demo's own SCN options, not the bench's copy of them.
+    assert all(config[k] == v for k, v in runs.DEMO_RUNS["scn"].items() if k not in runs.DEMO_DATA)
     assert isinstance(run["warnings"], dict) and "best-on-val" in capsys.readouterr().out
     assert run["start_weights"].startswith("pretrained weights: synth-face backbone")
     assert 0 <= run["last_auroc_wrong_now"] <= 1 and len(run["relabel_precision_by_epoch"]) == len(run["test_accuracy_by_epoch"])
@@ -175,8 +208,8 @@ def test_standing_start_remedies_start_from_random_weights():
 
 def test_standing_start_scale_part_runs_both_noise_models_at_its_own_size():
     args = argparse.Namespace(part=["scale"], remedy_seeds=[0], seeds=[0], demo_noise=[0.3], train=40, test=14,
-                              image_size=32, epochs=1, relabel_epoch=1, scale_train=400, scale_test=100,
-                              scale_epochs=3, scale_relabel_epoch=2)
+                              image_size=32, epochs=1, relabel_epoch=1, demo_train=400, demo_test=100,
+                              demo_epochs=3, demo_relabel_epoch=2)
     jobs = standing_start.jobs(args)
     assert {(j["noise_model"], j["variant"]) for j in jobs} == {
         (model, variant) for model, variants in standing_start.SCALE_RUNS.items() for variant in variants}
@@ -188,18 +221,6 @@ def test_standing_start_scale_part_runs_both_noise_models_at_its_own_size():
         assert argv[argv.index(flag) + 1] == value
     assert "--alpha-normalize" in argv and "--no-relabel" in argv
 
-
-
-def test_standing_start_strict_part_compares_the_baseline_with_a_wide_relabel_margin_over_seeds():
-    args = argparse.Namespace(part=["strict"], remedy_seeds=[0], seeds=[0, 1], demo_noise=[0.3], train=40, test=14,
-                              image_size=32, epochs=1, relabel_epoch=1, scale_train=400, scale_test=100,
-                              scale_epochs=3, scale_relabel_epoch=2)
-    jobs = standing_start.jobs(args)
-    assert [(j["noise"], j["seed"], j["variant"]) for j in jobs] == [
-        (noise, seed, variant) for noise in (0.3, 0.0) for seed in (0, 1) for variant in standing_start.STRICT_RUNS]
-    argv = standing_start.command(jobs[1], "run", args)
-    assert argv[argv.index("--margin2") + 1] == "0.7" and "--alpha-normalize" in argv
-    assert argv[argv.index("--synth-train") + 1] == "400" and argv[argv.index("--synth-noise") + 1] == "0.3"
 
 
 def test_linear_probe_compares_three_starts(tmp_path, tiny_face_backbone):

@@ -87,6 +87,10 @@ def test_demo_runs_are_scn_and_baseline_on_the_noisy_benchmark():
     for options in runs.DEMO_RUNS.values():
         assert options["synth_noise"] == 0.3 and "data" not in options
         runs.train_command(run_dir="r", options=options)
+    scn, baseline = runs.DEMO_RUNS["scn"], runs.DEMO_RUNS["baseline"]
+    # Same data and schedule for both; only SCN's own options differ.
+    assert {k: v for k, v in scn.items() if k in runs.DEMO_DATA} == {k: v for k, v in baseline.items() if k != "method"}
+    assert scn["alpha_normalize"] and scn["margin_2"] == 0.7
 
 
 @pytest.fixture
