@@ -6,12 +6,15 @@ rank regularization or relabeling), for several seeds, each run in its own `pyth
 process. Every run starts from one baseline trained first on a separate clean set of the benchmark
 (see `pretrained_backbone`; `--pretrain-train 0` trains from scratch instead; `--synth-face` from
 the synth-face backbone). With --sensitivity it also trains SCN variants of relabel scope, margins
-and first relabel epoch at the lowest and highest noise levels. Finished runs are kept in --runs-dir and skipped on a rerun, so an interrupted grid
-continues where it stopped.
+and first relabel epoch at the lowest and highest noise levels. Finished runs are kept in
+--runs-dir and skipped on a rerun, so an interrupted grid continues where it stopped.
 
     python -m bench.noise_robustness                  # the README's grid, 68 min on 2 cores
     python -m bench.noise_robustness --sensitivity scn_scope_all scn_margin2_0.1 scn_margin2_0.4 \\
         scn_relabel_from_2 scn_relabel_from_9   # the grid plus 10 sensitivity runs, +19 min
+    python -m bench.noise_robustness --synth-face --alpha-normalize --margin2 0.7 --train 4000 --relabel-epoch 6 \\
+        --noise 0 0.1 0.2 0.3 --sensitivity scn_margin1_0.15 scn_margin2_0.2 \\
+        --json bench/results/noise_robustness_synth_face.json --plot bench/results/noise_robustness_synth_face.png
     python -m bench.noise_robustness --synth-face --noise-model annotators --noise 0.1 0.2 0.3 --train 4000 \
         --relabel-epoch 6 --seeds 0 --no-ablations --json bench/results/noise_models_reproduction_annotators.json
     python -m bench.noise_robustness --train 60 --test 21 --image-size 32 --epochs 1 --seeds 0 \\

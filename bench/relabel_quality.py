@@ -15,12 +15,12 @@ validation images that run held out, which depend on its seed), cleanlab once pe
   damage     clean labels that end up wrong
   detection  flagged/relabeled samples versus truly noisy ones (precision, recall)
 
-The folds start from the grid's shared pretrained weights, like every grid run, so both methods
-see the same model quality.
+The folds start from the grid's start (its shared pretrained weights, or synth-face with
+--synth-face), like every grid run, so both methods see the same model quality.
 
     python -m bench.relabel_quality                      # the expression-start table (after the grid)
-    python -m bench.relabel_quality --synth-face --train 4000 --relabel-epoch 6 \\
-        --scn-runs runs/bench-standing-start/demo-synth-face-noise0.3-scn-seed{0,1,2}   # the demo's SCN
+    python -m bench.relabel_quality --synth-face --alpha-normalize --margin2 0.7 --train 4000 --test 1000 \\
+        --relabel-epoch 6 --runs-dir RUNS --json bench/results/relabel_quality_synth_face.json   # the demo's SCN
     python -m bench.relabel_quality --train 60 --test 21 --image-size 32 --epochs 1 --folds 2 \\
         --seeds 0 --pretrain-train 60 --pretrain-epochs 1 --runs-dir /tmp/grid --json /tmp/relabel.json
 """
