@@ -37,7 +37,7 @@ from bench import noise_robustness as grid
 from scn.augment import normalize
 from scn.checkpoint import load_model
 from scn.data import RAFDB_LABEL_FILE, decode_image, rafdb_image_path, read_label_file
-from scn.metrics import auroc, relabel_quality, run_scores, truth_table
+from scn.metrics import auroc, run_scores, truth_table
 from scn.store import RunReader, checkpoint_path
 
 
@@ -126,17 +126,18 @@ def scn_side(run_dirs: list) -> list:
         for idx, new in zip(events["idx"], events["new"]):
             final[idx] = new
         final[final == truth["label"].to_numpy()] = -1  # relabeled back to where it started
-        per_epoch = relabel_quality(original=truth["label"], true=truth["true_label"], events=events,
-                                    epochs=reader.attention_epochs())
+        # Epoch by epoch: relabel quality and alpha's AUROCs (scn.metrics.run_scores, as the app shows them).
+        by_epoch = run_scores(reader)
+        per_epoch = by_epoch.drop(columns=["alpha_auroc", "wrong_now", "auroc_wrong_now", "auroc_ambiguous"])
         rows.append({"run": str(run_dir), "seed": seed, "names": truth["name"].tolist(),
                      **scores(given=truth["label"], true=truth["true_label"], changed_to=final),
                      "events": int(len(events)),
                      "event_precision": float((events["new"].to_numpy() == truth["true_label"].to_numpy()[
                          events["idx"].to_numpy()]).mean()) if len(events) else None,
                      "per_epoch": per_epoch.to_dict(orient="records"),
-                     "alpha_auroc_by_epoch": alpha_auroc(reader, truth["is_noisy"]),
+                     "alpha_auroc_by_epoch": by_epoch["alpha_auroc"].tolist(),
                      "alpha_auroc_wrong_now_by_epoch": [None if np.isnan(v) else float(v)
-                                                        for v in run_scores(reader)["auroc_wrong_now"]],
+                                                        for v in by_epoch["auroc_wrong_now"]],
                      "alpha_auroc_subtle_by_epoch": alpha_auroc(reader, truth["intensity"] < SUBTLE)})
     return rows
 

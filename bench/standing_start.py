@@ -54,7 +54,8 @@ REMEDIES = {
 REMEDY_SCALE = {"train": 2000, "test": 500, "epochs": 10, "relabel_epoch": 5}
 FAILURE_VARIANTS = ("baseline", "scn")
 # The demo's runs, less what each job sets itself (size, noise) so a toy scale can stand in for it.
-DEMO_METHODS = {label: {k: v for k, v in options.items() if k not in DEMO_DATA} for label, options in DEMO_RUNS.items()}
+DEMO_METHODS = {label: {k: v for k, v in options.items() if k not in DEMO_DATA}
+                for label, options in DEMO_RUNS.items()}
 DEMO_SIZE = {"train": DEMO_DATA["synth_train"], "test": DEMO_DATA["synth_test"], "epochs": DEMO_DATA["epochs"],
              "relabel_epoch": DEMO_DATA["relabel_epoch"]}
 SCALE_RUNS = {
