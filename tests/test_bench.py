@@ -7,12 +7,14 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness, precision_accuracy,
                    predict_latency, realism, relabel_quality, speed_report, standing_start, store_queries,
                    synth_calibration, train_throughput)
 from scn import runs
+from scn.classes import CLASS_NAMES
 from scn.store import RunReader
 
 pytestmark = pytest.mark.slow
@@ -264,7 +266,8 @@ def test_decoded_cache_bench_at_toy_scale(tmp_path, capsys):
 
 def test_realism_report_at_toy_size(tmp_path, capsys):
     out, sheet = tmp_path / "realism.json", tmp_path / "sheet.png"
-    realism.main(["--per-class", "3", "--probe-people", "1", "--json", str(out), "--sheet", str(sheet)])
+    realism.main(["--per-class", "3", "--probe-people", "1", "--search-rounds", "1", "--json", str(out),
+                  "--sheet", str(sheet)])
     report = json.loads(out.read_text())
     for name in ("benchmark", "undegraded"):
         scored = report[name]["images"]
@@ -274,8 +277,26 @@ def test_realism_report_at_toy_size(tmp_path, capsys):
             sum(report[name]["confusion"][i][i] for i in range(7)) / scored)
     assert set(report["action_units_alone"]["by_action_unit"]) >= {"AU4", "AU6", "AU9", "AU15", "AU26"}
     assert report["real_photos"][0]["photo"] == "grace_hopper.jpg" and report["real_photos"][0]["top"] == "neutral"
+    reachable = report["reachable_by_action_units"]
+    assert list(reachable) == list(CLASS_NAMES)
+    assert all(0.0 <= row["best_mean_probability"] <= 1.0 for row in reachable.values())
     assert sheet.stat().st_size > 0
     assert "| **overall** |" in capsys.readouterr().out
+
+
+def test_realism_search_finds_the_action_units_a_class_is_read_from(monkeypatch):
+    targets = np.random.default_rng(3).uniform(0, 1, (len(CLASS_NAMES), 16))
+
+    def read_by_distance(reference, faces, vectors, *, box):
+        # A stand-in classifier: each class is read the more, the closer the units are to its target.
+        closeness = 1.0 - np.abs(np.stack(vectors)[:, None, :] - targets[None]).mean(2)
+        return np.repeat(closeness[:, None, :], len(faces), axis=1)
+
+    monkeypatch.setattr(realism, "probe", read_by_distance)
+    found = realism.reachable(None, [None, None], box=None, rounds=12)
+    assert all(found[name]["best_mean_probability"] > 0.9 for name in CLASS_NAMES)
+    one = realism.reachable(None, [None, None], box=None, rounds=1)
+    assert all(found[name]["best_mean_probability"] > one[name]["best_mean_probability"] for name in CLASS_NAMES)
 
 
 def test_face_detection_matching_counts_faces_false_boxes_and_ignored_regions():
