@@ -150,15 +150,20 @@ def run_job(job: dict, data: Path, args) -> dict:
     return job | summarize(RunReader(run_dir))
 
 
+def accuracies(epochs) -> dict:
+    """A run's test accuracy at its last epoch and at its best validation epoch (the two ways the
+    README reports every run), and its training time."""
+    best_row = epochs.loc[epochs["val_accuracy"].idxmax()]
+    return {"last_test_accuracy": float(epochs["test_accuracy"].iloc[-1]),
+            "best_val_epoch": int(best_row["epoch"]),
+            "best_val_test_accuracy": float(best_row["test_accuracy"]),
+            "seconds": float(epochs["seconds"].sum())}
+
+
 def summarize(reader: RunReader) -> dict:
     """Last-epoch and best-on-validation test accuracy, plus the ground-truth scores of the last epoch."""
     epochs = reader.epoch_metrics()
-    best_row = epochs.loc[epochs["val_accuracy"].idxmax()]
-    result = {"last_test_accuracy": float(epochs["test_accuracy"].iloc[-1]),
-              "best_val_epoch": int(best_row["epoch"]),
-              "best_val_test_accuracy": float(best_row["test_accuracy"]),
-              "alpha_std_last": float(epochs["alpha_std"].iloc[-1]),
-              "seconds": float(epochs["seconds"].sum())}
+    result = accuracies(epochs) | {"alpha_std_last": float(epochs["alpha_std"].iloc[-1])}
     scores = run_scores(reader)
     if scores is not None and len(scores):
         last = scores.iloc[-1]

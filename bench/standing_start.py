@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.noise_robustness import ensure_trained
+from bench.noise_robustness import accuracies, ensure_trained
 from scn.metrics import run_scores
 from scn.runs import DEMO_DATA, DEMO_RUNS, train_command
 from scn.store import RunReader
@@ -96,20 +96,16 @@ def command(job: dict, run_dir: Path, args) -> list:
 
 def summarize(reader: RunReader) -> dict:
     epochs = reader.epoch_metrics()
-    best = epochs.loc[epochs["val_accuracy"].idxmax()]
     warnings = reader.warnings()
     last = epochs.iloc[-1]
     predicted = reader.confusion(int(last["epoch"]), "test").sum(axis=0)
-    return {
-        "last_test_accuracy": float(last["test_accuracy"]),
+    return accuracies(epochs) | {
         "last_train_accuracy": float(last["train_accuracy"]), "last_val_accuracy": float(last["val_accuracy"]),
-        "best_val_epoch": int(best["epoch"]), "best_val_test_accuracy": float(best["test_accuracy"]),
         "test_accuracy_by_epoch": [round(float(a), 4) for a in epochs["test_accuracy"]],
         "last_alpha_mean": float(last["alpha_mean"]), "last_alpha_std": float(last["alpha_std"]),
         "relabels": int(epochs["relabels"].sum()),
         "last_top_predicted_share": float(predicted.max() / max(predicted.sum(), 1)),
         "warnings": {kind: [int(e) for e in rows["epoch"]] for kind, rows in warnings.groupby("kind")},
-        "seconds": float(epochs["seconds"].sum()),
         "start_weights": start_weights(reader),
     } | truth_scores(reader)
 
