@@ -163,7 +163,9 @@ def cleanlab_side(args, data: Path) -> pd.DataFrame:
     truth = truth_table(pd.DataFrame({"idx": range(len(names)), "name": names, "label": given}),
                         pd.read_csv(data / "groundtruth.csv"))
     probs = out_of_fold_probs(data, names, args)
-    issues = find_label_issues(labels=given, pred_probs=probs)
+    # n_jobs=1: by default cleanlab forks a process pool, and a fork of this process (torch's and
+    # tqdm's threads running) can leave a worker waiting forever on a lock held at the fork.
+    issues = find_label_issues(labels=given, pred_probs=probs, n_jobs=1)
     changed_to = np.where(issues, probs.argmax(1), -1)
     changed_to[changed_to == given] = -1
     return pd.DataFrame({"name": names, "given": given, "true": truth["true_label"], "changed_to": changed_to})
