@@ -1,6 +1,7 @@
 """The Relabels page in a real browser on a real tiny SCN run: rows picked by clicking the table,
 reverted, then the run trained on with its reviewed labels by the page's button (the trainer runs
 in the background) and the review events shown apart from SCN's relabels."""
+import re
 import time
 from pathlib import Path
 
@@ -40,6 +41,23 @@ def choose_until(page, label: str, option: str, *, shows: str, tries: int = 3) -
                 raise
 
 
+def select_row_until(page, table, row: int, *, selected: int, tries: int = 3) -> None:
+    """Click a table row until the page counts `selected` rows: a click that lands while the page
+    is still rendering the table can be lost. A lost click leaves the count where it was, so a
+    repeat never undoes a selection that took."""
+    before = page.get_by_role("button", name=f"Revert {selected - 1} selected")
+    for attempt in range(tries):
+        click_table_row(table, row, row_height=56)
+        try:
+            page.get_by_role("button", name=f"Revert {selected} selected").wait_for(timeout=30_000)
+            return
+        except Exception:
+            still_before = before.is_visible() if selected > 1 else \
+                page.get_by_role("button", name=re.compile(r"Revert \d+ selected")).count() == 0
+            if attempt == tries - 1 or not still_before:
+                raise
+
+
 def test_pick_rows_revert_and_train_on_with_reviewed_labels(finished_runs, monkeypatch):
     from playwright.sync_api import expect
 
@@ -55,8 +73,7 @@ def test_pick_rows_revert_and_train_on_with_reviewed_labels(finished_runs, monke
         page.get_by_text("click rows to select them").wait_for()
         table = page.get_by_test_id("stDataFrame").last
         for row in (0, 1):
-            click_table_row(table, row, row_height=56)
-            page.get_by_role("button", name=f"Revert {row + 1} selected").wait_for()
+            select_row_until(page, table, row, selected=row + 1)
         page.get_by_role("button", name="Revert 2 selected").click()
         page.get_by_text("Marked 2 relabel(s) as reverted").wait_for()
         assert reader.reviews()[["event_id", "decision"]].values.tolist() == [
