@@ -150,14 +150,14 @@ def reachable(reference, faces: list, *, box, rounds: int, population: int = 24,
         mean, spread = np.full(len(ACTION_UNITS), 0.3), np.full(len(ACTION_UNITS), 0.35)
         best_score, best_vector, best_top = -1.0, None, 0.0
         for _ in range(rounds):
-            vectors = list(np.clip(rng.normal(mean, spread, (population, len(ACTION_UNITS))), 0.0, 1.0))
+            vectors = np.clip(rng.normal(mean, spread, (population, len(ACTION_UNITS))), 0.0, 1.0)
             probs = probe(reference, faces, vectors, box=box)
             scores = probs[:, :, c].mean(1)
             winner = int(scores.argmax())
             if scores[winner] > best_score:
                 best_score, best_vector = float(scores[winner]), vectors[winner]
                 best_top = float((probs[winner].argmax(1) == c).mean())
-            chosen = np.stack(vectors)[np.argsort(scores)[-elite:]]
+            chosen = vectors[np.argsort(scores)[-elite:]]
             # A floor on the spread keeps the search from settling on its first good region.
             mean, spread = chosen.mean(0), chosen.std(0) + 0.05
         result[name] = {"best_mean_probability": round(best_score, 4), "recognised_at_best": best_top,

@@ -15,6 +15,7 @@ from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness,
                    synth_calibration, train_throughput)
 from scn import runs
 from scn.classes import CLASS_NAMES
+from scn.synth.expressions import ACTION_UNITS
 from scn.store import RunReader
 
 pytestmark = pytest.mark.slow
@@ -285,11 +286,11 @@ def test_realism_report_at_toy_size(tmp_path, capsys):
 
 
 def test_realism_search_finds_the_action_units_a_class_is_read_from(monkeypatch):
-    targets = np.random.default_rng(3).uniform(0, 1, (len(CLASS_NAMES), 16))
+    targets = np.random.default_rng(3).uniform(0, 1, (len(CLASS_NAMES), len(ACTION_UNITS)))
 
     def read_by_distance(reference, faces, vectors, *, box):
         # A stand-in classifier: each class is read the more, the closer the units are to its target.
-        closeness = 1.0 - np.abs(np.stack(vectors)[:, None, :] - targets[None]).mean(2)
+        closeness = 1.0 - np.abs(vectors[:, None, :] - targets[None]).mean(2)
         return np.repeat(closeness[:, None, :], len(faces), axis=1)
 
     monkeypatch.setattr(realism, "probe", read_by_distance)
