@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -233,6 +234,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if min(args.per_class, args.probe_people, args.search_people, args.search_rounds) < 1:
         parser.error("--per-class, --probe-people, --search-people and --search-rounds must be at least 1")
+    started = time.monotonic()
     reference = load_reference()
     report = {"command": " ".join(["python -m bench.realism", *(sys.argv[1:] if argv is None else argv)]),
               "generator_version": GENERATOR_VERSION, "strong_intensity_above": STRONG, "scale": vars(args),
@@ -255,6 +257,7 @@ def main(argv=None) -> None:
     report["reachable_by_action_units"] = reachable(reference, faces[:args.search_people], box=box,
                                                     rounds=args.search_rounds, seed=args.seed)
     report["real_photos"] = real_photos(reference, photos_dir=args.photos)
+    report["wall_seconds"] = round(time.monotonic() - started, 1)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2))
     print_report(report)
