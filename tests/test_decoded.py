@@ -156,8 +156,19 @@ def test_auto_chooses_disk_above_the_documented_size():
 def test_disk_images_read_batches_into_a_buffer(tmp_path):
     array = np.arange(6 * 3 * 2 * 2, dtype=np.uint8).reshape(6, 3, 2, 2)
     np.save(tmp_path / "x.npy", array)
-    images = DiskImages(np.load(tmp_path / "x.npy", mmap_mode="r")).take([5, 1, 3])
+    images = DiskImages(np.load(tmp_path / "x.npy", mmap_mode="c")).take([5, 1, 3])
     out = torch.empty((2, 3, 2, 2), dtype=torch.uint8)
     assert images.gather(torch.tensor([2, 0]), out=out) is out
     assert out.numpy().tolist() == array[[3, 5]].tolist()
     assert len(images) == 3 and images.shape == (3, 3, 2, 2) and images.dtype == torch.uint8
+
+
+def test_disk_images_refuse_a_read_only_map_and_gather_with_torch(tmp_path):
+    array = np.arange(5 * 3 * 2 * 2, dtype=np.uint8).reshape(5, 3, 2, 2)
+    np.save(tmp_path / "x.npy", array)
+    with pytest.raises(ValueError, match="copy-on-write memory map"):
+        DiskImages(np.load(tmp_path / "x.npy", mmap_mode="r"))
+    images = DiskImages(np.load(tmp_path / "x.npy", mmap_mode="c"))
+    assert torch.equal(images[2], torch.from_numpy(array[2])) and images[2].data_ptr() != images.pixels[2].data_ptr()
+    assert torch.equal(images[torch.tensor([4, 0])], torch.from_numpy(array[[4, 0]]))
+    assert torch.equal(images[1:3], torch.from_numpy(array[1:3]))

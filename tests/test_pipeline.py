@@ -24,7 +24,7 @@ def test_a_cache_on_disk_is_never_pinned_and_yields_the_same_batches(tmp_path):
 
     images = torch.arange(10 * 3 * 2 * 2, dtype=torch.uint8).reshape(10, 3, 2, 2)
     np.save(tmp_path / "cache.npy", images.numpy())
-    on_disk = DiskImages(np.load(tmp_path / "cache.npy", mmap_mode="r"))
+    on_disk = DiskImages(np.load(tmp_path / "cache.npy", mmap_mode="c"))
     # Pinning would lock the whole file in memory: a GPU run gathers each batch into a pinned buffer.
     assert pin(on_disk, torch.device("cuda")) is on_disk
     batches = list(torch.split(torch.tensor([4, 1, 7, 0, 9, 2, 3, 5, 6, 8]), 4))
