@@ -128,3 +128,20 @@ def test_cuda_steps_between_metric_rows_do_not_wait_for_the_gpu(tiny_rafdb, tmp_
     assert train(config, run_dir=tmp_path / "r", progress=False) == "finished"
     # The first steps build cached constants and optimizer state once.
     assert len(syncs) > 10 and not any(syncs[3:]), syncs[3:]
+
+
+@needs_cuda
+def test_decoded_images_on_disk_feed_a_cuda_run_as_memory_does(tiny_rafdb, tmp_path, monkeypatch):
+    # The disk cache is gathered into the pinned buffer batch by batch; the file itself is never pinned.
+    monkeypatch.setenv("SCN_STUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    runs = {mode: tmp_path / mode for mode in ("disk", "memory")}
+    for mode, run_dir in runs.items():
+        config = tiny_config(tiny_rafdb, device="cuda", precision="fp32", epochs=1, relabel_epoch=1,
+                             decoded_cache=mode)
+        assert train(config, run_dir=run_dir, progress=False) == "finished"
+    assert "decoded images on disk" in (runs["disk"] / "train.log").read_text()
+    disk, memory = (RunReader(runs[mode]).step_metrics() for mode in ("disk", "memory"))
+    assert len(disk) == len(memory) > 0
+    assert disk["loss"].to_numpy() == pytest.approx(memory["loss"].to_numpy(), rel=1e-4)
