@@ -167,15 +167,16 @@ def summarize(reader: RunReader) -> dict:
     scores = run_scores(reader)
     if scores is not None and len(scores):
         last = scores.iloc[-1]
-        result |= {"relabel_precision_epoch_last": _float(last["precision"]),
-                   "relabel_recall": _float(last["recall"]), "clean_broken": int(last["clean_broken"]),
+        result |= {"relabel_precision_epoch_last": optional_float(last["precision"]),
+                   "relabel_recall": optional_float(last["recall"]), "clean_broken": int(last["clean_broken"]),
                    "relabels_total": int(scores["relabels"].sum()),
-                   "alpha_auroc_by_epoch": [_float(v) for v in scores["alpha_auroc"]],
-                   "alpha_auroc_wrong_now_by_epoch": [_float(v) for v in scores["auroc_wrong_now"]]}
+                   "alpha_auroc_by_epoch": [optional_float(v) for v in scores["alpha_auroc"]],
+                   "alpha_auroc_wrong_now_by_epoch": [optional_float(v) for v in scores["auroc_wrong_now"]]}
     return result
 
 
-def _float(value) -> float | None:
+def optional_float(value) -> float | None:
+    """A score for JSON: None where it is missing or NaN (an epoch with nothing to score)."""
     return None if value is None or np.isnan(value) else float(value)
 
 
