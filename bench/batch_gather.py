@@ -66,7 +66,8 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    report = {"command": " ".join(["python -m bench.batch_gather", *(sys.argv[1:] if argv is None else argv)]), "threads": torch.get_num_threads(),
+    report = {"command": " ".join(["python -m bench.batch_gather", *(sys.argv[1:] if argv is None else argv)]),
+              "threads": torch.get_num_threads(),
               "images": args.images, "size": args.size, "batch": args.batch, "repeats": args.repeats,
               **measure(images=args.images, size=args.size, batch=args.batch, repeats=args.repeats)}
     report["wall_seconds"] = round(time.perf_counter() - started, 1)

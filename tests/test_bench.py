@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from bench import (gpu_throughput, linear_probe, noise_models, noise_robustness, precision_accuracy,
-                   predict_latency, realism, relabel_quality, speed_report, standing_start, store_queries,
-                   synth_calibration, train_throughput)
+from bench import (batch_gather, gpu_step_split, gpu_throughput, linear_probe, noise_models, noise_robustness,
+                   precision_accuracy, predict_latency, realism, relabel_quality, speed_report, standing_start,
+                   store_queries, synth_calibration, train_throughput)
 from scn import runs
 from scn.classes import CLASS_NAMES
 from scn.synth.expressions import ACTION_UNITS
@@ -178,6 +178,24 @@ def test_gpu_throughput_runs_at_toy_scale_on_the_cpu(tiny_rafdb, tmp_path):
                             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"],
                            capture_output=True, text=True, check=True)
     assert not {"streamlit", "plotly", "pytorch_grad_cam", "matplotlib"} & set(json.loads(probe.stdout))
+
+
+def test_gpu_step_split_on_the_cpu_splits_gather_step_and_epoch(tiny_rafdb, tmp_path, capsys):
+    out = tmp_path / "split.json"
+    gpu_step_split.main(["--data", str(tiny_rafdb), "--size", "32", "--batch", "8", "--device", "cpu",
+                         "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert report["cache_pinned"] is False and report["cache_contig"] is True
+    assert all(report[k] > 0 for k in ("gather_ms", "step_host_ms", "step_ms", "epoch_s", "images_per_s"))
+    assert "aten::" in report["table"] and "gather_ms" in capsys.readouterr().out
+
+
+def test_batch_gather_times_memory_disk_and_numpy(tmp_path):
+    out = tmp_path / "gather.json"
+    batch_gather.main(["--images", "40", "--size", "16", "--batch", "8", "--repeats", "2", "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert report["command"] == f"python -m bench.batch_gather --images 40 --size 16 --batch 8 --repeats 2 --json {out}"
+    assert all(report[k] > 0 for k in ("memory_index_select_ms", "disk_images_gather_ms", "disk_numpy_take_ms"))
 
 
 @pytest.mark.slow
