@@ -136,7 +136,8 @@ def scn_side(run_dirs: list) -> list:
                          events["idx"].to_numpy()]).mean()) if len(events) else None,
                      "per_epoch": per_epoch.to_dict(orient="records"),
                      "alpha_auroc_by_epoch": by_epoch["alpha_auroc"].tolist(),
-                     "alpha_auroc_wrong_now_by_epoch": [grid.optional_float(v) for v in by_epoch["auroc_wrong_now"]],
+                     "alpha_auroc_wrong_now_by_epoch": [grid.optional_float(v)
+                                                        for v in by_epoch["auroc_wrong_now"]],
                      "alpha_auroc_subtle_by_epoch": alpha_auroc(reader, truth["intensity"] < SUBTLE)})
     return rows
 
