@@ -8,9 +8,13 @@ images. Three starts:
 - `random`: the trunk as initialised (what `--pretrained none` trains from);
 - `synth-face`: the identity-trained backbone (scn.pretrain), which saw no expression label;
 - `expression`: a baseline trained with expression labels on *other* clean images of the benchmark
-  (another data seed), the kind of start the README used before: a clean-label teacher.
+  (another data seed): a clean-label teacher, for comparison only;
+- `dlib-face`: dlib's face-recognition ResNet (real faces, identity only; its 256-d pooled features),
+  and `dlib-face-random`, the same network with random weights. It needs 112 px or more.
 
-    python -m bench.linear_probe                            # the README's figures
+    python -m bench.linear_probe --starts random synth-face expression   # the ResNet-18 starts, 64 px
+    python -m bench.linear_probe --starts dlib-face dlib-face-random --image-size 112 \
+        --json bench/results/linear_probe_dlib_face.json                # the real-face start
     python -m bench.linear_probe --train 60 --test 21 --expression-train 60 --expression-epochs 1 \\
         --runs-dir /tmp/probe --json /tmp/probe.json        # toy scale (tests/test_bench.py)
 """
@@ -25,19 +29,21 @@ import torch
 
 from bench.noise_robustness import ensure_trained
 from scn import augment
-from scn.config import IMAGENET_MEAN, IMAGENET_STD
+from scn.config import DLIB_FACE, DLIB_MEAN, DLIB_STD, IMAGENET_MEAN, IMAGENET_STD, SYNTH_FACE
 from scn.data import load_dataset
 from scn.model import SCN
 from scn.runs import DEMO_DATA, train_command
+from scn.starts import build_model
 from scn.store import RunReader, checkpoint_path
 
 
 @torch.no_grad()
 def features(model: SCN, images: torch.Tensor) -> np.ndarray:
     model.eval()
+    mean, std = (DLIB_MEAN, DLIB_STD) if model.backbone == "dlib-resnet" else (IMAGENET_MEAN, IMAGENET_STD)
     out = []
     for start in range(0, len(images), 256):
-        x = augment.normalize(images[start:start + 256], mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        x = augment.normalize(images[start:start + 256], mean=mean, std=std)
         out.append(torch.flatten(model.features(x), 1))
     return torch.cat(out).numpy()
 
@@ -67,6 +73,9 @@ def expression_start(args) -> Path:
     return checkpoint_path(run_dir, "last")
 
 
+STARTS = ("random", SYNTH_FACE, "expression", DLIB_FACE, "dlib-face-random")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", type=int, default=2000)
@@ -75,6 +84,8 @@ def main(argv=None) -> int:
     parser.add_argument("--expression-train", type=int, default=3000)
     parser.add_argument("--expression-epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--starts", nargs="+", default=list(STARTS), choices=STARTS,
+                        help="the starts to probe (default: all)")
     parser.add_argument("--runs-dir", default="runs/bench-linear-probe")
     parser.add_argument("--json", default="bench/results/linear_probe.json")
     args = parser.parse_args(argv)
@@ -84,25 +95,33 @@ def main(argv=None) -> int:
     from scn.synth import default_dataset
 
     started = time.time()
-    expression = expression_start(args)
-    backbone = ensure_backbone()
     dataset = load_dataset(default_dataset(train=args.train, test=args.test, progress=False),
                            image_size=args.image_size)
     torch.manual_seed(0)
-    starts = {"random": SCN(7), "synth-face": SCN(7, pretrained="synth-face"),
-              "expression": SCN(7, pretrained=str(expression))}
-    results = {name: probe(model, dataset.train, dataset.test) for name, model in starts.items()}
+    models, extra = {}, {}
+    for name in args.starts:
+        if name == "expression":
+            expression = expression_start(args)
+            models[name] = build_model(7, start=str(expression))
+            extra["expression_start_test_accuracy"] = float(
+                RunReader(expression.parent.parent).epoch_metrics()["test_accuracy"].iloc[-1])
+        elif name == SYNTH_FACE:
+            backbone = ensure_backbone()
+            models[name] = build_model(7, start=SYNTH_FACE)
+            extra["synth_face_recipe"] = torch.load(backbone, map_location="cpu", weights_only=True)["recipe"]
+        elif name == "dlib-face-random":
+            models[name] = build_model(7, start=DLIB_FACE, load_weights=False)
+        else:
+            models[name] = build_model(7, start=None if name == "random" else name)
+    results = {name: probe(model, dataset.train, dataset.test) for name, model in models.items()}
     counts = np.bincount(dataset.test.labels.numpy())
     for name, scores in results.items():
         print(f"{name:10} linear probe: test accuracy {scores['test_accuracy']:.1%}, "
               f"mean class recall {scores['mean_class_recall']:.1%}")
-    recipe = torch.load(backbone, map_location="cpu", weights_only=True)["recipe"]
     out = {"command": "python -m bench.linear_probe " + " ".join(argv if argv is not None else sys.argv[1:]),
            "settings": {k: getattr(args, k) for k in ("train", "test", "image_size", "expression_train",
                                                       "expression_epochs")},
-           "majority_share": float(counts.max() / counts.sum()), "synth_face_recipe": recipe,
-           "expression_start_test_accuracy": float(
-               RunReader(expression.parent.parent).epoch_metrics()["test_accuracy"].iloc[-1]),
+           "majority_share": float(counts.max() / counts.sum()), **extra,
            "results": results, "seconds": time.time() - started}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1))

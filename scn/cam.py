@@ -37,14 +37,14 @@ def grad_cam(model: nn.Module, batch: torch.Tensor, *, classes=None) -> tuple:
 
     `classes[i]` is the class index whose evidence the map of sample i shows; None means each
     sample's top class (grad-cam picks the argmax of the same forward pass). The map is computed
-    on `model.last_residual_block` and resized to the input's H x W.
+    on `model.cam_layer` and resized to the input's H x W.
     """
     wrapped = LogitsOnly(model)
     targets = None if classes is None else [ClassifierOutputTarget(int(c)) for c in classes]
     # Grad-CAM needs gradients at the last block's output only. With every parameter frozen and
     # that output replaced by a fresh leaf, the forward pass records no graph through the trunk
     # and the backward pass runs through the pooling and heads alone.
-    block = model.last_residual_block
+    block = model.cam_layer
     frozen = [p for p in model.parameters() if p.requires_grad]
     for parameter in frozen:
         parameter.requires_grad_(False)

@@ -5,7 +5,7 @@ A checkpoint is a plain dict of tensors and primitives so that it loads with
 
     format        "scn-studio/1"
     model         the SCN state dict
-    model_config  num_classes, class_names, method, drop_rate, image_size, mean, std
+    model_config  num_classes, class_names, method, backbone, drop_rate, image_size, mean, std
     run_config    the whole training configuration
     epoch         epochs completed; step_in_epoch > 0 marks a checkpoint taken mid-epoch
     optimizer, scheduler, labels (scn.labels.LabelState.state_dict()), rng, best, dataset
@@ -51,15 +51,25 @@ def _write_failure(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
 
 
+def read_weights(path):
+    """`torch.load` of a user's file, on the CPU and with `weights_only` (no code runs from it).
+
+    Raises ValueError naming the file when it is not a readable PyTorch file (truncated, or another format)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable PyTorch weights file: {str(exc).splitlines()[0]}") from exc
+
+
 def load_checkpoint(path) -> dict:
     """Load and validate one of our checkpoints; clear errors for anything else."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {exc}") from exc
+        checkpoint = read_weights(path)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} is not an SCN Studio checkpoint (no format tag {CHECKPOINT_FORMAT!r}); "
@@ -73,8 +83,9 @@ def load_checkpoint(path) -> dict:
 
 
 def build_model(model_config: dict) -> SCN:
-    return SCN(model_config["num_classes"], drop_rate=model_config.get("drop_rate", 0.0),
-               method=model_config["method"])
+    # Checkpoints written before there was a choice of backbone are ResNet-18s.
+    return SCN(model_config["num_classes"], backbone=model_config.get("backbone", "resnet18"),
+               drop_rate=model_config.get("drop_rate", 0.0), method=model_config["method"])
 
 
 def load_model(path, *, device="cpu"):

@@ -44,13 +44,13 @@ TITLES = {"one_class": "Predictions collapsed to one class",
 ADVICE = {
     "one_class": (
         "The model predicts (almost) one class: it has collapsed, and its accuracy is the share of "
-        "that class. Start from a face backbone (--pretrained synth-face), or keep alpha at 1 for the "
+        "that class. Start from a face-recognition backbone (--pretrained dlib-face, at 112 px or more), or keep alpha at 1 for the "
         "first epochs (--alpha-warmup-epochs), and relabel later or only once validation accuracy is "
         "reasonable (--relabel-epoch, --relabel-min-val-acc)."),
     "alpha_collapsed": (
         "The attention weights no longer rank samples: all of them sit near 0 (weighted cross-entropy "
         "is lowered by shrinking alpha while the model is still poor) or near 1 with no spread. "
-        "Start from a face backbone (--pretrained synth-face), start alpha near 1 (--alpha-bias-init 3) "
+        "Start from a face-recognition backbone (--pretrained dlib-face, at 112 px or more), start alpha near 1 (--alpha-bias-init 3) "
         "or keep it at 1 for the first epochs (--alpha-warmup-epochs)."),
     "relabel_surge": (
         "This epoch rewrote an unusually large share of the training labels: the model is "

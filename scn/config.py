@@ -28,10 +28,20 @@ PRESETS = {
                   beta=0.7, margin_1=0.15, margin_2=0.2, epochs=70, relabel_epoch=10),
 }
 
-# The face backbone runs on the built-in benchmark start from unless told otherwise (scn.pretrain):
-# the paper's runs start from a face-recognition backbone, and from random weights SCN collapses.
-BUILT_IN_START = "synth-face"
+# Start names (scn.starts). Runs on the built-in benchmark start from a real face-recognition
+# network unless told otherwise: the paper's runs start from one, and from random weights SCN collapses.
+DLIB_FACE = "dlib-face"
+SYNTH_FACE = "synth-face"
+IMAGENET = "imagenet"
 NO_START = "none"
+START_NAMES = (DLIB_FACE, SYNTH_FACE, IMAGENET, NO_START)
+BUILT_IN_START = DLIB_FACE
+# dlib's input layer subtracts these channel means (0-255) and divides by 256: as normalisation
+# constants of the 0-1 scale (scn.augment.normalize), mean = average / 255 and std = 256 / 255.
+DLIB_CHANNEL_AVERAGES = (122.782, 117.001, 104.298)
+DLIB_MEAN = tuple(average / 255.0 for average in DLIB_CHANNEL_AVERAGES)
+DLIB_STD = (256.0 / 255.0,) * 3
+DLIB_MIN_IMAGE_SIZE = 112
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -138,11 +148,13 @@ class TrainConfig:
     drop_rate: float = option(0.0, flag="--drop-rate", group="method", min=0.0, below=1.0,
                               help="dropout before the heads (default 0)")
     pretrained: str | None = option(None, flag="--pretrained", group="method",
-                                    help="'synth-face' (the identity-trained face backbone of `python -m "
-                                         "scn pretrain`; the default on the built-in benchmark), 'none' "
-                                         "(random weights; the default with --data), 'imagenet' (locally "
-                                         "cached torchvision weights) or a weights file (plain state dict, "
-                                         "our checkpoint, or the official MS-Celeb file)")
+                                    help="'dlib-face' (dlib's face-recognition ResNet, trained on real "
+                                         "faces for identity; the default on the built-in benchmark; needs "
+                                         "--image-size 112 or more), 'synth-face' (a ResNet-18 trained on "
+                                         "synthetic identities, `scn pretrain`), 'none' (random weights; "
+                                         "the default with --data), 'imagenet' (locally cached torchvision "
+                                         "weights) or a weights file (plain state dict, our checkpoint, or "
+                                         "the official MS-Celeb file)")
     alpha_warmup_epochs: int = option(0, flag="--alpha-warmup-epochs", group="method", min=0,
                                       help="train this many first epochs with alpha fixed at 1 (plain "
                                            "cross-entropy, no rank regularization, no relabeling) before the "
@@ -188,6 +200,15 @@ class TrainConfig:
             problem = _limit_problem(spec, getattr(self, spec.name))
             if problem:
                 raise ValueError(problem)
+        if self.pretrained == DLIB_FACE:
+            if self.image_size < DLIB_MIN_IMAGE_SIZE:
+                raise ValueError(f"the dlib-face start needs --image-size {DLIB_MIN_IMAGE_SIZE} or more "
+                                 f"(its last blocks shrink to nothing below), not {self.image_size}; for "
+                                 "smaller images choose --pretrained synth-face or none")
+            # The network was trained on dlib's own input scaling, not ImageNet's.
+            if (tuple(self.mean), tuple(self.std)) == (IMAGENET_MEAN, IMAGENET_STD):
+                object.__setattr__(self, "mean", DLIB_MEAN)
+                object.__setattr__(self, "std", DLIB_STD)
 
     @property
     def uses_alpha(self) -> bool:
@@ -363,7 +384,7 @@ def resumed_config(stored: TrainConfig, changes: dict, *, epochs_done: int) -> T
 def make_config(*, preset: str | None = "official", **overrides) -> TrainConfig:
     """A preset's values, then every override that is not None.
 
-    Runs on the built-in benchmark (no `data`) start from the synth-face backbone unless `pretrained`
+    Runs on the built-in benchmark (no `data`) start from dlib's face-recognition network unless `pretrained`
     says otherwise; "none" means random weights (recorded as None)."""
     preset = preset or "official"
     if preset not in PRESETS:

@@ -1,21 +1,24 @@
-"""The Self-Cure Network model: a ResNet-18 trunk with a classifier and an importance (alpha) head.
+"""The Self-Cure Network model: a trunk with a classifier and an importance (alpha) head.
 
 `SCN.forward` returns `(alpha, alpha * fc(features))` exactly as the official code, so the
 cross-entropy on its second output is the paper's weighted cross-entropy. `method="baseline"`
-is plain ResNet-18: alpha is a constant 1 and the logits are `fc(features)`.
+is the plain network: alpha is a constant 1 and the logits are `fc(features)`. The trunk is
+torchvision's ResNet-18 or dlib's face-recognition ResNet (scn.dlib_face).
 
 Pretrained weights are loaded with their keys mapped and counted, and loading fails loudly when
 too few backbone tensors match: the official code loads the MS-Celeb checkpoint with
 `strict=False` under mismatching `module.` prefixes and silently keeps random weights.
 """
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 import torchvision
 
+from scn.dlib_face import FEATURES as DLIB_FEATURES, DlibFaceNet
+
 MIN_BACKBONE_MATCH = 0.9
+BACKBONES = ("resnet18", "dlib-resnet")
 CHECKPOINT_FORMAT = "scn-studio/1"
 
 
@@ -44,24 +47,35 @@ class LoadReport:
         )
 
 
-class SCN(nn.Module):
-    """ResNet-18 trunk up to global pooling (512-d) → dropout → `fc` and `alpha` heads."""
+def _trunk(backbone: str) -> tuple:
+    """(the trunk up to global pooling, its feature width) for a BACKBONES name."""
+    if backbone == "resnet18":
+        resnet = torchvision.models.resnet18(weights=None)
+        return nn.Sequential(*list(resnet.children())[:-1]), 512
+    if backbone == "dlib-resnet":
+        return DlibFaceNet(), DLIB_FEATURES
+    raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, not {backbone!r}")
 
-    def __init__(self, num_classes: int = 7, *, pretrained=None, drop_rate: float = 0.0,
+
+class SCN(nn.Module):
+    """A trunk up to global pooling (ResNet-18: 512-d; dlib's face ResNet: 256-d) → dropout →
+    `fc` and `alpha` heads. Start weights are loaded by scn.starts, which sets `load_report`."""
+
+    def __init__(self, num_classes: int = 7, *, backbone: str = "resnet18", drop_rate: float = 0.0,
                  method: str = "scn", alpha_bias: float | None = None):
         super().__init__()
         if method not in ("scn", "baseline"):
             raise ValueError(f"method must be 'scn' or 'baseline', not {method!r}")
         self.method = method
-        resnet = torchvision.models.resnet18(weights=None)
-        self.features = nn.Sequential(*list(resnet.children())[:-1])
+        self.backbone = backbone
+        self.features, width = _trunk(backbone)
         self.dropout = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(512, num_classes)
-        self.alpha = nn.Sequential(nn.Linear(512, 1), nn.Sigmoid()) if method == "scn" else None
+        self.fc = nn.Linear(width, num_classes)
+        self.alpha = nn.Sequential(nn.Linear(width, 1), nn.Sigmoid()) if method == "scn" else None
         if self.alpha is not None and alpha_bias is not None:
             # A large bias starts every alpha near sigmoid(bias), i.e. near 1 for bias 3.
             nn.init.constant_(self.alpha[0].bias, alpha_bias)
-        self.load_report = load_pretrained(self, pretrained) if pretrained else None
+        self.load_report = None
 
     def heads(self, x):
         """`(alpha, logits)` with the logits not yet scaled; alpha is 1 for the baseline.
@@ -79,8 +93,11 @@ class SCN(nn.Module):
         return alpha, alpha * logits
 
     @property
-    def last_residual_block(self) -> nn.Module:
-        """The layer Grad-CAM looks at: ResNet's layer4."""
+    def cam_layer(self) -> nn.Module:
+        """The layer Grad-CAM looks at: ResNet's layer4, or dlib's last 128-wide block (its later
+        blocks are 1x1 to 3x3 cells at 112 px, too coarse for a map)."""
+        if self.backbone == "dlib-resnet":
+            return self.features.cam_layer
         return self.features[7]
 
 
@@ -127,45 +144,13 @@ def map_backbone_keys(state_dict: dict) -> dict:
     return mapped
 
 
-def load_pretrained(model: SCN, pretrained, *, min_match: float = MIN_BACKBONE_MATCH) -> LoadReport:
-    """Load backbone weights into `model` and report matched/missing keys.
+def load_backbone(model: SCN, loaded, *, source: str, min_match: float = MIN_BACKBONE_MATCH) -> LoadReport:
+    """Load the backbone tensors of `loaded` (a plain state dict, a checkpoint of ours, or the official
+    SCN MS-Celeb file) into `model` and report matched/missing keys.
 
-    `pretrained` is "synth-face" (the identity-trained backbone of scn.pretrain, which must have been
-    built: `python -m scn pretrain`), "imagenet" (torchvision's weights, which must already be in the
-    local torch cache: nothing is downloaded) or a path to a plain state dict, a checkpoint of ours, or the
-    official SCN MS-Celeb file. Raises PretrainedWeightsError when fewer than `min_match` of the
-    backbone tensors are found with the right shape.
+    Raises PretrainedWeightsError when fewer than `min_match` of the backbone tensors are found with
+    the right shape. Which weights a start name means is scn.starts' business, not the model's.
     """
-    if pretrained == "synth-face":
-        # scn.pretrain builds on this module, so it is imported only when its backbone is asked for.
-        from scn.pretrain import backbone_path
-
-        path = backbone_path()
-        if not path.is_file():
-            raise PretrainedWeightsError(
-                f"the synth-face backbone is not built yet ({path}); build it once with "
-                "`python -m scn pretrain` (under 11 minutes on 2 CPU cores)")
-        source = f"synth-face backbone ({path.name})"
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    elif pretrained == "imagenet":
-        source = "torchvision ImageNet ResNet-18"
-        weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-        if not cached.exists():
-            raise PretrainedWeightsError(
-                f"ImageNet weights are not cached at {cached} and are not downloaded at run time; "
-                "copy resnet18-f37072fd.pth there or pass a weights file with --pretrained PATH"
-            )
-        loaded = torch.load(cached, map_location="cpu", weights_only=True)
-    else:
-        path = Path(pretrained)
-        source = str(path)
-        if not path.is_file():
-            raise PretrainedWeightsError(f"pretrained weights file not found: {path}")
-        try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise PretrainedWeightsError(f"{path} is not a readable PyTorch weights file: {exc}") from exc
     mapped = map_backbone_keys(_candidate_state_dict(loaded))
     own = model.state_dict()
     backbone = _backbone_keys(model)

@@ -31,17 +31,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from scn import augment, distributed, lock, pipeline
+from scn import augment, distributed, lock, pipeline, starts
 from scn.checkpoint import load_checkpoint, save_checkpoint
 from scn.collapse import check_epoch
-from scn.config import BUILT_IN_START, TrainConfig, resumed_config
+from scn.config import SYNTH_FACE, TrainConfig, resumed_config
 from scn.data import Split, load_dataset, split_validation
 from scn.decoded import DiskImages
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, logit_weights, rank_regularization, weighted_cross_entropy
 from scn.metrics import truth_table
-from scn.model import SCN, load_pretrained
 from scn.pretrain import ensure_backbone
 from scn.relabel import relabel_rows
 from scn.review import review_events
@@ -248,7 +247,8 @@ def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> 
 
 def _model_config(config: TrainConfig) -> dict:
     return {"num_classes": len(config.class_names), "class_names": list(config.class_names),
-            "method": config.method, "drop_rate": config.drop_rate, "image_size": config.image_size,
+            "method": config.method, "backbone": starts.backbone_for(config.pretrained),
+            "drop_rate": config.drop_rate, "image_size": config.image_size,
             "mean": list(config.mean), "std": list(config.std)}
 
 
@@ -279,13 +279,14 @@ class Trainer:
         self.device = distributed.device_for(ranks, resolve_device(config.device))
         self.precision = resolve_precision(config.precision, self.device)
 
-        if config.pretrained == BUILT_IN_START and checkpoint is None:
+        if config.pretrained == SYNTH_FACE and checkpoint is None:
             # The first run that needs it builds it, logging its progress where the app shows it.
             ensure_backbone(log=log.info, progress=progress)
         torch.manual_seed(config.seed)
-        self.model = SCN(len(config.class_names), pretrained=None if checkpoint else config.pretrained,
-                         drop_rate=config.drop_rate, method=config.method,
-                         alpha_bias=config.alpha_bias_init)
+        # A resumed run's weights come from its checkpoint, but its architecture from its start.
+        self.model = starts.build_model(len(config.class_names), start=config.pretrained,
+                                        load_weights=checkpoint is None, drop_rate=config.drop_rate,
+                                        method=config.method, alpha_bias=config.alpha_bias_init)
         if self.model.load_report is not None:
             log.info("pretrained weights: %s", self.model.load_report)
         elif checkpoint is None:
@@ -674,11 +675,11 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
     if not resume and config.reviewed_labels:
         raise ValueError("--reviewed-labels applies to a resumed run (--resume): a new run has no "
                          "reviewed labels yet")
-    if not resume and config.pretrained and config.pretrained != BUILT_IN_START:
+    if not resume and config.pretrained and config.pretrained != SYNTH_FACE:
         # Checked before the run folder exists: a run that failed on its weights would otherwise
         # be left behind, and running the command again would say "already holds a run". The
         # synth-face backbone is ours: a missing one is built by the trainer, not an error.
-        load_pretrained(SCN(len(config.class_names), method=config.method), config.pretrained)
+        starts.build_model(len(config.class_names), start=config.pretrained, method=config.method)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_fd = lock.acquire(run_dir)
     log = _logger(run_dir)

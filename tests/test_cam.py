@@ -45,7 +45,7 @@ def test_the_explained_class_changes_the_map():
 def test_short_backward_pass_gives_the_same_maps_as_plain_grad_cam():
     model, batch = model_and_batch(batch=2)
     classes = [2, 5]
-    with GradCAM(model=LogitsOnly(model), target_layers=[model.last_residual_block]) as plain:
+    with GradCAM(model=LogitsOnly(model), target_layers=[model.cam_layer]) as plain:
         expected = plain(input_tensor=batch, targets=[ClassifierOutputTarget(c) for c in classes])
     _, _, maps = grad_cam(model, batch, classes=classes)
     assert np.allclose(maps, expected, atol=1e-4)
@@ -55,7 +55,7 @@ def test_grad_cam_leaves_the_model_as_it_was():
     model, batch = model_and_batch(batch=1)
     model.fc.weight.requires_grad_(False)
     grad_cam(model, batch)
-    block = model.last_residual_block
+    block = model.cam_layer
     assert not block._forward_hooks and not block._backward_hooks
     assert [p.requires_grad for p in model.parameters()].count(False) == 1 and not model.fc.weight.requires_grad
 

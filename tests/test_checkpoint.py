@@ -30,7 +30,7 @@ def test_foreign_and_corrupt_files_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="not an SCN Studio checkpoint"):
         load_model(tmp_path / "official.pth")
     (tmp_path / "junk.pt").write_bytes(b"\x00garbage")
-    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable PyTorch weights file"):
         load_model(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_model(tmp_path / "absent.pt")

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from scn.config import (PRESETS, TrainConfig, add_arguments, config_argv, config_from_args, make_config,
+from scn.config import (DLIB_FACE, DLIB_MEAN, DLIB_STD, IMAGENET_MEAN, PRESETS, TrainConfig, add_arguments, config_argv, config_from_args, make_config,
                         option_argv, option_specs, options)
 
 
@@ -39,8 +39,18 @@ def test_every_option_round_trips_config_to_argv_to_parser_to_config():
 def test_each_option_alone_reaches_the_config():
     for spec in options():
         value = unusual_value(spec)
-        argv = option_argv({spec.name: value})
+        # The built-in benchmark's default start needs 112 px or more: smaller sizes name another.
+        start = ["--pretrained", "none"] if spec.name == "image_size" else []
+        argv = option_argv({spec.name: value}) + start
         assert getattr(parse(argv), spec.name) == value, spec.name
+
+
+def test_the_dlib_face_start_takes_its_own_input_scaling_and_refuses_small_images():
+    config = make_config(image_size=112)
+    assert config.pretrained == DLIB_FACE and config.mean == DLIB_MEAN and config.std == DLIB_STD
+    assert make_config(pretrained="none").mean == IMAGENET_MEAN
+    with pytest.raises(ValueError, match="dlib-face start needs --image-size 112 or more"):
+        make_config(image_size=64)
 
 
 def test_every_option_has_a_flag_help_and_group():
@@ -88,7 +98,7 @@ def test_fields_that_are_not_options_are_the_recorded_ones():
 
 
 def test_built_in_runs_start_from_the_face_backbone_and_data_runs_from_random():
-    assert make_config().pretrained == "synth-face"
+    assert make_config().pretrained == "dlib-face"
     assert make_config(pretrained="none").pretrained is None
     assert make_config(data="/data/raf").pretrained is None
     assert make_config(data="/data/raf", pretrained="synth-face").pretrained == "synth-face"

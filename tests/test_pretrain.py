@@ -4,6 +4,7 @@ import torch
 from scn import pretrain
 from scn.cli import main
 from scn.model import SCN, PretrainedWeightsError
+from scn.starts import build_model
 
 
 @pytest.fixture
@@ -49,14 +50,14 @@ def test_a_flipped_face_has_its_landmarks_mirrored_and_swapped():
 
 
 def test_synth_face_loads_from_the_cache_once_built(cache, monkeypatch):
-    with pytest.raises(PretrainedWeightsError, match="python -m scn pretrain"):
-        SCN(7, pretrained="synth-face")
+    with pytest.raises(PretrainedWeightsError, match="scn pretrain"):
+        build_model(7, start="synth-face")
     built = []
     monkeypatch.setattr(pretrain, "build_backbone", lambda **kw: built.append(1) or tiny_build())
     path = pretrain.ensure_backbone(log=lambda m: None, progress=False)
     assert path == pretrain.backbone_path() and path.is_file() and path.parent.parent == cache
     assert pretrain.ensure_backbone(log=lambda m: None, progress=False) == path and built == [1]
-    model = SCN(7, pretrained="synth-face")
+    model = build_model(7, start="synth-face")
     assert model.load_report.fraction == 1.0 and "synth-face" in model.load_report.source
     saved = torch.load(path, weights_only=True)["model"]
     assert torch.equal(model.features[0].weight, saved["features.0.weight"])
@@ -72,7 +73,7 @@ def test_pretrain_command_writes_a_custom_backbone(tmp_path, capsys):
     assert main(["pretrain", "--out", str(out), "--people", "3", "--images-per-person", "3", "--epochs", "1",
                  "--no-progress"]) == 0
     assert "held-out identity accuracy" in capsys.readouterr().out
-    assert SCN(7, pretrained=str(out)).load_report.fraction == 1.0
+    assert build_model(7, start=str(out)).load_report.fraction == 1.0
 
 
 def test_a_recipe_must_leave_training_images():
