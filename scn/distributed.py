@@ -3,8 +3,10 @@ collectives SCN needs.
 
 `torchrun --nproc-per-node N -m scn train …` starts N trainers with RANK, WORLD_SIZE and LOCAL_RANK
 in their environment; `from_environment()` turns that into a `Ranks` with the process group
-initialised (NCCL on CUDA, gloo on the CPU). A plain `python -m scn train` gets a single-process
-`Ranks` whose collectives return their input, so the trainer has one code path.
+initialised (NCCL on CUDA, gloo on the CPU). Under torchrun this holds for one process too, so
+`torchrun --nproc-per-node 1` on one GPU takes the data-parallel path end to end (DDP, SyncBatchNorm,
+the gathers) and checks a machine's NCCL before a many-GPU launch. A plain `python -m scn train`
+gets a single-process `Ranks` whose collectives return their input, so the trainer has one code path.
 
 SCN's two rules under data parallelism (DESIGN §7): the high/low split and rank regularization are
 taken over the global batch (`gather` carries alpha's gradient back to the rank that computed it),
@@ -25,6 +27,8 @@ class Ranks:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    # The process group's ("nccl" or "gloo"); None for a plain single process.
+    backend: str | None = None
 
     @property
     def is_main(self) -> bool:
@@ -33,7 +37,8 @@ class Ranks:
 
     @property
     def active(self) -> bool:
-        return self.world > 1
+        """Whether collectives go through a process group."""
+        return self.backend is not None
 
     def sizes(self, total: int) -> list:
         """Rows of a global batch of `total` held by each rank (the first ranks take one more)."""
@@ -148,18 +153,21 @@ def is_rank_zero() -> bool:
 def from_environment(device_name: str) -> Ranks:
     """Ranks of this process, with the process group initialised when torchrun started several.
     The CUDA device of each process is its LOCAL_RANK, so `--device cuda` means "this process's GPU"."""
-    if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
+    if not launched_by_torchrun():
         return Ranks()
-    ranks = Ranks(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]),
-                  local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
     use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    backend = "nccl" if use_cuda else "gloo"
     if use_cuda:
-        torch.cuda.set_device(ranks.local_rank)
+        torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         # Rank 0 evaluates alone at the end of each epoch while the others wait in the next
-        # collective: the timeout must outlast an evaluation of a large test set.
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=60))
-    return ranks
+        # collective: the timeout must outlast an evaluation of a large test set. With device_id
+        # NCCL builds its communicator here, so a broken one fails at the start, not mid-epoch.
+        dist.init_process_group(backend, timeout=timedelta(minutes=60),
+                                device_id=torch.device("cuda", local_rank) if use_cuda else None)
+    return Ranks(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]), local_rank=local_rank,
+                 backend=dist.get_backend())
 
 
 def device_for(ranks: Ranks, device: torch.device) -> torch.device:

@@ -703,8 +703,8 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
                           ranks=ranks)
         writer.set_meta("processes", ranks.world)
         if ranks.active:
-            log.info("%d processes (torchrun), %d images per process per step", ranks.world,
-                     trainer.config.batch_size // ranks.world)
+            log.info("%d process%s (torchrun, %s), %d images per process per step", ranks.world,
+                     "" if ranks.world == 1 else "es", ranks.backend, trainer.config.batch_size // ranks.world)
         writer.write_config(trainer.config.to_dict())
         trainer.record_samples()
         outcome = trainer.run()

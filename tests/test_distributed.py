@@ -39,7 +39,7 @@ def _gradient_worker(rank, world, port, queue):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        queue.put((rank, _scn_loss_gradient(Ranks(rank=rank, world=world))))
+        queue.put((rank, _scn_loss_gradient(Ranks(rank=rank, world=world, backend="gloo"))))
     finally:
         torch.distributed.destroy_process_group()
 
@@ -106,9 +106,12 @@ def live_processes(run_dir) -> list:
     return found
 
 
-def torchrun(config, *, run_dir, resume=False):
-    argv = runs.train_command(run_dir=run_dir, options=options_of(config) | {"processes": 2},
+def torchrun(config, *, run_dir, resume=False, processes=2):
+    argv = runs.train_command(run_dir=run_dir, options=options_of(config) | {"processes": processes},
                               resume=resume) + ["--no-progress"]
+    if processes == 1:
+        # train_command starts one process without torchrun; a user may still launch it under torchrun.
+        argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=1", *argv[1:]]
     process = subprocess.Popen(argv, cwd=ROOT, env=runs._child_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -149,7 +152,20 @@ def test_torchrun_two_processes_fill_the_store_as_one_process_does(tiny_rafdb, t
     assert ddp.epoch_metrics()["train_loss"].iloc[0] == pytest.approx(
         single.epoch_metrics()["train_loss"].iloc[0], rel=0.1)
     log = (tmp_path / "ddp" / "train.log").read_text()
-    assert "2 processes (torchrun), 8 images per process per step" in log
+    assert "2 processes (torchrun, gloo), 8 images per process per step" in log
+
+
+@pytest.mark.slow
+def test_torchrun_one_process_trains_through_the_process_group_as_a_plain_process_does(tiny_rafdb, tmp_path):
+    config = tiny_config(tiny_rafdb, device="cpu", threads=1, epochs=1)
+    torchrun(config, run_dir=tmp_path / "ddp", processes=1)
+    train(config, run_dir=tmp_path / "single", progress=False)
+    log = (tmp_path / "ddp" / "train.log").read_text()
+    assert "1 process (torchrun, gloo), 16 images per process per step" in log
+    ddp, single = RunReader(tmp_path / "ddp"), RunReader(tmp_path / "single")
+    assert ddp.status()["state"] == "finished" and ddp.meta("processes") == 1
+    # One rank's gathers, sums and DDP's gradient average are the identity: the same losses.
+    assert ddp.step_metrics()["loss"].tolist() == pytest.approx(single.step_metrics()["loss"].tolist(), rel=1e-5)
 
 
 @pytest.mark.slow
