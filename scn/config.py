@@ -132,6 +132,10 @@ class TrainConfig:
     image_size: int = option(224, flag="--image-size", group="method", min=32,
                              help="input size in pixels (preset: 224)")
     lr: float = option(1e-3, flag="--lr", group="method", above=0.0, help="Adam learning rate (preset: 1e-3)")
+    backbone_lr_scale: float = option(1.0, flag="--backbone-lr-scale", group="method", above=0.0, max=1.0,
+                                      help="the backbone trains at --lr times this, the heads at --lr "
+                                           "(default 1: one rate, as the official code); dlib-face has no "
+                                           "batch norm, and at the heads' rate its features blow up")
     weight_decay: float = option(1e-4, flag="--weight-decay", group="method", min=0.0,
                                  help="Adam weight decay (preset: 1e-4)")
     lr_gamma: float = option(0.9, flag="--lr-gamma", group="method", above=0.0, max=1.0,

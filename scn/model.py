@@ -69,6 +69,10 @@ class SCN(nn.Module):
         self.method = method
         self.backbone = backbone
         self.features, width = _trunk(backbone)
+        # dlib's pooled features share a large common level (mean about 1.2, spread across faces
+        # about 0.1), which leaves freshly initialised heads near-blind and lets weighted
+        # cross-entropy drive alpha to 0; standardising them first, as a linear probe does, avoids it.
+        self.neck = nn.BatchNorm1d(width, affine=False) if backbone == "dlib-resnet" else nn.Identity()
         self.dropout = nn.Dropout(drop_rate)
         self.fc = nn.Linear(width, num_classes)
         self.alpha = nn.Sequential(nn.Linear(width, 1), nn.Sigmoid()) if method == "scn" else None
@@ -81,7 +85,7 @@ class SCN(nn.Module):
         """`(alpha, logits)` with the logits not yet scaled; alpha is 1 for the baseline.
 
         x: [B, 3, H, W] normalised images; alpha: [B, 1] in (0, 1); logits: [B, C]."""
-        features = self.dropout(torch.flatten(self.features(x), 1))
+        features = self.dropout(self.neck(torch.flatten(self.features(x), 1)))
         logits = self.fc(features)
         if self.alpha is None:
             return torch.ones(len(x), 1, device=x.device, dtype=logits.dtype), logits

@@ -252,6 +252,17 @@ def _model_config(config: TrainConfig) -> dict:
             "mean": list(config.mean), "std": list(config.std)}
 
 
+def _parameter_groups(model, config: TrainConfig) -> list:
+    """One group at one rate, as the official code; with a backbone scale, the backbone first at the
+    scaled rate and the heads last at `lr` (the rate the run records)."""
+    if config.backbone_lr_scale == 1.0:
+        return [{"params": list(model.parameters())}]
+    backbone = list(model.features.parameters())
+    ids = set(map(id, backbone))
+    return [{"params": backbone, "lr": config.lr * config.backbone_lr_scale},
+            {"params": [p for p in model.parameters() if id(p) not in ids]}]
+
+
 class Trainer:
     """Holds the state of one run between steps; `train()` below is the entry point."""
 
@@ -302,7 +313,7 @@ class Trainer:
                                                      alpha_in_loss=config.uses_alpha
                                                      and (config.attention or config.rank_reg)
                                                      and not config.alpha_warmup_epochs)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
+        self.optimizer = torch.optim.Adam(_parameter_groups(self.model, config), lr=config.lr,
                                           weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_gamma)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
@@ -463,7 +474,7 @@ class Trainer:
                            "loss_rr": loss_rr / seen, "accuracy": correct / seen}
                 self.writer.log_step({
                     "global_step": (epoch - 1) * len(batches) + step, "epoch": epoch, "step": step,
-                    "time": time.time(), "lr": self.optimizer.param_groups[0]["lr"],
+                    "time": time.time(), "lr": self.optimizer.param_groups[-1]["lr"],
                     "images_per_s": images_per_s, **metrics})
                 self.writer.set_status("running", epoch=epoch - 1, step=step + 1)
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}", img_s=f"{images_per_s:.0f}")
@@ -588,7 +599,7 @@ class Trainer:
 
     def end_epoch(self, epoch: int) -> None:
         config, record, writer = self.config, self.record, self.writer
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.optimizer.param_groups[-1]["lr"]
         self.scheduler.step()
         test = evaluate(self.model, self.test_split, config=config, device=self.device,
                         precision=self.precision)
