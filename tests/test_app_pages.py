@@ -76,6 +76,10 @@ def test_home_lists_runs_with_status_and_progress(finished_runs):
     assert table["method"].tolist() == ["SCN", "Baseline"]
     columns = list(table.columns)
     assert columns.index("last test acc.") < columns.index("method") < columns.index("dataset")
+    epochs = RunReader(finished_runs["scn_dir"]).epoch_metrics()
+    chosen = epochs.loc[epochs["val_accuracy"].idxmax(), "test_accuracy"]
+    assert table["test acc. (val-selected)"].iloc[0] == pytest.approx(chosen)
+    assert "best test acc." not in columns
     assert not table.isin(["None"]).any().any()
     assert "finished" in texts(at.markdown)
     assert [b.label for b in at.button] == ["Save notes and tags", "Delete this run…", "Start the demo", "Start"]
@@ -375,7 +379,7 @@ def test_compare_page_overlays_runs(finished_runs):
     best = [int(RunReader(finished_runs[k]).epoch_metrics().set_index("epoch")["val_accuracy"].idxmax())
             for k in ("scn_dir", "baseline_dir")]
     assert table["epoch (best val)"].tolist() == best
-    assert list(table.columns)[:3] == ["run", "last test acc.", "best test acc."]
+    assert list(table.columns)[:3] == ["run", "last test acc.", "best val acc."]
     assert list(table.columns)[-1] == "dataset" and not table.isin(["None"]).any().any()
     differ = at.dataframe[1].value.set_index("option")
     assert list(differ.columns) == ["20260101-120000-scn", "20260101-110000-baseline"]

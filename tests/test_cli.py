@@ -69,9 +69,10 @@ def test_runs_prints_a_readable_table(finished_runs, capsys):
 
     assert main(["runs", "--root", str(finished_runs["root"])]) == 0
     header, scn_line, baseline_line = capsys.readouterr().out.splitlines()
-    assert header.split()[:5] == ["run", "status", "epoch", "best", "test"]
-    best = RunReader(finished_runs["scn_dir"]).epoch_metrics()["test_accuracy"].max()
-    assert scn_line.split()[:4] == ["20260101-120000-scn", "finished", "4/4", f"{best:.1%}"]
+    assert header.split()[:5] == ["run", "status", "epoch", "val-selected", "test"]
+    epochs = RunReader(finished_runs["scn_dir"]).epoch_metrics()
+    chosen = epochs.loc[epochs["val_accuracy"].idxmax(), "test_accuracy"]
+    assert scn_line.split()[:4] == ["20260101-120000-scn", "finished", "4/4", f"{chosen:.1%}"]
     assert "None" not in scn_line + baseline_line and "the built-in synthetic benchmark" in scn_line
 
 
