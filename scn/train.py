@@ -89,6 +89,8 @@ class EpochRecord:
     pred: torch.Tensor
     p_given: torch.Tensor
     p_max: torch.Tensor
+    # Each step's rank-regularization hinge; NaN where the step has none (RR off, not trained yet).
+    rr_hinge: torch.Tensor
     loss_wce: float = 0.0
     loss_rr: float = 0.0
     correct: int = 0
@@ -96,16 +98,25 @@ class EpochRecord:
     seconds: float = 0.0
 
     @classmethod
-    def empty(cls, n: int) -> "EpochRecord":
+    def empty(cls, n: int, *, steps: int = 0) -> "EpochRecord":
         return cls(alpha=torch.full((n,), float("nan")), is_high=torch.zeros(n, dtype=torch.bool),
                    label=torch.full((n,), -1, dtype=torch.long), pred=torch.full((n,), -1, dtype=torch.long),
-                   p_given=torch.full((n,), float("nan")), p_max=torch.full((n,), float("nan")))
+                   p_given=torch.full((n,), float("nan")), p_max=torch.full((n,), float("nan")),
+                   rr_hinge=torch.full((steps,), float("nan")))
 
     @classmethod
-    def from_state_dict(cls, state: dict, n: int) -> "EpochRecord":
-        """A mid-epoch record from a checkpoint; one written before predictions were recorded
-        resumes with them unknown for the samples it had already seen."""
-        return cls(**(vars(cls.empty(n)) | state))
+    def from_state_dict(cls, state: dict, n: int, *, steps: int = 0) -> "EpochRecord":
+        """A mid-epoch record from a checkpoint; one written before predictions (or the hinge) were
+        recorded resumes with them unknown for the samples (steps) it had already seen."""
+        return cls(**(vars(cls.empty(n, steps=steps)) | state))
+
+    def rank_reg_activity(self) -> dict:
+        """The share of the epoch's steps whose rank-regularization hinge was above 0, and the
+        hinge's mean over them; None for an epoch without rank regularization."""
+        hinge = self.rr_hinge[~torch.isnan(self.rr_hinge)]
+        if not len(hinge):
+            return {"rr_active_share": None, "rr_hinge_mean": None}
+        return {"rr_active_share": float((hinge > 0).double().mean()), "rr_hinge_mean": float(hinge.double().mean())}
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
@@ -115,6 +126,11 @@ def _accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float | None:
     """Share of the samples predicted this epoch (pred >= 0) whose prediction is `labels`."""
     seen = pred >= 0
     return float((pred[seen] == labels[seen]).float().mean()) if seen.any() else None
+
+
+def _confusion(labels: torch.Tensor, pred: torch.Tensor, *, num_classes: int) -> torch.Tensor:
+    """Counts of (label, prediction) pairs: rows the given label, columns the prediction."""
+    return torch.bincount(labels * num_classes + pred, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -237,8 +253,7 @@ def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> 
         preds.append(scaled.argmax(1))
         probs.append(torch.softmax(scaled, dim=1))
         loss_sum += F.cross_entropy(scaled, labels, reduction="sum").item()
-        confusion += torch.bincount(labels * num_classes + scaled.argmax(1),
-                                    minlength=num_classes ** 2).reshape(num_classes, num_classes)
+        confusion += _confusion(labels, scaled.argmax(1), num_classes=num_classes)
     model.train()
     total = int(confusion.sum())
     return {"accuracy": float(confusion.diag().sum()) / max(total, 1), "loss": loss_sum / max(total, 1),
@@ -308,7 +323,8 @@ class Trainer:
         self.labels = LabelState(self.train_split.labels)
         # Each training sample's true class when the dataset has a ground truth (record_samples).
         self.true_labels = None
-        self.best = {"split": "val" if self.val_split is not None else "test", "epoch": None,
+        # Only a validation split chooses a `best` checkpoint: without one, none is written.
+        self.best = {"split": "val" if self.val_split is not None else None, "epoch": None,
                      "accuracy": None}
         self.start_epoch, self.start_step, self.partial = 1, 0, None
         # The accuracy that opens relabeling (relabel_min_val_accuracy): the last epoch's on validation.
@@ -422,13 +438,13 @@ class Trainer:
         # augments with a generator of its own, seeded alike on every rank.
         augment_generator = (torch.Generator(device).manual_seed(_epoch_seed(config.seed, epoch) + 2)
                              if on_gpu else generator)
-        record, first_step = EpochRecord.empty(len(self.train_split)), 0
+        record, first_step = EpochRecord.empty(len(self.train_split), steps=len(batches)), 0
         if self.partial is not None and epoch == self.start_epoch:
             generator.set_state(self.partial["generator"])
             if on_gpu and self.partial.get("augment_generator") is not None:
                 augment_generator.set_state(self.partial["augment_generator"])
             torch.set_rng_state(self.partial["torch_rng"])
-            record = EpochRecord.from_state_dict(self.partial["record"], len(self.train_split))
+            record = EpochRecord.from_state_dict(self.partial["record"], len(self.train_split), steps=len(batches))
             first_step = self.start_step
         self.partial = None
         self.record = record = _on_device(record, device)
@@ -517,6 +533,7 @@ class Trainer:
             loss_wce = loss_wce * (len(targets) * ranks.world / total)
         if config.uses_alpha and config.rank_reg and attention_on:
             loss_rr = rank_regularization(alpha_all, beta=config.beta, margin=config.margin_1)
+            record.rr_hinge[step] = loss_rr.detach()
         else:
             loss_rr = torch.zeros((), device=device)
         loss = loss_wce + loss_rr
@@ -618,13 +635,20 @@ class Trainer:
             "alpha_std": float(record.alpha.std()), "alpha_gap": gap, "relabels": len(relabels),
             "train_accuracy_original": _accuracy(record.pred, self.labels.original),
             "train_accuracy_truth": None if self.true_labels is None else _accuracy(record.pred, self.true_labels),
+            **record.rank_reg_activity(),
         })
-        selection = val if val is not None else test
-        warnings = check_epoch(confusion=selection["confusion"].numpy(), alpha=record.alpha.numpy(),
+        if val is not None:
+            confusion = val["confusion"]
+        else:
+            # Nothing may look at the test split to judge the run: the epoch's training predictions do.
+            seen_samples = record.pred >= 0
+            confusion = _confusion(record.label[seen_samples], record.pred[seen_samples],
+                                   num_classes=len(config.class_names))
+        warnings = check_epoch(confusion=confusion.numpy(), alpha=record.alpha.numpy(),
                                new_labels=[e.new for e in relabels], train_size=n_train,
                                class_names=config.class_names, epoch=epoch, epochs=config.epochs,
                                check_alpha=config.uses_alpha and epoch > config.alpha_warmup_epochs,
-                               split="test" if val is None else "validation")
+                               split="training" if val is None else "validation")
         writer.log_warnings(epoch, warnings)
         for warning in warnings:
             self.log.warning("collapse warning, epoch %d (%s): %s", epoch, warning.kind, warning.message)
@@ -634,9 +658,9 @@ class Trainer:
                           "on" if self.relabels_in(epoch + 1) else "held back",
                           "training" if val is None else "validation", self.gate_accuracy,
                           config.relabel_min_val_accuracy)
-        improved = self.best["accuracy"] is None or selection["accuracy"] > self.best["accuracy"]
+        improved = val is not None and (self.best["accuracy"] is None or val["accuracy"] > self.best["accuracy"])
         if improved:
-            self.best = {"split": self.best["split"], "epoch": epoch, "accuracy": selection["accuracy"]}
+            self.best = {"split": "val", "epoch": epoch, "accuracy": val["accuracy"]}
         checkpoint = self.checkpoint(epoch=epoch, step_in_epoch=0, partial=None)
         save_checkpoint(checkpoint_path(self.run_dir, "last"), checkpoint)
         if improved:
