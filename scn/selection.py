@@ -5,6 +5,9 @@ the trainer writes the `best` checkpoint); the test split only reports. A run wi
 validation split (--val-fraction 0) has nothing to choose with, so it reports its last epoch:
 the maximum over the test epochs would choose the model on the test set and overstate it.
 """
+import json
+from pathlib import Path
+
 import pandas as pd
 
 BY_VALIDATION = "validation"
@@ -24,3 +27,18 @@ def selected_epoch(epochs: pd.DataFrame) -> dict | None:
     test = row["test_accuracy"]
     return {"epoch": int(row["epoch"]), "test_accuracy": None if pd.isna(test) else float(test),
             "val_accuracy": None if by == BY_LAST_EPOCH else float(row["val_accuracy"]), "by": by}
+
+
+def missing_best_reason(run_dir) -> str:
+    """Why the run in `run_dir` has no `best` checkpoint, as a clause for a message."""
+    # Imported here: scn.store reads its summaries with selected_epoch above.
+    from scn.store import CONFIG_NAME
+
+    try:
+        val_fraction = json.loads((Path(run_dir) / CONFIG_NAME).read_text()).get("val_fraction")
+    except (OSError, ValueError):
+        val_fraction = None
+    if val_fraction == 0:
+        return ("it trains without a validation split (--val-fraction 0), and the test split "
+                "never chooses a checkpoint")
+    return "the trainer writes it at the end of the first epoch"

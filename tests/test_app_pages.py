@@ -204,6 +204,14 @@ def test_status_panel_shows_the_trainers_warnings(finished_runs):
     assert "Warning from the trainer: every training label is happiness: one class." in texts(at.warning)
 
 
+def test_training_page_says_how_often_rank_regularization_acted(finished_runs):
+    last = RunReader(finished_runs["scn_dir"]).epoch_metrics().iloc[-1]
+    at = render("pages/1_Training.py")
+    assert f"hinge above 0 on {last['rr_active_share']:.0%} of epoch 4's steps" in texts(at.caption)
+    at = render("pages/1_Training.py", session={"run_picker_choice": "20260101-110000-baseline"})
+    assert "rank regularization: off in this run" in texts(at.caption)
+
+
 def test_home_form_accepts_a_rafdb_folder(finished_runs):
     at = render()
     at.radio(key="dataset").set_value("Dataset folder").run()

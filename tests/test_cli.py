@@ -55,6 +55,24 @@ def test_eval_works_from_the_checkpoints_of_a_run_whose_database_is_damaged(tiny
     assert "last (epoch 1): test accuracy" in captured.out
 
 
+def test_eval_of_a_run_without_validation_reports_its_last_epoch(run_dir, capsys):
+    import json
+
+    from scn.cli import main
+    from scn.store import checkpoint_path
+
+    checkpoint_path(run_dir, "best").unlink()  # as a run trained with --val-fraction 0 leaves it
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps(config | {"val_fraction": 0.0}))
+    assert main(["eval", "--run", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "no best checkpoint (it trains without a validation split" in out
+    assert "last (epoch 4): test accuracy" in out and "best (" not in out
+    assert "rank regularization: hinge above 0 on" in out
+    assert main(["eval", "--run", str(run_dir), "--checkpoint", "best"]) == 2
+    assert "has no best checkpoint" in capsys.readouterr().err
+
+
 def test_every_option_of_every_command_has_help():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
