@@ -73,7 +73,7 @@ def test_home_lists_runs_with_status_and_progress(finished_runs):
     table = at.dataframe[0].value
     assert table["run"].tolist() == ["20260101-120000-scn", "20260101-110000-baseline"]
     assert table["epoch"].tolist() == ["4 of 4", "4 of 4"]
-    assert table["method"].tolist() == ["SCN", "Baseline"]
+    assert table["method"].tolist() == ["SCN (relabel low group)", "Baseline"]
     columns = list(table.columns)
     assert columns.index("last test acc.") < columns.index("method") < columns.index("dataset")
     epochs = RunReader(finished_runs["scn_dir"]).epoch_metrics()
