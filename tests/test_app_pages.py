@@ -136,6 +136,7 @@ def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path
     at.button(key="start_run").click().run()
     assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] == 0.3
     assert started["synth_noise_model"] == "annotators"
+    assert started["relabel_scope"] is None  # the preset's own: every sample under "official"
 
 
 @pytest.mark.parametrize("gpus", [0, 4])
