@@ -116,7 +116,8 @@ class EpochRecord:
         hinge = self.rr_hinge[~torch.isnan(self.rr_hinge)]
         if not len(hinge):
             return {"rr_active_share": None, "rr_hinge_mean": None}
-        return {"rr_active_share": float((hinge > 0).double().mean()), "rr_hinge_mean": float(hinge.double().mean())}
+        return {"rr_active_share": float((hinge > 0).double().mean()),
+                "rr_hinge_mean": float(hinge.double().mean())}
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
@@ -130,7 +131,8 @@ def _accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float | None:
 
 def _confusion(labels: torch.Tensor, pred: torch.Tensor, *, num_classes: int) -> torch.Tensor:
     """Counts of (label, prediction) pairs: rows the given label, columns the prediction."""
-    return torch.bincount(labels * num_classes + pred, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    counts = torch.bincount(labels * num_classes + pred, minlength=num_classes ** 2)
+    return counts.reshape(num_classes, num_classes)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:

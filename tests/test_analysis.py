@@ -114,4 +114,5 @@ def test_rank_reg_activity_says_whether_the_hinge_acted():
         "rank regularization: hinge above 0 on 25% of epoch 3's steps (mean hinge 0.0100)"
     assert "did not act" in analysis.rank_reg_activity(epoch(0.0, 0.0), rank_reg=True)
     assert "not recorded for epoch 3" in analysis.rank_reg_activity(epoch(np.nan, np.nan), rank_reg=True)
-    assert analysis.rank_reg_activity(epoch(np.nan, np.nan), rank_reg=False) == "rank regularization: off in this run"
+    assert analysis.rank_reg_activity(epoch(np.nan, np.nan), rank_reg=False) == \
+        "rank regularization: off in this run"

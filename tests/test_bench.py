@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from bench import (ablation, batch_gather, gpu_step_split, gpu_throughput, linear_probe, noise_models, noise_robustness,
-                   precision_accuracy, predict_latency, realism, relabel_quality, speed_report, standing_start,
-                   store_queries, synth_calibration, train_throughput)
+from bench import (ablation, batch_gather, gpu_step_split, gpu_throughput, linear_probe, noise_models,
+                   noise_robustness, precision_accuracy, predict_latency, realism, relabel_quality, speed_report,
+                   standing_start, store_queries, synth_calibration, train_throughput)
 from scn import runs
 from scn.classes import CLASS_NAMES
 from scn.synth.expressions import ACTION_UNITS
