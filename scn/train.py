@@ -89,7 +89,7 @@ class EpochRecord:
     pred: torch.Tensor
     p_given: torch.Tensor
     p_max: torch.Tensor
-    # Each step's rank-regularization hinge; NaN where the step has none (RR off, not trained yet).
+    # Rank regularization's hinge over the epoch's steps that have one: [steps, steps above 0, sum].
     rr_hinge: torch.Tensor
     loss_wce: float = 0.0
     loss_rr: float = 0.0
@@ -98,26 +98,26 @@ class EpochRecord:
     seconds: float = 0.0
 
     @classmethod
-    def empty(cls, n: int, *, steps: int = 0) -> "EpochRecord":
+    def empty(cls, n: int) -> "EpochRecord":
         return cls(alpha=torch.full((n,), float("nan")), is_high=torch.zeros(n, dtype=torch.bool),
                    label=torch.full((n,), -1, dtype=torch.long), pred=torch.full((n,), -1, dtype=torch.long),
                    p_given=torch.full((n,), float("nan")), p_max=torch.full((n,), float("nan")),
-                   rr_hinge=torch.full((steps,), float("nan")))
+                   rr_hinge=torch.zeros(3, dtype=torch.float64))
 
     @classmethod
-    def from_state_dict(cls, state: dict, n: int, *, steps: int = 0) -> "EpochRecord":
-        """A mid-epoch record from a checkpoint; one written before predictions (or the hinge) were
-        recorded resumes with them unknown for the samples (steps) it had already seen."""
-        return cls(**(vars(cls.empty(n, steps=steps)) | state))
+    def from_state_dict(cls, state: dict, n: int) -> "EpochRecord":
+        """A mid-epoch record from a checkpoint; one written before predictions were recorded
+        resumes with them unknown for the samples it had already seen (and one written before the
+        hinge was counts it from the resumed step on)."""
+        return cls(**(vars(cls.empty(n)) | state))
 
     def rank_reg_activity(self) -> dict:
         """The share of the epoch's steps whose rank-regularization hinge was above 0, and the
         hinge's mean over them; None for an epoch without rank regularization."""
-        hinge = self.rr_hinge[~torch.isnan(self.rr_hinge)]
-        if not len(hinge):
+        steps, active, total = self.rr_hinge.tolist()
+        if not steps:
             return {"rr_active_share": None, "rr_hinge_mean": None}
-        return {"rr_active_share": float((hinge > 0).double().mean()),
-                "rr_hinge_mean": float(hinge.double().mean())}
+        return {"rr_active_share": active / steps, "rr_hinge_mean": total / steps}
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
@@ -440,13 +440,13 @@ class Trainer:
         # augments with a generator of its own, seeded alike on every rank.
         augment_generator = (torch.Generator(device).manual_seed(_epoch_seed(config.seed, epoch) + 2)
                              if on_gpu else generator)
-        record, first_step = EpochRecord.empty(len(self.train_split), steps=len(batches)), 0
+        record, first_step = EpochRecord.empty(len(self.train_split)), 0
         if self.partial is not None and epoch == self.start_epoch:
             generator.set_state(self.partial["generator"])
             if on_gpu and self.partial.get("augment_generator") is not None:
                 augment_generator.set_state(self.partial["augment_generator"])
             torch.set_rng_state(self.partial["torch_rng"])
-            record = EpochRecord.from_state_dict(self.partial["record"], len(self.train_split), steps=len(batches))
+            record = EpochRecord.from_state_dict(self.partial["record"], len(self.train_split))
             first_step = self.start_step
         self.partial = None
         self.record = record = _on_device(record, device)
@@ -535,7 +535,8 @@ class Trainer:
             loss_wce = loss_wce * (len(targets) * ranks.world / total)
         if config.uses_alpha and config.rank_reg and attention_on:
             loss_rr = rank_regularization(alpha_all, beta=config.beta, margin=config.margin_1)
-            record.rr_hinge[step] = loss_rr.detach()
+            hinge = loss_rr.detach().double()
+            record.rr_hinge += torch.stack([torch.ones_like(hinge), (hinge > 0).double(), hinge])
         else:
             loss_rr = torch.zeros((), device=device)
         loss = loss_wce + loss_rr
