@@ -94,13 +94,20 @@ def pretrained_problem(text: str) -> str | None:
     return f"pretrained weights file not found: {path}"
 
 
+# The run's reported accuracy: the test split scores the checkpoint the validation split chose,
+# never a maximum over test epochs (that would choose the model on the test set).
+SELECTED_COLUMN = "test acc. (val-selected)"
+SELECTED_HELP = ("Test accuracy of the epoch with the highest validation accuracy (the best "
+                 "checkpoint); the last epoch's for a run without a validation split (--val-fraction 0)")
+
+
 def runs_table(table: pd.DataFrame) -> pd.DataFrame:
     """Numbers first and the long descriptions last, so accuracy is on screen on a laptop."""
     return pd.DataFrame({
         "run": table["name"],
         "status": table["status"],
         "epoch": [f"{e} of {t}" if t else str(e) for e, t in zip(table["epoch"], table["total_epochs"])],
-        "best test acc.": table["best_test_accuracy"].astype(float),
+        SELECTED_COLUMN: table["selected_test_accuracy"].astype(float),
         "last test acc.": table["last_test_accuracy"].astype(float),
         "method": table["method"].fillna(""),
         "tags": table["tags"],
@@ -133,8 +140,8 @@ def runs_overview() -> None:
         table = tagged(table, st.multiselect("Show the runs tagged", every_tag, key="tag_filter",
                                              placeholder="all runs (choose tags to narrow)"))
     st.dataframe(runs_table(table), hide_index=True, width="stretch",
-                 column_config={"best test acc.": st.column_config.ProgressColumn(
-                     format="percent", min_value=0.0, max_value=1.0),
+                 column_config={SELECTED_COLUMN: st.column_config.ProgressColumn(
+                     format="percent", min_value=0.0, max_value=1.0, help=SELECTED_HELP),
                      "last test acc.": st.column_config.NumberColumn(format="percent"),
                      "tags": st.column_config.ListColumn(),
                      "note": st.column_config.TextColumn(width="medium"),
@@ -270,8 +277,9 @@ with right:
                    help=HINTS["margin_1"], placeholder="preset")
     a.number_input("margin_2 (relabel)", 0.0, 1.0, value=None, key="margin_2", help=HINTS["margin_2"],
                    placeholder="preset")
-    b.selectbox("Relabel scope", ("low", "all"), key="relabel_scope", help=HINTS["relabel_scope"],
-                format_func={"low": "low-importance group (paper)", "all": "all samples (official code)"}.get)
+    b.selectbox("Relabel scope", (None, "low", "all"), key="relabel_scope", help=HINTS["relabel_scope"],
+                format_func={None: "preset (official: all samples, paper: low group)",
+                             "low": "low-importance group (paper)", "all": "all samples (official code)"}.get)
     a.number_input("Seed", 0, 2**31 - 1, 0, key="seed", help=HINTS["seed"])
     b.selectbox("Device", ("auto", "cpu", "cuda"), key="device", help=HINTS["device"])
     if (gpus := torch.cuda.device_count()) > 1:

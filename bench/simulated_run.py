@@ -107,7 +107,9 @@ def write_simulated_run(run_dir, *, data_dir, epochs: int = 4, relabel_epoch: in
                           "alpha_mean": float(alpha.mean()), "alpha_std": float(alpha.std()),
                           "alpha_gap": float(alpha[is_high].mean() - alpha[~is_high].mean()),
                           "relabels": len(events), "train_accuracy_original": float((pred == given).mean()),
-                          "train_accuracy_truth": float((pred == true).mean())})
+                          "train_accuracy_truth": float((pred == true).mean()),
+                          "rr_active_share": 1.0 if method == "scn" else None,
+                          "rr_hinge_mean": 0.1 / epoch if method == "scn" else None})
         writer.set_status("running", epoch=epoch, step=0)
     writer.set_status("finished", finished=time.time())
     writer.close()

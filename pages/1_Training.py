@@ -1,6 +1,7 @@
 """Live training: progress and ETA, losses (L_WCE, L_RR), accuracy, learning rate, throughput, log."""
 import time
 
+import pandas as pd
 import streamlit as st
 
 import studio_ui as ui
@@ -8,6 +9,15 @@ from scn import analysis, charts
 
 ui.page("Training")
 reader = ui.pick_run()
+
+
+def rank_reg_help(epochs) -> str:
+    """What the rank-regularization line means, and its share epoch by epoch."""
+    shares = [f"{int(e)}: {share:.0%}" for e, share in zip(epochs["epoch"], epochs["rr_active_share"])
+              if pd.notna(share)]
+    return ("The share of the epoch's training steps on which the hinge max(0, margin_1 − (mean alpha "
+            "of the high group − mean alpha of the low group)) was above 0, so that rank regularization "
+            "pushed the groups apart. By epoch: " + (", ".join(shares) or "not recorded"))
 
 
 def live() -> None:
@@ -44,6 +54,10 @@ def live() -> None:
         with left_col:
             ui.plotly(charts.loss_figure(steps, epochs, rank_reg=options.uses_rank_reg,
                                          relabel_epoch=options.relabel_start, **run))
+            if last_epoch is not None:
+                # L_RR is a hinge: a flat zero curve may mean it never acted, so say how often it did.
+                st.caption(analysis.rank_reg_activity(last_epoch, rank_reg=options.uses_rank_reg),
+                           help=rank_reg_help(epochs) if options.uses_rank_reg else None)
             ui.plotly(charts.step_series_figure(steps, column="lr", title="Learning rate", y="lr", **run))
         with right_col:
             ui.plotly(charts.accuracy_figure(epochs, relabel_epoch=options.relabel_start, **run))

@@ -7,6 +7,7 @@ import streamlit as st
 import studio_ui as ui
 from scn import charts
 from scn.config import config_diff
+from scn.selection import BY_VALIDATION, selected_epoch
 from scn.store import list_runs, runs_root
 
 # (column, title, y axis, percent)
@@ -17,18 +18,17 @@ CURVES = (("test_accuracy", "Test accuracy", "accuracy", True),
 ui.page("Compare runs")
 
 
-METRIC_COLUMNS = ("last test acc.", "best test acc.", "best val acc.", "epoch (best val)",
-                  "test acc. at best val", "epochs")
+METRIC_COLUMNS = ("last test acc.", "best val acc.", "epoch (best val)", "test acc. at best val", "epochs")
 
 
 def final_metrics(name: str, epochs: pd.DataFrame, summary: pd.Series) -> dict:
     """The run's figures first, then what it is (long text last, so the numbers stay on screen)."""
     row = dict.fromkeys(METRIC_COLUMNS, float("nan")) | {"epochs": len(epochs)}
     if len(epochs):
-        row |= {"last test acc.": epochs["test_accuracy"].iloc[-1], "best test acc.": epochs["test_accuracy"].max()}
-    if len(epochs) and epochs["val_accuracy"].notna().any():
-        chosen = epochs.loc[epochs["val_accuracy"].idxmax()]
-        row |= {"best val acc.": chosen["val_accuracy"], "epoch (best val)": int(chosen["epoch"]),
+        row |= {"last test acc.": epochs["test_accuracy"].iloc[-1]}
+    chosen = selected_epoch(epochs)
+    if chosen is not None and chosen["by"] == BY_VALIDATION:
+        row |= {"best val acc.": chosen["val_accuracy"], "epoch (best val)": chosen["epoch"],
                 "test acc. at best val": chosen["test_accuracy"]}
     return {"run": name} | row | {"status": summary["status"], "method": summary["method"] or "",
                                   "dataset": summary["dataset"] or ""}
@@ -44,8 +44,7 @@ def compare(readers: list, table: pd.DataFrame) -> None:
                                       table.set_index("name").loc[reader.name]))
     if not curves:
         return
-    percent = {column: "percent" for column in ("last test acc.", "best test acc.", "best val acc.",
-                                                "test acc. at best val")}
+    percent = {column: "percent" for column in ("last test acc.", "best val acc.", "test acc. at best val")}
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
         column: st.column_config.NumberColumn(format=fmt) for column, fmt in percent.items()}
         | {"epoch (best val)": st.column_config.NumberColumn(format="%d")})

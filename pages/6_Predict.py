@@ -15,6 +15,7 @@ from PIL import Image
 import studio_ui as ui
 from scn import charts
 from scn.checkpoint import CheckpointError, load_model
+from scn.selection import missing_best_reason
 from scn.faces import DETECTORS, Box, DetectorUnavailableError, draw_boxes, zoom
 from scn.images import ImageLoadError, load_image
 from scn.predict import alpha_percentile, predict_image, trained_on, training_alphas
@@ -176,6 +177,8 @@ if not available:
     st.warning(f"Run {reader.name} has no checkpoint yet: it writes one at the end of its first epoch.")
     st.stop()
 which = st.radio("Checkpoint", available, horizontal=True)
+if "best" not in available:
+    st.caption(f"No best checkpoint: {missing_best_reason(reader.run_dir)}. The last one is used.")
 checkpoint_file = reader.checkpoint_path(which).resolve()
 checkpoint = (str(checkpoint_file), checkpoint_file.stat().st_mtime_ns)
 try:

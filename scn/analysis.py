@@ -1,7 +1,8 @@
 """What a run's records mean, for the app's pages: alpha across epochs, relabel events marked right
-or wrong, degradation kinds and ambiguity from the benchmark's ground truth, per-class precision/recall/F1, training progress, and the corrected label file after
-review. Pure functions over pandas/numpy (no I/O, no plotting); the ground-truth scores themselves
-(AUROC, relabel precision/recall/damage) are scn.metrics', shared with the benchmarks.
+or wrong, degradation kinds and ambiguity from the benchmark's ground truth, per-class
+precision/recall/F1, training progress, whether rank regularization acted, and the corrected label
+file after review. Pure functions over pandas/numpy (no I/O, no plotting); the ground-truth scores
+themselves (AUROC, relabel precision/recall/damage) are scn.metrics', shared with the benchmarks.
 """
 import numpy as np
 import pandas as pd
@@ -156,3 +157,20 @@ def progress(steps: pd.DataFrame, *, total_epochs: int | None, steps_per_epoch: 
     if span <= 0 or not seconds > 0:
         return done, None
     return done, float((1.0 - done) * seconds / span)
+
+
+def rank_reg_activity(epoch: pd.Series, *, rank_reg: bool) -> str:
+    """Whether rank regularization acted in one epoch (a row of RunReader.epoch_metrics()), in words:
+    the share of its steps whose hinge max(0, margin_1 - gap) was above 0, and the hinge's mean.
+    `rank_reg`: whether the run trains with it (TrainConfig.uses_rank_reg)."""
+    if not rank_reg:
+        return "rank regularization: off in this run"
+    share, mean = epoch.get("rr_active_share"), epoch.get("rr_hinge_mean")
+    if share is None or pd.isna(share):
+        return (f"rank regularization: not recorded for epoch {int(epoch['epoch'])} (an alpha warm-up "
+                "epoch, or a run from before the hinge was recorded)")
+    text = (f"rank regularization: hinge above 0 on {share:.0%} of epoch {int(epoch['epoch'])}'s steps "
+            f"(mean hinge {mean:.4f})")
+    if share == 0:
+        text += "; L_RR did not act: the groups' alpha gap already exceeded margin_1 on every step"
+    return text

@@ -10,7 +10,8 @@ run store's `warnings` table and its log, and the app shows them as a banner.
 
 Thresholds (named constants below), set from the runs of `bench.standing_start` (README Results):
 - in the second half of the run, one class takes at least `DOMINANT_SHARE` of the validation
-  predictions and at least `DOMINANT_RATIO` times its share of the validation labels (RAF-DB's
+  predictions (the epoch's training predictions for a run without a validation split: the test
+  split only reports) and at least `DOMINANT_RATIO` times its share of the validation labels (RAF-DB's
   majority class, happiness, is 39% of the labels, so a healthy model predicts it about that often).
   Not earlier: from a weak start a model that goes on to learn often predicts the majority class
   for most images in its first epochs (from synth-face at 30% noise, over 90% of them for up to six

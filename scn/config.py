@@ -6,8 +6,11 @@ benchmarks pass to the trainer (`option_argv`) and the range checks all come fro
 an option is declared once.
 
 `official` follows the official SCN code (batch 64, Adam 1e-3, weight decay 1e-4, exponential
-decay 0.9 per epoch, 224 px, margin_1 0.07 as its README advises at batch 64); `paper` follows the
-paper as commonly cited (batch 1024, margin_1 0.15). Explicit options override the preset.
+decay 0.9 per epoch, 224 px, margin_1 0.07 as its README advises at batch 64, relabeling every
+sample of the batch as its code does); `paper` follows the paper as commonly cited (batch 1024,
+margin_1 0.15, relabeling the low-importance group only). Neither turns on an option the paper and
+the official code lack (alpha normalisation, warm-up, bias, the relabel gate). Explicit options
+override the preset.
 """
 import types
 import typing
@@ -23,9 +26,9 @@ GROUPS = ("data", "method", "run")
 
 PRESETS = {
     "official": dict(batch_size=64, lr=1e-3, weight_decay=1e-4, lr_gamma=0.9, image_size=224,
-                     beta=0.7, margin_1=0.07, margin_2=0.2, epochs=70, relabel_epoch=10),
+                     beta=0.7, margin_1=0.07, margin_2=0.2, epochs=70, relabel_epoch=10, relabel_scope="all"),
     "paper": dict(batch_size=1024, lr=1e-3, weight_decay=1e-4, lr_gamma=0.9, image_size=224,
-                  beta=0.7, margin_1=0.15, margin_2=0.2, epochs=70, relabel_epoch=10),
+                  beta=0.7, margin_1=0.15, margin_2=0.2, epochs=70, relabel_epoch=10, relabel_scope="low"),
 }
 
 # Start names (scn.starts). Runs on the built-in benchmark start from a real face-recognition
@@ -120,9 +123,10 @@ class TrainConfig:
     rank_reg: bool = option(True, flag="--no-rank-reg", group="method",
                             help="ablation: no rank regularization")
     relabel: bool = option(True, flag="--no-relabel", group="method", help="ablation: no relabeling")
-    relabel_scope: str = option("low", flag="--relabel-scope", group="method", choices=("low", "all"),
-                                help="relabel the low-importance group (paper, default) or every "
-                                     "sample (official code)")
+    relabel_scope: str = option("all", flag="--relabel-scope", group="method", choices=("low", "all"),
+                                help="relabel the low-importance group (as the paper; preset: paper) "
+                                     "or every sample of the batch (as the official code; preset: "
+                                     "official)")
 
     preset: str = option("official", flag="--preset", group="method", choices=tuple(PRESETS),
                          help="official: the official code's settings; paper: batch 1024, margin_1 0.15")
@@ -234,7 +238,10 @@ class TrainConfig:
             return "Baseline"
         off = [name for name, on in (("attention", self.attention), ("rank reg", self.rank_reg),
                                      ("relabel", self.relabel)) if not on]
-        scope = "" if self.relabel_scope == "low" or not self.relabel else " (relabel all)"
+        # The scope is named only where it is not the preset's own, so "SCN" is the preset's SCN.
+        preset_scope = PRESETS.get(self.preset, {}).get("relabel_scope")
+        scope = "" if self.relabel_scope == preset_scope or not self.relabel else \
+            {"low": " (relabel low group)", "all": " (relabel all)"}[self.relabel_scope]
         return "SCN" + (f" w/o {', '.join(off)}" if off else "") + scope
 
     def to_dict(self) -> dict:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from scn import lock
 from scn.config import TrainConfig
+from scn.selection import selected_epoch
 
 DB_NAME = "run.db"
 CONFIG_NAME = "config.json"
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS epoch_metrics (
     train_loss REAL, train_loss_wce REAL, train_loss_rr REAL, train_accuracy REAL,
     val_accuracy REAL, test_accuracy REAL, test_loss REAL,
     alpha_mean REAL, alpha_std REAL, alpha_gap REAL, relabels INTEGER, train_accuracy_original REAL,
-    train_accuracy_truth REAL);
+    train_accuracy_truth REAL, rr_active_share REAL, rr_hinge_mean REAL);
 CREATE TABLE IF NOT EXISTS attention (
     epoch INTEGER PRIMARY KEY, alpha BLOB NOT NULL, is_high BLOB NOT NULL, label BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
@@ -93,14 +94,16 @@ CREATE TABLE IF NOT EXISTS reviews (
 # see a missing value.
 MIGRATIONS = (("relabels", "kind", "TEXT NOT NULL DEFAULT 'scn'"),
               ("epoch_metrics", "train_accuracy_original", "REAL"),
-              ("epoch_metrics", "train_accuracy_truth", "REAL"))
+              ("epoch_metrics", "train_accuracy_truth", "REAL"),
+              ("epoch_metrics", "rr_active_share", "REAL"),
+              ("epoch_metrics", "rr_hinge_mean", "REAL"))
 
 STEP_COLUMNS = ("global_step", "epoch", "step", "time", "loss", "loss_wce", "loss_rr", "accuracy",
                 "lr", "images_per_s")
 EPOCH_COLUMNS = ("epoch", "time", "seconds", "lr", "images_per_s", "train_loss", "train_loss_wce",
                  "train_loss_rr", "train_accuracy", "val_accuracy", "test_accuracy", "test_loss",
                  "alpha_mean", "alpha_std", "alpha_gap", "relabels", "train_accuracy_original",
-                 "train_accuracy_truth")
+                 "train_accuracy_truth", "rr_active_share", "rr_hinge_mean")
 # Probabilities are kept in float16 (3 significant digits, plenty for a chart) and predictions in
 # int8 (-1: not seen that epoch), so the new per-sample arrays add 5 bytes a sample per epoch.
 PROBABILITY_DTYPE = np.float16
@@ -708,7 +711,7 @@ class RunReader:
             config, epochs, notes = self.config(), self.epoch_metrics(), self.annotations()
         except RunDamagedError as exc:
             return self._damaged_summary(status, reason=str(exc))
-        best = epochs["test_accuracy"].max() if len(epochs) else None
+        selected = selected_epoch(epochs)
         return {
             "name": self.name,
             "path": str(self.run_dir),
@@ -718,7 +721,8 @@ class RunReader:
             "method": config.get("method_label", config.get("method", "")),
             "epoch": int(epochs["epoch"].max()) if len(epochs) else 0,
             "total_epochs": config.get("epochs"),
-            "best_test_accuracy": None if best is None or pd.isna(best) else float(best),
+            "selected_test_accuracy": None if selected is None else selected["test_accuracy"],
+            "selected_by": None if selected is None else selected["by"],
             "last_test_accuracy": float(epochs["test_accuracy"].iloc[-1]) if len(epochs) else None,
             "started": status["started"],
             "tags": notes["tags"],
@@ -736,7 +740,7 @@ class RunReader:
             "name": self.name, "path": str(self.run_dir), "status": "damaged", "problem": reason,
             "dataset": config.get("dataset_description", config.get("data", "")),
             "method": config.get("method_label", config.get("method", "")),
-            "epoch": 0, "total_epochs": config.get("epochs"), "best_test_accuracy": None,
+            "epoch": 0, "total_epochs": config.get("epochs"), "selected_test_accuracy": None, "selected_by": None,
             "last_test_accuracy": None,
             "started": status["started"] or (self.run_dir / DB_NAME).stat().st_mtime,
             "tags": [], "note": "",
@@ -748,7 +752,7 @@ def list_runs(root=None) -> pd.DataFrame:
     database is damaged is listed with status "damaged" and the reason in `problem`, not left out."""
     root = Path(root) if root is not None else runs_root()
     columns = ["name", "path", "status", "problem", "dataset", "method", "epoch", "total_epochs",
-               "best_test_accuracy", "last_test_accuracy", "started", "tags", "note"]
+               "selected_test_accuracy", "selected_by", "last_test_accuracy", "started", "tags", "note"]
     if not root.is_dir():
         return pd.DataFrame(columns=columns)
     rows = []

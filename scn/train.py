@@ -88,6 +88,8 @@ class EpochRecord:
     pred: torch.Tensor
     p_given: torch.Tensor
     p_max: torch.Tensor
+    # Rank regularization's hinge over the epoch's steps that have one: [steps, steps above 0, sum].
+    rr_hinge: torch.Tensor
     loss_wce: float = 0.0
     loss_rr: float = 0.0
     correct: int = 0
@@ -98,13 +100,23 @@ class EpochRecord:
     def empty(cls, n: int) -> "EpochRecord":
         return cls(alpha=torch.full((n,), float("nan")), is_high=torch.zeros(n, dtype=torch.bool),
                    label=torch.full((n,), -1, dtype=torch.long), pred=torch.full((n,), -1, dtype=torch.long),
-                   p_given=torch.full((n,), float("nan")), p_max=torch.full((n,), float("nan")))
+                   p_given=torch.full((n,), float("nan")), p_max=torch.full((n,), float("nan")),
+                   rr_hinge=torch.zeros(3, dtype=torch.float64))
 
     @classmethod
     def from_state_dict(cls, state: dict, n: int) -> "EpochRecord":
         """A mid-epoch record from a checkpoint; one written before predictions were recorded
-        resumes with them unknown for the samples it had already seen."""
+        resumes with them unknown for the samples it had already seen (and one written before the
+        hinge was counts it from the resumed step on)."""
         return cls(**(vars(cls.empty(n)) | state))
+
+    def rank_reg_activity(self) -> dict:
+        """The share of the epoch's steps whose rank-regularization hinge was above 0, and the
+        hinge's mean over them; None for an epoch without rank regularization."""
+        steps, active, total = self.rr_hinge.tolist()
+        if not steps:
+            return {"rr_active_share": None, "rr_hinge_mean": None}
+        return {"rr_active_share": active / steps, "rr_hinge_mean": total / steps}
 
     def state_dict(self) -> dict:
         return dict(self.__dict__)
@@ -114,6 +126,12 @@ def _accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float | None:
     """Share of the samples predicted this epoch (pred >= 0) whose prediction is `labels`."""
     seen = pred >= 0
     return float((pred[seen] == labels[seen]).float().mean()) if seen.any() else None
+
+
+def _confusion(labels: torch.Tensor, pred: torch.Tensor, *, num_classes: int) -> torch.Tensor:
+    """Counts of (label, prediction) pairs: rows the given label, columns the prediction."""
+    counts = torch.bincount(labels * num_classes + pred, minlength=num_classes ** 2)
+    return counts.reshape(num_classes, num_classes)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -236,8 +254,7 @@ def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> 
         preds.append(scaled.argmax(1))
         probs.append(torch.softmax(scaled, dim=1))
         loss_sum += F.cross_entropy(scaled, labels, reduction="sum").item()
-        confusion += torch.bincount(labels * num_classes + scaled.argmax(1),
-                                    minlength=num_classes ** 2).reshape(num_classes, num_classes)
+        confusion += _confusion(labels, scaled.argmax(1), num_classes=num_classes)
     model.train()
     total = int(confusion.sum())
     return {"accuracy": float(confusion.diag().sum()) / max(total, 1), "loss": loss_sum / max(total, 1),
@@ -320,7 +337,8 @@ class Trainer:
         self.labels = LabelState(self.train_split.labels)
         # Each training sample's true class when the dataset has a ground truth (record_samples).
         self.true_labels = None
-        self.best = {"split": "val" if self.val_split is not None else "test", "epoch": None,
+        # Only a validation split chooses a `best` checkpoint: without one, none is written.
+        self.best = {"split": "val" if self.val_split is not None else None, "epoch": None,
                      "accuracy": None}
         self.start_epoch, self.start_step, self.partial = 1, 0, None
         # The accuracy that opens relabeling (relabel_min_val_accuracy): the last epoch's on validation.
@@ -529,6 +547,8 @@ class Trainer:
             loss_wce = loss_wce * (len(targets) * ranks.world / total)
         if config.uses_alpha and config.rank_reg and attention_on:
             loss_rr = rank_regularization(alpha_all, beta=config.beta, margin=config.margin_1)
+            hinge = loss_rr.detach().double()
+            record.rr_hinge += torch.stack([torch.ones_like(hinge), (hinge > 0).double(), hinge])
         else:
             loss_rr = torch.zeros((), device=device)
         loss = loss_wce + loss_rr
@@ -630,13 +650,20 @@ class Trainer:
             "alpha_std": float(record.alpha.std()), "alpha_gap": gap, "relabels": len(relabels),
             "train_accuracy_original": _accuracy(record.pred, self.labels.original),
             "train_accuracy_truth": None if self.true_labels is None else _accuracy(record.pred, self.true_labels),
+            **record.rank_reg_activity(),
         })
-        selection = val if val is not None else test
-        warnings = check_epoch(confusion=selection["confusion"].numpy(), alpha=record.alpha.numpy(),
+        if val is not None:
+            confusion = val["confusion"]
+        else:
+            # Nothing may look at the test split to judge the run: the epoch's training predictions do.
+            seen_samples = record.pred >= 0
+            confusion = _confusion(record.label[seen_samples], record.pred[seen_samples],
+                                   num_classes=len(config.class_names))
+        warnings = check_epoch(confusion=confusion.numpy(), alpha=record.alpha.numpy(),
                                new_labels=[e.new for e in relabels], train_size=n_train,
                                class_names=config.class_names, epoch=epoch, epochs=config.epochs,
                                check_alpha=config.uses_alpha and epoch > config.alpha_warmup_epochs,
-                               split="test" if val is None else "validation")
+                               split="training" if val is None else "validation")
         writer.log_warnings(epoch, warnings)
         for warning in warnings:
             self.log.warning("collapse warning, epoch %d (%s): %s", epoch, warning.kind, warning.message)
@@ -646,9 +673,9 @@ class Trainer:
                           "on" if self.relabels_in(epoch + 1) else "held back",
                           "training" if val is None else "validation", self.gate_accuracy,
                           config.relabel_min_val_accuracy)
-        improved = self.best["accuracy"] is None or selection["accuracy"] > self.best["accuracy"]
+        improved = val is not None and (self.best["accuracy"] is None or val["accuracy"] > self.best["accuracy"])
         if improved:
-            self.best = {"split": self.best["split"], "epoch": epoch, "accuracy": selection["accuracy"]}
+            self.best = {"split": "val", "epoch": epoch, "accuracy": val["accuracy"]}
         checkpoint = self.checkpoint(epoch=epoch, step_in_epoch=0, partial=None)
         save_checkpoint(checkpoint_path(self.run_dir, "last"), checkpoint)
         if improved:

@@ -104,3 +104,15 @@ def test_progress_and_eta_from_recent_steps():
     done, _ = analysis.progress(steps, total_epochs=2, steps_per_epoch=2)
     assert done == 1.0
     assert analysis.progress(steps.iloc[:0], total_epochs=2, steps_per_epoch=2) == (0.0, None)
+
+
+def test_rank_reg_activity_says_whether_the_hinge_acted():
+    def epoch(share, mean):
+        return pd.Series({"epoch": 3, "rr_active_share": share, "rr_hinge_mean": mean})
+
+    assert analysis.rank_reg_activity(epoch(0.25, 0.01), rank_reg=True) == \
+        "rank regularization: hinge above 0 on 25% of epoch 3's steps (mean hinge 0.0100)"
+    assert "did not act" in analysis.rank_reg_activity(epoch(0.0, 0.0), rank_reg=True)
+    assert "not recorded for epoch 3" in analysis.rank_reg_activity(epoch(np.nan, np.nan), rank_reg=True)
+    assert analysis.rank_reg_activity(epoch(np.nan, np.nan), rank_reg=False) == \
+        "rank regularization: off in this run"

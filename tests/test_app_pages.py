@@ -73,9 +73,13 @@ def test_home_lists_runs_with_status_and_progress(finished_runs):
     table = at.dataframe[0].value
     assert table["run"].tolist() == ["20260101-120000-scn", "20260101-110000-baseline"]
     assert table["epoch"].tolist() == ["4 of 4", "4 of 4"]
-    assert table["method"].tolist() == ["SCN", "Baseline"]
+    assert table["method"].tolist() == ["SCN (relabel low group)", "Baseline"]
     columns = list(table.columns)
     assert columns.index("last test acc.") < columns.index("method") < columns.index("dataset")
+    epochs = RunReader(finished_runs["scn_dir"]).epoch_metrics()
+    chosen = epochs.loc[epochs["val_accuracy"].idxmax(), "test_accuracy"]
+    assert table["test acc. (val-selected)"].iloc[0] == pytest.approx(chosen)
+    assert "best test acc." not in columns
     assert not table.isin(["None"]).any().any()
     assert "finished" in texts(at.markdown)
     assert [b.label for b in at.button] == ["Save notes and tags", "Delete this run…", "Start the demo", "Start"]
@@ -132,6 +136,7 @@ def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path
     at.button(key="start_run").click().run()
     assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] == 0.3
     assert started["synth_noise_model"] == "annotators"
+    assert started["relabel_scope"] is None  # the preset's own: every sample under "official"
 
 
 @pytest.mark.parametrize("gpus", [0, 4])
@@ -198,6 +203,14 @@ def test_status_panel_shows_the_trainers_warnings(finished_runs):
     writer.close()
     at = render("pages/1_Training.py")
     assert "Warning from the trainer: every training label is happiness: one class." in texts(at.warning)
+
+
+def test_training_page_says_how_often_rank_regularization_acted(finished_runs):
+    last = RunReader(finished_runs["scn_dir"]).epoch_metrics().iloc[-1]
+    at = render("pages/1_Training.py")
+    assert f"hinge above 0 on {last['rr_active_share']:.0%} of epoch 4's steps" in texts(at.caption)
+    at = render("pages/1_Training.py", session={"run_picker_choice": "20260101-110000-baseline"})
+    assert "rank regularization: off in this run" in texts(at.caption)
 
 
 def test_home_form_accepts_a_rafdb_folder(finished_runs):
@@ -375,7 +388,7 @@ def test_compare_page_overlays_runs(finished_runs):
     best = [int(RunReader(finished_runs[k]).epoch_metrics().set_index("epoch")["val_accuracy"].idxmax())
             for k in ("scn_dir", "baseline_dir")]
     assert table["epoch (best val)"].tolist() == best
-    assert list(table.columns)[:3] == ["run", "last test acc.", "best test acc."]
+    assert list(table.columns)[:3] == ["run", "last test acc.", "best val acc."]
     assert list(table.columns)[-1] == "dataset" and not table.isin(["None"]).any().any()
     differ = at.dataframe[1].value.set_index("option")
     assert list(differ.columns) == ["20260101-120000-scn", "20260101-110000-baseline"]

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from bench import (batch_gather, gpu_step_split, gpu_throughput, linear_probe, noise_models, noise_robustness,
-                   precision_accuracy, predict_latency, realism, relabel_quality, speed_report, standing_start,
-                   store_queries, synth_calibration, train_throughput)
+from bench import (ablation, batch_gather, gpu_step_split, gpu_throughput, linear_probe, noise_models,
+                   noise_robustness, precision_accuracy, predict_latency, realism, relabel_quality, speed_report,
+                   standing_start, store_queries, synth_calibration, train_throughput)
 from scn import runs
 from scn.classes import CLASS_NAMES
 from scn.synth.expressions import ACTION_UNITS
@@ -70,6 +70,29 @@ def test_noise_grid_then_relabel_quality(tmp_path, cache, capsys):
     assert len(quality["alpha_auroc_subtle_by_epoch_mean"]) == 1
     out = capsys.readouterr().out
     assert "cleanlab find_label_issues" in out and "| 1 |" in out.split("AUROC low α → subtle")[1]
+
+
+def test_ablation_reports_each_part_with_its_spread_over_seeds(tmp_path, cache, capsys):
+    # margin_1 1 keeps the rank-regularization hinge open on every step (alpha lies in (0, 1)).
+    ablation.main([*TOY, "--seeds", "0", "1", "--pretrained", "none", "--relabel-epoch", "1", "--margin1", "1",
+                   "--margin2", "0.05", "--runs-dir", str(tmp_path / "runs"), "--json", str(tmp_path / "a.json")])
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert [r["arm"] for r in report["arms"]] == ["baseline", "wce", "wce_rr", "wce_rr_relabel"]
+    by_run = {(r["arm"], r["seed"]): r for r in report["runs"]}
+    assert len(by_run) == 8
+    shares = {arm: by_run[(arm, 0)]["rr_active_share_last"] for arm in ablation.ARMS}
+    assert shares == {"baseline": None, "wce": None, "wce_rr": 1.0, "wce_rr_relabel": 1.0}
+    assert RunReader(tmp_path / "runs" / "symmetric-noise0.3-wce-seed1").config()["rank_reg"] is False
+    assert by_run[("wce_rr", 0)]["relabel_precision"] is None  # relabeling off
+    assert 0 <= by_run[("wce_rr_relabel", 0)]["alpha_auroc_wrong_now_last"] <= 1
+    rank_reg = next(e for e in report["effects"] if e["part"] == "rank regularization")
+    differences = [by_run[("wce_rr", s)]["last_test_accuracy"] - by_run[("wce", s)]["last_test_accuracy"]
+                   for s in (0, 1)]
+    assert rank_reg["last_test_accuracy"]["differences"] == pytest.approx(differences)
+    assert rank_reg["last_test_accuracy"]["mean"] == pytest.approx(np.mean(differences))
+    assert rank_reg["last_test_accuracy"]["sd"] == pytest.approx(np.std(differences, ddof=1))
+    assert "sample standard deviation" in report["spread"]
+    assert "| rank regularization | 2 |" in capsys.readouterr().out
 
 
 def test_calibration_and_precision_scripts(tmp_path, cache, capsys):

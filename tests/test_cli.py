@@ -55,6 +55,24 @@ def test_eval_works_from_the_checkpoints_of_a_run_whose_database_is_damaged(tiny
     assert "last (epoch 1): test accuracy" in captured.out
 
 
+def test_eval_of_a_run_without_validation_reports_its_last_epoch(run_dir, capsys):
+    import json
+
+    from scn.cli import main
+    from scn.store import checkpoint_path
+
+    checkpoint_path(run_dir, "best").unlink()  # as a run trained with --val-fraction 0 leaves it
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps(config | {"val_fraction": 0.0}))
+    assert main(["eval", "--run", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "no best checkpoint (it trains without a validation split" in out
+    assert "last (epoch 4): test accuracy" in out and "best (" not in out
+    assert "rank regularization: hinge above 0 on" in out
+    assert main(["eval", "--run", str(run_dir), "--checkpoint", "best"]) == 2
+    assert "has no best checkpoint" in capsys.readouterr().err
+
+
 def test_every_option_of_every_command_has_help():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
@@ -69,9 +87,10 @@ def test_runs_prints_a_readable_table(finished_runs, capsys):
 
     assert main(["runs", "--root", str(finished_runs["root"])]) == 0
     header, scn_line, baseline_line = capsys.readouterr().out.splitlines()
-    assert header.split()[:5] == ["run", "status", "epoch", "best", "test"]
-    best = RunReader(finished_runs["scn_dir"]).epoch_metrics()["test_accuracy"].max()
-    assert scn_line.split()[:4] == ["20260101-120000-scn", "finished", "4/4", f"{best:.1%}"]
+    assert header.split()[:5] == ["run", "status", "epoch", "val-selected", "test"]
+    epochs = RunReader(finished_runs["scn_dir"]).epoch_metrics()
+    chosen = epochs.loc[epochs["val_accuracy"].idxmax(), "test_accuracy"]
+    assert scn_line.split()[:4] == ["20260101-120000-scn", "finished", "4/4", f"{chosen:.1%}"]
     assert "None" not in scn_line + baseline_line and "the built-in synthetic benchmark" in scn_line
 
 

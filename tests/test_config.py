@@ -109,6 +109,17 @@ def test_built_in_runs_start_from_the_face_backbone_and_data_runs_from_random():
                 config.alpha_normalize) == (0, None, 0.0, False)
 
 
+def test_official_preset_relabels_every_sample_and_paper_the_low_group():
+    official, paper = make_config(preset="official"), make_config(preset="paper")
+    assert (official.relabel_scope, paper.relabel_scope) == ("all", "low")
+    assert official.to_dict()["relabel_scope"] == "all"
+    assert parse(["--preset", "paper", "--relabel-scope", "all"]).relabel_scope == "all"
+    assert TrainConfig().relabel_scope == official.relabel_scope
+    assert (official.method_label, paper.method_label) == ("SCN", "SCN")
+    assert make_config(preset="official", relabel_scope="low").method_label == "SCN (relabel low group)"
+    assert make_config(preset="paper", relabel_scope="all").method_label == "SCN (relabel all)"
+
+
 @pytest.mark.parametrize("bad", [{"alpha_warmup_epochs": -1}, {"relabel_min_val_accuracy": 1.5}])
 def test_standing_start_options_are_checked(bad):
     with pytest.raises(ValueError):
@@ -120,7 +131,7 @@ def test_config_diff_lists_only_the_options_that_differ():
 
     scn = make_config(method="scn", epochs=10).to_dict()
     baseline = make_config(method="baseline", epochs=10).to_dict()
-    older = {k: v for k, v in make_config(method="scn", epochs=4, relabel_scope="all").to_dict().items()
+    older = {k: v for k, v in make_config(method="scn", epochs=4, relabel_scope="low").to_dict().items()
              if k != "relabel_min_val_accuracy"}
     table = config_diff({"a-scn": scn, "b-base": baseline, "c-old": older})
     assert list(table.columns) == ["option", "a-scn", "b-base", "c-old"]

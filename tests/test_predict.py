@@ -189,6 +189,28 @@ def test_cli_whole_image_option(run_dir, tmp_path, capsys):
     assert face["box"] == {"x": 0, "y": 0, "w": 120, "h": 90} and face["detector"] == "whole image"
 
 
+def without_validation(run_dir):
+    """The run as one trained with --val-fraction 0 leaves it: no best checkpoint."""
+    checkpoint_path(run_dir, "best").unlink()
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps(config | {"val_fraction": 0.0}))
+    return run_dir
+
+
+def test_cli_uses_the_last_checkpoint_of_a_run_without_validation_and_says_so(run_dir, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (120, 90), (80, 80, 80)).save(blank)
+    without_validation(run_dir)
+    assert main(["predict", "--run", str(run_dir), "--whole-image", "--json", str(blank)]) == 0
+    captured = capsys.readouterr()
+    assert "no best checkpoint (it trains without a validation split" in captured.err
+    assert "using its last checkpoint" in captured.err
+    assert json.loads(captured.out)["checkpoint"] == str(checkpoint_path(run_dir, "last"))
+    assert main(["predict", "--run", str(run_dir), "--checkpoint", "best", str(blank)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--val-fraction 0" in err
+
+
 def test_cli_haar_detector_crops_square_without_landmarks(run_dir, grace_hopper_path, capsys):
     assert main(["predict", "--run", str(run_dir), "--detector", "haar", "--json", str(grace_hopper_path)]) == 0
     face = json.loads(capsys.readouterr().out)["images"][0]["faces"][0]
@@ -199,7 +221,7 @@ def test_cli_haar_detector_crops_square_without_landmarks(run_dir, grace_hopper_
 
 @pytest.mark.parametrize("setup, message", [
     ("missing run", "no run folder at"),
-    ("no checkpoint", "has no best checkpoint yet"),
+    ("no checkpoint", "has no best checkpoint ("),
     ("foreign checkpoint", "is not an SCN Studio checkpoint"),
 ])
 def test_cli_bad_run_is_an_error_without_traceback(tmp_path, trained_runs, grace_hopper_path, capsys, setup,

@@ -47,6 +47,8 @@ def test_run_still_training_offers_its_last_checkpoint(run_dir, monkeypatch):
     without_checkpoints(run_dir, "best")
     app = page(run_dir.parent, monkeypatch)
     assert app.radio[0].options == ["last"]
+    assert "No best checkpoint: the trainer writes it at the end of the first epoch" in \
+        "\n".join(c.value for c in app.caption)
     assert app.get("file_uploader")
 
 

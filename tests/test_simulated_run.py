@@ -15,6 +15,8 @@ def test_a_simulated_run_is_recorded_like_a_trained_one(tmp_path, trained_runs):
         assert simulated.train_config().method == method
         assert list(simulated.epoch_metrics().columns) == list(real.epoch_metrics().columns)
         assert list(simulated.step_metrics().columns) == list(real.step_metrics().columns)
+        for reader in (simulated, real):
+            assert reader.epoch_metrics()["rr_active_share"].notna().all() == (method == "scn")
         assert simulated.attention_epochs() == real.attention_epochs() == [1, 2, 3, 4]
         assert set(simulated.meta("dataset")) == set(real.meta("dataset"))
         assert simulated.groundtruth() is not None and real.groundtruth() is not None

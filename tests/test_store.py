@@ -40,8 +40,22 @@ def test_reads_back_what_was_written(tmp_path):
     assert reader.attention_epochs() == [1, 2, 3]
     assert reader.attention()["alpha"].iloc[-1] == pytest.approx(1.0)  # default: latest epoch
     assert reader.confusion(3).tolist() == [[3, 1], [3, 2]] and reader.confusion(9) is None
-    assert reader.summary()["best_test_accuracy"] == pytest.approx(0.8)
+    # No validation accuracy recorded: the last epoch is reported.
+    assert (reader.summary()["selected_test_accuracy"], reader.summary()["selected_by"]) == \
+        (pytest.approx(0.8), "last epoch")
     assert reader.summary()["epoch"] == 3
+
+
+def test_summary_reports_the_validation_selected_test_accuracy(tmp_path):
+    writer = RunWriter(tmp_path / "r")
+    writer.write_config({"epochs": 3, "method": "scn"})
+    for epoch, val, test in ((1, 0.5, 0.6), (2, 0.8, 0.7), (3, 0.7, 0.9)):
+        writer.log_epoch({"epoch": epoch, "val_accuracy": val, "test_accuracy": test})
+    writer.close()
+    summary = RunReader(tmp_path / "r").summary()
+    assert (summary["selected_test_accuracy"], summary["selected_by"]) == (pytest.approx(0.7), "validation")
+    listed = list_runs(tmp_path).iloc[0]
+    assert listed["selected_test_accuracy"] == pytest.approx(0.7) and "best_test_accuracy" not in listed
 
 
 def test_per_sample_history_and_test_predictions(tmp_path):
@@ -69,12 +83,15 @@ def test_a_store_from_before_the_history_is_read_and_migrated(tmp_path):
     conn = sqlite3.connect(tmp_path / "r" / "run.db")  # back to the schema of older stores
     conn.executescript("DROP TABLE history; DROP TABLE predictions; "
                        "ALTER TABLE epoch_metrics DROP COLUMN train_accuracy_original; "
-                       "ALTER TABLE epoch_metrics DROP COLUMN train_accuracy_truth;")
+                       "ALTER TABLE epoch_metrics DROP COLUMN train_accuracy_truth; "
+                       "ALTER TABLE epoch_metrics DROP COLUMN rr_active_share; "
+                       "ALTER TABLE epoch_metrics DROP COLUMN rr_hinge_mean;")
     conn.close()
     reader = RunReader(tmp_path / "r")
     epochs = reader.epoch_metrics()
     assert epochs["test_accuracy"].tolist() == pytest.approx([0.6, 0.7, 0.8])
-    assert epochs[["train_accuracy_original", "train_accuracy_truth"]].isna().all().all()
+    assert epochs[["train_accuracy_original", "train_accuracy_truth", "rr_active_share",
+                   "rr_hinge_mean"]].isna().all().all()
     attention = reader.attention(2)
     assert attention["alpha"].iloc[-1] == pytest.approx(2 / 3)
     assert attention["pred"].eq(-1).all() and attention["p_given"].isna().all()
@@ -82,10 +99,12 @@ def test_a_store_from_before_the_history_is_read_and_migrated(tmp_path):
     assert history["alpha"].tolist() == pytest.approx([1 / 3, 2 / 3, 1.0]) and history["pred"].eq(-1).all()
     assert reader.predictions(2) is None and reader.prediction_epochs() == []
     writer = RunWriter(tmp_path / "r")  # a resumed trainer brings the store up to date
-    writer.log_epoch({"epoch": 4, "train_accuracy_original": 0.5, "train_accuracy_truth": 0.25})
+    writer.log_epoch({"epoch": 4, "train_accuracy_original": 0.5, "train_accuracy_truth": 0.25,
+                      "rr_active_share": 0.75})
     writer.log_history(4, pred=np.zeros(10), p_given=np.ones(10), p_max=np.ones(10))
     writer.close()
     assert reader.epoch_metrics()["train_accuracy_truth"].tolist()[-1] == 0.25
+    assert reader.epoch_metrics()["rr_active_share"].tolist()[-1] == 0.75
     assert reader.sample_history(0)["pred"].tolist() == [-1, -1, -1]  # epoch 4 has no attention row
 
 

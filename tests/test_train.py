@@ -121,6 +121,9 @@ def test_stop_mid_epoch_then_resume_matches_uninterrupted(tiny_rafdb, tmp_path, 
     reader = RunReader(run_dir)
     assert reader.epoch_metrics()["epoch"].tolist() == [1, 2, 3]
     assert reader.step_metrics()["global_step"].is_unique
+    # The stopped epoch's hinges before the stop travel in its checkpoint.
+    assert reader.epoch_metrics()["rr_active_share"].tolist() == \
+        RunReader(uninterrupted).epoch_metrics()["rr_active_share"].tolist()
 
 
 class Killed(BaseException):
@@ -181,6 +184,40 @@ def test_ablation_switches_are_recorded_and_respected(tiny_rafdb, tmp_path):
     reader = RunReader(run_dir)
     assert reader.relabels().empty and reader.step_metrics()["loss_rr"].eq(0).all()
     assert reader.config()["method_label"] == "SCN w/o rank reg, relabel"
+    assert reader.epoch_metrics()[["rr_active_share", "rr_hinge_mean"]].isna().all().all()  # no hinge to count
+
+
+@pytest.mark.parametrize("margin_1, share", [(1.0, 1.0), (0.0, 0.0)])
+def test_the_rank_regularization_hinge_is_counted_per_epoch(tiny_rafdb, tmp_path, margin_1, share):
+    """alpha lies in (0, 1), so the groups' mean gap is below 1 and never below 0: margin_1 1
+    keeps the hinge above 0 on every step and margin_1 0 on none."""
+    run_dir = tmp_path / "rr"
+    train(tiny_config(tiny_rafdb, epochs=1, margin_1=margin_1, relabel=False), run_dir=run_dir, progress=False)
+    epoch = RunReader(run_dir).epoch_metrics().iloc[0]
+    assert epoch["rr_active_share"] == share
+    assert epoch["rr_hinge_mean"] == pytest.approx(epoch["train_loss_rr"], rel=0.1, abs=1e-9)
+    assert (epoch["rr_hinge_mean"] > 0) == (share > 0)
+
+
+def test_without_a_validation_split_nothing_is_chosen_on_the_test_split(tiny_rafdb, tmp_path, monkeypatch):
+    import scn.train
+
+    checked = []
+
+    def check_epoch(**kwargs):
+        checked.append(kwargs)
+        return []
+
+    monkeypatch.setattr(scn.train, "check_epoch", check_epoch)
+    run_dir = tmp_path / "no-val"
+    train(tiny_config(tiny_rafdb, val_fraction=0.0), run_dir=run_dir, progress=False)
+    assert not (run_dir / "checkpoints" / "best.pt").exists() and (run_dir / "checkpoints" / "last.pt").exists()
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["best"]["split"] is None
+    # The collapse checks read the training predictions of all 48 training images, not the 21 test images.
+    assert [c["split"] for c in checked] == ["training", "training"]
+    assert [int(c["confusion"].sum()) for c in checked] == [48, 48]
+    attention = RunReader(run_dir).attention(2)
+    assert np.diag(checked[1]["confusion"]).sum() == (attention["pred"] == attention["label"]).sum()
 
 
 def test_cli_reports_bad_data_without_traceback(tmp_path, capsys):

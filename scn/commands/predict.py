@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from scn.selection import missing_best_reason
 from scn.store import RunDamagedError, RunNotFoundError, checkpoint_path
 
 HELP = "predict expressions, attention weights and Grad-CAM for the faces in photos"
@@ -19,8 +20,9 @@ HELP = "predict expressions, attention weights and Grad-CAM for the faces in pho
 def add_arguments(parser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, ...)")
     parser.add_argument("--run", required=True, help="run folder, e.g. runs/NAME")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="which checkpoint of the run to use (default: best)")
+    parser.add_argument("--checkpoint", choices=("best", "last"),
+                        help="which checkpoint of the run to use (default: best, chosen on the validation "
+                             "split; the last for a run without one)")
     parser.add_argument("--cam-dir", type=Path, help="write Grad-CAM overlays here as PNG files")
     parser.add_argument("--detector", choices=("mtcnn", "haar"), default="mtcnn",
                         help="face detector: mtcnn (aligned on 5 landmarks, default) or haar (square crops)")
@@ -85,12 +87,22 @@ def run(args) -> int:
     from scn.predict import alpha_percentile, load_model_cached, predict_image, trained_on, training_alphas
 
     run_dir = Path(args.run)
-    checkpoint = checkpoint_path(run_dir, args.checkpoint)
+    which = args.checkpoint or "best"
+    checkpoint = checkpoint_path(run_dir, which)
     if not run_dir.is_dir():
         _error(f"no run folder at {run_dir}")
         return 2
+    if which == "best" and not checkpoint.is_file():
+        reason = missing_best_reason(run_dir)
+        if args.checkpoint is None and checkpoint_path(run_dir, "last").is_file():
+            print(f"note: run {run_dir.name} has no best checkpoint ({reason}); using its last checkpoint",
+                  file=sys.stderr)
+            which, checkpoint = "last", checkpoint_path(run_dir, "last")
+        else:
+            _error(f"run {run_dir.name} has no best checkpoint ({checkpoint}): {reason}")
+            return 2
     if not checkpoint.is_file():
-        _error(f"run {run_dir.name} has no {args.checkpoint} checkpoint yet ({checkpoint})")
+        _error(f"run {run_dir.name} has no {which} checkpoint yet ({checkpoint})")
         return 2
     try:
         model, meta = load_model_cached(checkpoint)

@@ -1,4 +1,5 @@
 """List the runs under a runs folder with their status, accuracy and tags."""
+from scn.selection import BY_LAST_EPOCH
 from scn.store import list_runs, runs_root
 
 HELP = "list runs"
@@ -21,7 +22,9 @@ def readable_table(runs):
     return pd.DataFrame({
         "run": runs["name"], "status": runs["status"],
         "epoch": [f"{e}/{t}" if t else str(e) for e, t in zip(runs["epoch"], runs["total_epochs"])],
-        "best test": runs["best_test_accuracy"].map(percent),
+        # Chosen on validation, reported on test; "(last)": no validation split, so the last epoch.
+        "val-selected test": [percent(value) + (" (last)" if by == BY_LAST_EPOCH else "")
+                              for value, by in zip(runs["selected_test_accuracy"], runs["selected_by"])],
         "last test": runs["last_test_accuracy"].map(percent),
         "method": runs["method"].fillna(""),
         "tags": [",".join(tags) for tags in runs["tags"]],
