@@ -15,14 +15,13 @@ images. Three starts:
         --runs-dir /tmp/probe --json /tmp/probe.json        # toy scale (tests/test_bench.py)
 """
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench.results_io import write_results
 from bench.noise_robustness import ensure_trained
 from scn import augment
 from scn.config import IMAGENET_MEAN, IMAGENET_STD
@@ -97,15 +96,13 @@ def main(argv=None) -> int:
         print(f"{name:10} linear probe: test accuracy {scores['test_accuracy']:.1%}, "
               f"mean class recall {scores['mean_class_recall']:.1%}")
     recipe = torch.load(backbone, map_location="cpu", weights_only=True)["recipe"]
-    out = {"command": "python -m bench.linear_probe " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "settings": {k: getattr(args, k) for k in ("train", "test", "image_size", "expression_train",
+    out = {"settings": {k: getattr(args, k) for k in ("train", "test", "image_size", "expression_train",
                                                       "expression_epochs")},
            "majority_share": float(counts.max() / counts.sum()), "synth_face_recipe": recipe,
            "expression_start_test_accuracy": float(
                RunReader(expression.parent.parent).epoch_metrics()["test_accuracy"].iloc[-1]),
            "results": results, "seconds": time.time() - started}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=1))
+    write_results(args.json, out, module="bench.linear_probe", argv=argv)
     print(f"wrote {args.json}")
     return 0
 

@@ -23,7 +23,6 @@ and first relabel epoch at the lowest and highest noise levels. Finished runs ar
 Writes the per-run results and the mean ± std table to --json, and a plot to --plot.
 """
 import argparse
-import json
 import shutil
 import subprocess
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.results_io import write_results
 from scn import runs
 from scn.metrics import run_scores
 from scn.store import RunNotFoundError, RunReader, checkpoint_path
@@ -290,8 +290,7 @@ def main(argv=None) -> None:
         epochs = RunReader(pretrain_dir).epoch_metrics()
         report["pretrain"] = {"run": pretrain_dir.name, "train_seconds": float(epochs["seconds"].sum()),
                               "test_accuracy": float(epochs["test_accuracy"].iloc[-1])}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
+    write_results(args.json, report, module="bench.noise_robustness", argv=argv)
     if args.plot:
         plot(rows, Path(args.plot))
     print(markdown(rows))
