@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The device check of issue 15, as one script for one lent GPU (about 4–6 minutes):
+# The GPU check, as one script for one lent GPU (about 4–6 minutes):
 #   1. generate the built-in benchmark at RAF-DB size (12,271 train / 3,068 test) with every core;
 #   2. run the CUDA tests (tests/test_device.py);
 #   3. bench/gpu_throughput.py: ceiling, plain PyTorch loop and our trainer (SCN, baseline) at

@@ -1,4 +1,4 @@
-"""Training speed on a GPU against its ceiling, at RAF-DB size (issue 15). `bench/gpu_check.sh`
+"""Training speed on a GPU against its ceiling, at RAF-DB size. `bench/gpu_check.sh`
 runs it with the CUDA tests and the benchmark's generation; it runs alone too:
 
     python -m scn synth --out /tmp/rafdb --train 12271 --test 3068

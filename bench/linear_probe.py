@@ -8,9 +8,9 @@ images. Three starts:
 - `random`: the trunk as initialised (what `--pretrained none` trains from);
 - `synth-face`: the identity-trained backbone (scn.pretrain), which saw no expression label;
 - `expression`: a baseline trained with expression labels on *other* clean images of the benchmark
-  (another data seed), the kind of start the README used before: a clean-label teacher.
+  (another data seed), a clean-label teacher, for comparison.
 
-    python -m bench.linear_probe                            # the README's figures
+    python -m bench.linear_probe                            # the figures in docs/results.md
     python -m bench.linear_probe --train 60 --test 21 --expression-train 60 --expression-epochs 1 \\
         --runs-dir /tmp/probe --json /tmp/probe.json        # toy scale (tests/test_bench.py)
 """

@@ -1,4 +1,4 @@
-"""Does SCN beat the baseline under label noise? The grid of DESIGN §2 / issue "reproduction report".
+"""Does SCN beat the baseline under label noise? The grid of noise levels, ablations and sensitivity runs.
 
 Trains the baseline and SCN at each noise level (SCN's flip protocol on the built-in benchmark with
 RAF-DB's class balance), and at the highest level each ablation (without attention weighting,
@@ -9,7 +9,7 @@ the synth-face backbone). With --sensitivity it also trains SCN variants of rela
 and first relabel epoch at the lowest and highest noise levels. Finished runs are kept in
 --runs-dir and skipped on a rerun, so an interrupted grid continues where it stopped.
 
-    python -m bench.noise_robustness                  # the README's grid, 68 min on 2 cores
+    python -m bench.noise_robustness                  # the grid from an expression-labelled start
     python -m bench.noise_robustness --sensitivity scn_scope_all scn_margin2_0.1 scn_margin2_0.4 \\
         scn_relabel_from_2 scn_relabel_from_9   # the grid plus 10 sensitivity runs, +19 min
     python -m bench.noise_robustness --synth-face --alpha-normalize --margin2 0.7 --train 4000 --relabel-epoch 6 \\
@@ -116,7 +116,7 @@ def pretrained_backbone(args) -> Path:
     """The grid's starting weights: a baseline trained once on a separate, clean set of the built-in
     benchmark (other identities: another data seed). It stands in for the paper's MS-Celeb face
     pretraining, which cannot be downloaded here; without it, models trained from scratch at a
-    scale these cores can afford are too weak for relabeling to mean anything (see the README)."""
+    scale these cores can afford are too weak for relabeling to mean anything (docs/results.md)."""
     from scn.synth import default_dataset
 
     data = default_dataset(train=args.pretrain_train, test=args.test, seed=args.data_seed + 1, progress=False)
@@ -151,8 +151,8 @@ def run_job(job: dict, data: Path, args) -> dict:
 
 
 def accuracies(epochs) -> dict:
-    """A run's test accuracy at its last epoch and at its best validation epoch (the two ways the
-    README reports every run), and its training time."""
+    """A run's test accuracy at its last epoch and at its best validation epoch (the two ways
+    docs/results.md reports every run), and its training time."""
     best_row = epochs.loc[epochs["val_accuracy"].idxmax()]
     return {"last_test_accuracy": float(epochs["test_accuracy"].iloc[-1]),
             "best_val_epoch": int(best_row["epoch"]),

@@ -8,7 +8,7 @@ of `scn.predict.predict_image` (detection + prediction + Grad-CAM: the figure th
 
     python -m bench.predict_latency                       # random weights, 224 px input
     python -m bench.predict_latency --run runs/NAME       # a run's best checkpoint
-    python -m bench.predict_latency --json bench/results/predict_latency.json   # the README's figure
+    python -m bench.predict_latency --json bench/results/predict_latency.json   # the figure in docs/results.md
 """
 import argparse
 import io

@@ -261,7 +261,7 @@ def main(argv=None) -> None:
 
 
 def print_report(report: dict) -> None:
-    """The README's tables, as markdown."""
+    """The results as markdown tables."""
     print(f"crop box {report['crop']['box_xywh']} (fer's detector found a face in "
           f"{report['crop']['detector_found_face']:.0%} of the benchmark images)\n")
     print("| class | benchmark: recognised (images) | undegraded | any intensity | prototype, full intensity |")

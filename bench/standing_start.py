@@ -21,7 +21,7 @@ Groups of runs on the built-in benchmark, each its own `python -m scn train` pro
 Every run's collapse warnings (scn.collapse) are recorded beside its accuracy. Finished runs are
 kept in --runs-dir and skipped on a rerun.
 
-    python -m bench.standing_start                       # every part (the README's figures)
+    python -m bench.standing_start                       # every part (the figures in docs/results.md)
     python -m bench.standing_start --part demo --seeds 0 1 2
     python -m bench.standing_start --train 60 --test 21 --image-size 32 --epochs 2 --relabel-epoch 2 \\
         --demo-train 60 --demo-test 21 --demo-epochs 2 --demo-relabel-epoch 2 \\
