@@ -1,7 +1,7 @@
 """docs/results.md is what `python -m bench.report` writes, and no other page states a figure.
 
 A figure is a number with a unit of measure: %, points, images/s, img/s, ms, s, seconds, min,
-minutes, GB, MB, GiB, or a factor such as 3.4×. Fenced code blocks and inline code are not read
+minutes, GB, MB, GiB, or a factor such as 3.4× (not a size such as 48×48). Fenced code blocks and inline code are not read
 (commands, option values, version pins and the code's own constants appear there).
 """
 import re
@@ -12,7 +12,7 @@ import pytest
 from bench import report
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURE = re.compile(r"\d[\d,]*(?:\.\d+)?(?:×|\s?(?:%|points?\b|images/s|img/s|ms\b|s\b|seconds?\b|min\b|minutes?\b"
+FIGURE = re.compile(r"\d[\d,]*(?:\.\d+)?(?:×(?!\d)|\s?(?:%|points?\b|images/s|img/s|ms\b|s\b|seconds?\b|min\b|minutes?\b"
                     r"|GB\b|MB\b|GiB\b))")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -51,7 +51,7 @@ def test_every_section_names_its_start_and_its_command():
 @pytest.mark.parametrize("text, figures", [
     ("SCN ends 2.5 points ahead at 55.9% in 330 ms", ["2.5 points", "55.9%", "330 ms"]),
     ("it builds at 1,885 images/s, 10.95 GB, in 7 min; 3.4× faster", ["1,885 images/s", "10.95 GB", "7 min", "3.4×"]),
-    ("64 px, 12 epochs, 384 people × 12 images, Python 3.11, 3 seeds", []),
+    ("64 px, 12 epochs, 384 people × 12 images, a 48×48 face, Python 3.11, 3 seeds", []),
     ("run `pip install torch==2.14.1` then\n```bash\npython -m pytest  # 8 minutes\n```\n", []),
 ])
 def test_what_counts_as_a_figure(text, figures):
