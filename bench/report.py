@@ -60,7 +60,8 @@ def mean(values) -> float:
 def span(values, digits: int = 2) -> str:
     values = [v for v in values if v is not None]
     low, high = min(values), max(values)
-    return f"{low:.{digits}f}" if f"{low:.{digits}f}" == f"{high:.{digits}f}" else f"{low:.{digits}f}–{high:.{digits}f}"
+    low, high = f"{low:.{digits}f}", f"{high:.{digits}f}"
+    return low if low == high else f"{low}–{high}"
 
 
 def int_span(values) -> str:
@@ -138,6 +139,10 @@ REMEDY_LABELS = {"baseline": "baseline", "scn": "SCN", "scn_warmup": "SCN + alph
                  "scn_alpha_normalize_no_relabel": "SCN + alpha normalised, no relabeling"}
 
 
+def alpha_cell(run: dict) -> str:
+    return "–" if run["variant"] == "baseline" else f"{run['last_alpha_mean']:.2f} ± {run['last_alpha_std']:.2f}"
+
+
 def warnings_cell(run: dict) -> str:
     if not run["warnings"]:
         return "none"
@@ -149,8 +154,7 @@ def remedies_from_random() -> str:
     runs = {(r["noise"], r["variant"]): r for r in data["runs"]}
     rows = [["30% noise" if noise else "clean", REMEDY_LABELS[variant], pct(r["last_test_accuracy"]),
              f"{pct(r['best_val_test_accuracy'])} ({r['best_val_epoch']})", pct(r["last_train_accuracy"]),
-             "–" if variant == "baseline" else f"{r['last_alpha_mean']:.2f} ± {r['last_alpha_std']:.2f}",
-             count(r["relabels"]), pct(r["last_top_predicted_share"], 0), warnings_cell(r)]
+             alpha_cell(r), count(r["relabels"]), pct(r["last_top_predicted_share"], 0), warnings_cell(r)]
             for (noise, variant), r in runs.items()]
     options = {v: runs[(0.0, v)]["options"] for v in ("scn_warmup", "scn_alpha_bias", "scn_relabel_gate")}
     s = data["settings"]
@@ -181,8 +185,9 @@ so a run that relabels toward its own predictions scores itself high there.
 - Normalising alpha within the batch keeps alpha's level from sinking (mean
   {runs[(0.0, 'scn_alpha_normalize')]['last_alpha_mean']:.2f} at the last epoch) and reaches
   {acc[(0.0, 'scn_alpha_normalize')]:.1f}%; its relabels still pull it toward one class.
-- At 30% noise neither run generalises at this scale (the baseline: {pct(runs[(0.3, 'baseline')]['last_train_accuracy'])}
-  on its noisy training labels, {acc[(0.3, 'baseline')]:.1f}% on the test set). One seed each: read
+- At 30% noise neither run generalises at this scale (the baseline:
+  {pct(runs[(0.3, 'baseline')]['last_train_accuracy'])} on its noisy training labels,
+  {acc[(0.3, 'baseline')]:.1f}% on the test set). One seed each: read
   differences of a few points as noise.
 - The collapse guards flag {', '.join(flagged)}; the runs that learn get no warning.
 """
@@ -227,8 +232,8 @@ def demo_pair() -> str:
     body = f"""
 The app's demo pair (`scn.runs.DEMO_RUNS`, imported by the bench): SCN with
 `--alpha-normalize` and margin_2 {options['margin_2']:g}, and the baseline, both from synth-face, on
-the built-in benchmark with {count(s['demo_train'])} training images ({count(s['demo_train'] // 10)} held out
-for validation) and {count(s['demo_test'])} clean test images, {s['image_size']} px,
+the built-in benchmark with {count(s['demo_train'])} training images (a tenth held out for
+validation) and {count(s['demo_test'])} clean test images, {s['image_size']} px,
 {s['demo_epochs']} epochs, relabeling from epoch {s['demo_relabel_epoch']}; at 30% symmetric noise and on
 clean labels, seeds {', '.join(map(str, sorted({r['seed'] for r in data['runs']})))}. "wrong training labels"
 counts the labels that differ from the truth at the start (the baseline's, which it never changes) and
@@ -271,8 +276,7 @@ def paper_scn_at_demo_size() -> str:
         precisions = [p for p in r["relabel_precision_by_epoch"] if p is not None]
         rows.append([model, REMEDY_LABELS[r["variant"]], pct(r["last_test_accuracy"]),
                      f"{pct(r['best_val_test_accuracy'])} ({r['best_val_epoch']})",
-                     "–" if r["variant"] == "baseline" else f"{r['last_alpha_mean']:.2f} ± {r['last_alpha_std']:.2f}",
-                     pct(r["last_top_predicted_share"], 0), count(r["relabels"]),
+                     alpha_cell(r), pct(r["last_top_predicted_share"], 0), count(r["relabels"]),
                      ", ".join(f"{p:.2f}" for p in precisions) or "–",
                      pct(r["last_damage"]) if r["relabels"] else "–", count(r["last_wrong_labels"]),
                      "–" if r["variant"] == "baseline" else f"{r['last_auroc_wrong_now']:.2f}"])
@@ -401,8 +405,9 @@ Ablations at 30% noise (last epoch, means over the seeds):
 
 ![baseline vs SCN under label noise, from synth-face](../bench/results/noise_robustness_synth_face.png)
 
-Sensitivity, seed 0 (read differences under about 2 points as noise; the same seed's baseline:
-{pct(seed0[(0.0, 'baseline')]['last_test_accuracy'])} on clean labels, {pct(seed0[(0.3, 'baseline')]['last_test_accuracy'])} at 30%):
+Sensitivity, seed 0 (one seed: read small differences as noise; the same seed's baseline:
+{pct(seed0[(0.0, 'baseline')]['last_test_accuracy'])} on clean labels,
+{pct(seed0[(0.3, 'baseline')]['last_test_accuracy'])} at 30%):
 
 {table(SENSITIVITY_HEADER, sensitivity_rows(data, ['scn', *scale['sensitivity']], SENSITIVITY))}
 
@@ -413,14 +418,20 @@ Sensitivity, seed 0 (read differences under about 2 points as noise; the same se
   ({ablation_means['baseline']:.1f}) and SCN ({ablation_means['scn']:.1f}), within a seed's spread.
 - The paper's margin_2 0.2 breaks {count(seed0[(0.0, 'scn_margin2_0.2')]['clean_broken'])} clean labels on clean
   data and {count(seed0[(0.3, 'scn_margin2_0.2')]['clean_broken'])} at 30% noise, where margin_2
-  {scale['margin2']:g} breaks {count(seed0[(0.0, 'scn')]['clean_broken'])} and {count(seed0[(0.3, 'scn')]['clean_broken'])}.
+  {scale['margin2']:g} breaks {count(seed0[(0.0, 'scn')]['clean_broken'])} and
+  {count(seed0[(0.3, 'scn')]['clean_broken'])}.
 """
-    command = ("python -m bench.noise_robustness --synth-face --alpha-normalize --margin2 0.7 --train 4000 --test 1000 \\\n"
-               "    --relabel-epoch 6 --noise 0 0.1 0.2 0.3 --sensitivity scn_margin1_0.15 scn_margin2_0.2 \\\n"
+    command = ("python -m bench.noise_robustness --synth-face --alpha-normalize --margin2 0.7 --train 4000 \\\n"
+               "    --test 1000 --relabel-epoch 6 --noise 0 0.1 0.2 0.3 \\\n"
+               "    --sensitivity scn_margin1_0.15 scn_margin2_0.2 \\\n"
                "    --runs-dir RUNS --json bench/results/noise_robustness_synth_face.json \\\n"
                "    --plot bench/results/noise_robustness_synth_face.png")
     return section("Baseline against SCN under symmetric label noise", start=SYNTH_FACE,
                    command=recorded(data, command), body=body)
+
+
+def last_and_best(run: dict) -> str:
+    return f"{pct(run['last_test_accuracy'])} ({pct(run['best_val_test_accuracy'])})"
 
 
 def grid_per_noise_model() -> str:
@@ -434,16 +445,15 @@ def grid_per_noise_model() -> str:
             scn = runs_of(data, noise=noise, variant="scn")[0]
             baselines[(model, noise)] = base["last_test_accuracy"]
             aurocs.setdefault(model, []).append(scn["alpha_auroc_by_epoch"][-1])
-            rows.append([model, f"{noise:.0%}", f"{pct(base['last_test_accuracy'])} ({pct(base['best_val_test_accuracy'])})",
-                         f"{pct(scn['last_test_accuracy'])} ({pct(scn['best_val_test_accuracy'])})",
+            rows.append([model, f"{noise:.0%}", last_and_best(base), last_and_best(scn),
                          signed(100 * (scn["last_test_accuracy"] - base["last_test_accuracy"])),
                          count(scn["relabels_total"]), count(scn["clean_broken"]),
                          f"{scn['alpha_auroc_by_epoch'][-1]:.2f}"])
     base, scn = scale_runs["baseline"], scale_runs["scn"]
-    rows.append(["symmetric", "30%", f"{pct(base['last_test_accuracy'])} ({pct(base['best_val_test_accuracy'])})",
-                 f"{pct(scn['last_test_accuracy'])} ({pct(scn['best_val_test_accuracy'])})",
+    rows.append(["symmetric", "30%", last_and_best(base), last_and_best(scn),
                  signed(100 * (scn["last_test_accuracy"] - base["last_test_accuracy"])), count(scn["relabels"]),
-                 f"{pct(scn['last_damage'])} of the clean labels", f"{scn['last_auroc_wrong_now']:.2f} (labels wrong now)"])
+                 f"{pct(scn['last_damage'])} of the clean labels",
+                 f"{scn['last_auroc_wrong_now']:.2f} (labels wrong now)"])
     scale = files["annotators"]["scale"]
     body = f"""
 The paper's SCN (margin_2 {scale['margin2']:g}, alpha as is) under the built-in benchmark's other noise
@@ -475,7 +485,8 @@ def relabel_quality_synth_face() -> str:
     scn, cleanlab = data["scn"], data["cleanlab"]
     keys = ("changed", "precision", "recall", "damage", "detection_precision", "detection_recall")
     scn_mean = {k: mean(r[k] for r in scn) for k in (*keys, "samples", "wrong_labels")}
-    rows = [[f"SCN relabeling (mean of {len(scn)} seeds)", f"{count(scn_mean['samples'])} ({count(scn_mean['wrong_labels'])})",
+    rows = [[f"SCN relabeling (mean of {len(scn)} seeds)",
+             f"{count(scn_mean['samples'])} ({count(scn_mean['wrong_labels'])})",
              count(scn_mean["changed"]), pct(scn_mean["precision"]), pct(scn_mean["recall"]), count(scn_mean["damage"]),
              pct(scn_mean["detection_precision"]), pct(scn_mean["detection_recall"])],
             [f"cleanlab find_label_issues ({cleanlab['folds']}-fold baseline)",
@@ -489,7 +500,8 @@ def relabel_quality_synth_face() -> str:
         epochs.append([i + 1, count(mean(p["relabels"] for p in per)),
                        pct(sum(p["correct"] for p in per) / relabels) if relabels else "–",
                        pct(mean(p["recall"] for p in per)), count(mean(p["clean_broken"] for p in per)),
-                       f"{data['alpha_auroc_by_epoch_mean'][i]:.3f}", f"{data['alpha_auroc_wrong_now_by_epoch_mean'][i]:.3f}",
+                       f"{data['alpha_auroc_by_epoch_mean'][i]:.3f}",
+                       f"{data['alpha_auroc_wrong_now_by_epoch_mean'][i]:.3f}",
                        f"{data['alpha_auroc_subtle_by_epoch_mean'][i]:.3f}"])
     body = f"""
 The grid's SCN runs at {data['noise']:.0%} noise (the demo's SCN: alpha normalised, margin_2
@@ -514,8 +526,9 @@ images, changes about half the training set and breaks more clean labels than it
 Alpha does not single out the flipped labels in any epoch (AUROC
 {span(data['alpha_auroc_by_epoch_mean'] + data['alpha_auroc_wrong_now_by_epoch_mean'])}).
 """
-    command = ("python -m bench.relabel_quality --synth-face --alpha-normalize --margin2 0.7 --train 4000 --test 1000 \\\n"
-               "    --relabel-epoch 6 --runs-dir RUNS --json bench/results/relabel_quality_synth_face.json\n"
+    command = ("python -m bench.relabel_quality --synth-face --alpha-normalize --margin2 0.7 --train 4000 \\\n"
+               "    --test 1000 --relabel-epoch 6 --runs-dir RUNS \\\n"
+               "    --json bench/results/relabel_quality_synth_face.json\n"
                "# RUNS holds the grid's runs: the SCN runs are found there and only the folds are trained")
     return section("How good SCN's relabels are", start=SYNTH_FACE, command=recorded(data, command), body=body)
 
@@ -532,6 +545,8 @@ def grid_from_expression_start() -> str:
     clean_scn = runs_of(data, noise=0.0, variant="scn")
     noisy_scn = runs_of(data, noise=0.3, variant="scn")
     aurocs = [a for r in noisy_scn for a in r["alpha_auroc_by_epoch"] if a is not None]
+    seed0_baseline = {n: runs_of(data, noise=n, variant="baseline", seed=0)[0]["last_test_accuracy"]
+                      for n in (0.0, 0.3)}
     body = f"""
 Every run starts from one baseline trained for {scale['pretrain_epochs']} epochs on the clean labels of
 {count(scale['pretrain_train'])} other images of the benchmark (another data seed, so other identities;
@@ -547,8 +562,8 @@ Ablations at 30% noise:
 
 ![baseline vs SCN under label noise, from the expression-labelled start](../bench/results/noise_robustness.png)
 
-Sensitivity, seed 0 (the same seed's baseline: {pct(runs_of(data, noise=0.0, variant='baseline', seed=0)[0]['last_test_accuracy'])}
-on clean labels, {pct(runs_of(data, noise=0.3, variant='baseline', seed=0)[0]['last_test_accuracy'])} at 30%):
+Sensitivity, seed 0 (the same seed's baseline: {pct(seed0_baseline[0.0])} on clean labels,
+{pct(seed0_baseline[0.3])} at 30%):
 
 {table(SENSITIVITY_HEADER, sensitivity_rows(data, sensitivity, SENSITIVITY))}
 
@@ -574,10 +589,11 @@ def relabel_quality_expression_start() -> str:
     data = load("relabel_quality")
     scn, cleanlab = data["scn"], data["cleanlab"]
     keys = ("changed", "precision", "recall", "damage", "detection_precision", "detection_recall")
-    rows = [[f"SCN relabeling (mean of {len(scn)} seeds)", *[count(mean(r[k] for r in scn)) if k in ("changed", "damage")
-                                                             else pct(mean(r[k] for r in scn)) for k in keys]],
-            [f"cleanlab find_label_issues ({cleanlab['folds']}-fold baseline)",
-             *[count(cleanlab[k]) if k in ("changed", "damage") else pct(cleanlab[k]) for k in keys]]]
+    def shown(key, value):
+        return count(value) if key in ("changed", "damage") else pct(value)
+
+    rows = [[f"SCN relabeling (mean of {len(scn)} seeds)", *(shown(k, mean(r[k] for r in scn)) for k in keys)],
+            [f"cleanlab find_label_issues ({cleanlab['folds']}-fold baseline)", *(shown(k, cleanlab[k]) for k in keys)]]
     epochs = []
     for i in range(len(scn[0]["per_epoch"])):
         per = [r["per_epoch"][i] for r in scn]
@@ -585,7 +601,8 @@ def relabel_quality_expression_start() -> str:
         epochs.append([i + 1, count(mean(p["relabels"] for p in per)),
                        pct(sum(p["correct"] for p in per) / relabels) if relabels else "–",
                        pct(mean(p["recall"] for p in per)), count(mean(p["clean_broken"] for p in per)),
-                       f"{data['alpha_auroc_by_epoch_mean'][i]:.3f}", f"{data['alpha_auroc_subtle_by_epoch_mean'][i]:.3f}"])
+                       f"{data['alpha_auroc_by_epoch_mean'][i]:.3f}",
+                       f"{data['alpha_auroc_subtle_by_epoch_mean'][i]:.3f}"])
     precisions = [row[2] for row in epochs if row[2] != "–"]
     body = f"""
 The expression-start grid's SCN runs at {data['noise']:.0%} noise against cleanlab with folds from the same
@@ -630,11 +647,16 @@ faces; symmetric noise falls on every slice alike. The generation took {data['se
     return section("Where wrong labels fall, by noise model", start=NO_TRAINING, command=recorded(data, ""), body=body)
 
 
+def confusion_rows(names, matrix) -> list:
+    """Rows of a confusion matrix, the diagonal in bold."""
+    return [[name, *(f"**{n}**" if i == j else count(n) for j, n in enumerate(row))]
+            for i, (name, row) in enumerate(zip(names, matrix))]
+
+
 def benchmark_difficulty() -> str:
     data = load("synth_calibration")
     names = data["class_names"]
-    confusion = [[f"**{n}**" if i == j else count(n) for j, n in enumerate(row)] for i, row in enumerate(data["confusion"])]
-    confusion = [[name, *row] for name, row in zip(names, confusion)]
+    confusion = confusion_rows(names, data["confusion"])
     pairs = ", ".join(f"{p['pair']} {pct(p['share_of_pair'])}" for p in data["most_confused_pairs"])
     slices = [[f"{kind}: {group}", pct(v["accuracy"]), count(v["images"])]
               for kind, groups in data["by_slice"].items() for group, v in groups.items()]
@@ -664,9 +686,9 @@ def benchmark_realism() -> str:
              f"{pct(protos[c]['recognised'], 0)}" + ("" if protos[c]["most_frequent_answer"] == c
                                                     else f" ({protos[c]['most_frequent_answer']})")]
             for c in CLASS_NAMES]
-    rows.append(["**overall**", f"**{pct(bench['overall'])}** ({count(bench['images'])})", pct(plain["overall"]), "", ""])
-    confusion = [[c, *[f"**{n}**" if i == j else count(n) for j, n in enumerate(row)]]
-                 for i, (c, row) in enumerate(zip(CLASS_NAMES, bench["confusion"]))]
+    rows.append(["**overall**", f"**{pct(bench['overall'])}** ({count(bench['images'])})", pct(plain["overall"]),
+                 "", ""])
+    confusion = confusion_rows(CLASS_NAMES, bench["confusion"])
     reach = data["reachable_by_action_units"]
     reach_rows = [[c, f"{reach[c]['best_mean_probability']:.2f}", pct(reach[c]["recognised_at_best"], 0)]
                   for c in CLASS_NAMES]
@@ -753,14 +775,19 @@ def cpu_training_speed() -> str:
                   f"{pct(s['trainer_vs_ceiling'], 0)} of the ceiling"],
                  [f"{size} px: plain PyTorch loop (DataLoader, torchvision v2)", f"{s['reference_loop']:.0f}",
                   f"{pct(s['reference_vs_ceiling'], 0)} of the ceiling"],
-                 [f"{size} px: ceiling, bare ResNet-18 step on random tensors", f"{s['ceiling_bf16_channels_last']:.0f}",
+                 [f"{size} px: ceiling, bare ResNet-18 step on random tensors",
+                  f"{s['ceiling_bf16_channels_last']:.0f}",
                   f"fp32 {s['ceiling_fp32']:.0f}, bf16 {s['ceiling_bf16']:.0f}, bf16 + channels_last "
                   f"{s['ceiling_bf16_channels_last']:.0f}"],
-                 [f"{size} px: SCN step against the baseline step", signed(100 * s["scn_step_overhead_vs_baseline"]) + "%",
+                 [f"{size} px: SCN step against the baseline step",
+                  signed(100 * s["scn_step_overhead_vs_baseline"]) + "%",
                   f"baseline {s['trainer_baseline']:.0f} images/s"]]
     precision = load("precision_accuracy")
     p = precision["results"]
-    seeds = lambda name: ", ".join(pct(r["test_accuracy"]) for r in p[name]["runs"])  # noqa: E731
+
+    def seeds(name):
+        return ", ".join(pct(r["test_accuracy"]) for r in p[name]["runs"])
+
     ps = precision["scale"]
     body = f"""
 Images/s at batch {data['throughput']['batch_size']} on {machine['cpu']}, {machine['threads']} threads, torch
@@ -781,7 +808,8 @@ bfloat16 autocast and channels_last are on by default where the CPU computes bfl
                    body=body)
 
 
-STORE_QUERIES = {"attention_one_epoch_ms": "one epoch's attention weights with each sample's prediction, p_given, p_max",
+STORE_QUERIES = {"attention_one_epoch_ms":
+                 "one epoch's attention weights with each sample's prediction, p_given, p_max",
                  "sample_history_all_epochs_ms": "one sample across all epochs (the Sample page)",
                  "test_predictions_one_epoch_ms": "one epoch's test predictions and probabilities",
                  "relabels_one_epoch_ms": "one epoch's relabel events",
@@ -817,14 +845,15 @@ Two finished simulated runs at RAF-DB's size (`bench/simulated_run.py`: 12,271 t
 epochs, recorded as the trainer records them), each page timed with Streamlit's AppTest: the first run in
 the process (it pays one-time imports), the first run of a new session with Streamlit's caches emptied,
 and the median of the warm reruns. Then, in Chromium, the time from an epoch row written to the store
-until the Training page shows it (the page refreshes every 2 s).
+until the Training page shows it (the page refreshes on a timer, `REFRESH_SECONDS`).
 
 {table(["page", "first run in the process, s", "new session, empty caches, s", "warm rerun, s"], rows)}
 
 An epoch row reaches the Training page within {min(live):.1f}–{max(live):.1f} s ({len(live)} epochs).
 """
     return section("App page times", start=NO_TRAINING,
-                   command=recorded(data, "python -m bench.app_speed --live 5 --json bench/results/app_speed_pages.json"),
+                   command=recorded(data, "python -m bench.app_speed --live 5 --json "
+                                          "bench/results/app_speed_pages.json"),
                    body=body)
 
 
@@ -847,7 +876,8 @@ def decoded_cache() -> str:
     data = load("decoded_cache")
     d, b, t, sub = data["dataset"], data["build"], data["train_disk_all"], data["train_subset_disk_vs_memory"]
     disk = t["modes"]["disk"]
-    rows = [["cache build: photos decoded and resized, threads", f"{count(b['images'])} photos in {b['seconds']:.0f} s: "
+    rows = [["cache build: photos decoded and resized",
+             f"{count(b['images'])} photos in {b['seconds']:.0f} s: "
              f"**{count(b['images_per_s'])} images/s**, {b['workers']} threads"],
             ["cache size on disk (what the in-memory path would hold)", f"{b['cache_gb']:.2f} GB"],
             ["peak resident memory while building: anonymous / file-backed",
@@ -894,8 +924,11 @@ def gpu() -> str:
     data = load("gpu_check")
     m = data["machine"]
     columns = [(size, batch) for size in ("224", "112") for batch in ("64", "256")]
-    cell = lambda size, batch, key: (f"{data['sizes'][size][batch][key]:,.0f}" + (  # noqa: E731
-        "" if key == "ceiling" else f" ({pct(data['sizes'][size][batch][key + '_vs_ceiling'], 0)})"))
+
+    def cell(size, batch, key):
+        row = data["sizes"][size][batch]
+        return f"{row[key]:,.0f}" + ("" if key == "ceiling" else f" ({pct(row[key + '_vs_ceiling'], 0)})")
+
     rows = [[label, *(cell(s, b, key) for s, b in columns)] for key, label in (
         ("ceiling", "ceiling: bare ResNet-18 fwd + bwd + Adam on random tensors, bf16 + channels_last"),
         ("trainer_scn", "our trainer, SCN (augmentation on the GPU, relabels, store)"),
@@ -912,8 +945,8 @@ images/s over a whole training epoch (the second, so relabeling is on), {data['p
 
 {table(["images/s (share of the ceiling)", *(f"{s} px, batch {b}" for s, b in columns)], rows)}
 
-At 224 px the RAF-DB-size benchmark decodes to more than the 2 GiB at which `--decoded-cache auto` puts it
-on disk. `bench/gpu_step_split.py` splits an epoch's time (batch 256, baseline, 224 px) with the decoded
+At 224 px the RAF-DB-size benchmark decodes to more than `scn.decoded.AUTO_DISK_BYTES`, above which
+`--decoded-cache auto` puts it on disk. `bench/gpu_step_split.py` splits an epoch's time (batch 256, baseline, 224 px) with the decoded
 images in a file gathered by numpy's `take` on one thread (`gpu_step_split_24bdb76.json`) and in pinned
 memory (`gpu_step_split_4cd7cc3.json`): the train step is the same ({disk['step_ms']:.1f} and
 {memory['step_ms']:.1f} ms, {disk['step_host_ms']:.1f} and {memory['step_host_ms']:.1f} ms of it on the host),

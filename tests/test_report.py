@@ -1,8 +1,9 @@
 """docs/results.md is what `python -m bench.report` writes, and no other page states a figure.
 
 A figure is a number with a unit of measure: %, points, images/s, img/s, ms, s, seconds, min,
-minutes, GB, MB, GiB, or a factor such as 3.4× (not a size such as 48×48). Fenced code blocks and inline code are not read
-(commands, option values, version pins and the code's own constants appear there).
+minutes, GB, MB, GiB, or a factor such as 3.4× (not a size such as 48×48). Fenced code blocks and
+inline code are not read (commands, option values, version pins and the code's own constants appear
+there).
 """
 import re
 from pathlib import Path
@@ -12,8 +13,8 @@ import pytest
 from bench import report
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURE = re.compile(r"\d[\d,]*(?:\.\d+)?(?:×(?!\d)|\s?(?:%|points?\b|images/s|img/s|ms\b|s\b|seconds?\b|min\b|minutes?\b"
-                    r"|GB\b|MB\b|GiB\b))")
+FIGURE = re.compile(r"\d[\d,]*(?:\.\d+)?(?:×(?!\d)|\s?(?:%|points?\b|images/s|img/s|ms\b|s\b|seconds?\b"
+                    r"|min\b|minutes?\b|GB\b|MB\b|GiB\b))")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 
