@@ -230,8 +230,9 @@ def demo_pair() -> str:
     warned = sum(bool(r["warnings"]) for r in data["runs"])
     options = scn_runs[0]["options"]
     body = f"""
-The app's demo pair (`scn.runs.DEMO_RUNS`, imported by the bench): SCN with
-`--alpha-normalize` and margin_2 {options['margin_2']:g}, and the baseline, both from synth-face, on
+The demo pair's settings (`scn.runs.DEMO_RUNS`, imported by the bench): SCN with
+`--alpha-normalize` and margin_2 {options['margin_2']:g}, and the baseline, both started from
+{' and '.join(sorted({r['start'] for r in data['runs']}))} (each run's `start` in the file), on
 the built-in benchmark with {count(s['demo_train'])} training images (a tenth held out for
 validation) and {count(s['demo_test'])} clean test images, {s['image_size']} px,
 {s['demo_epochs']} epochs, relabeling from epoch {s['demo_relabel_epoch']}; at 30% symmetric noise and on
@@ -262,7 +263,7 @@ baseline {summary(0.0, 'baseline', 'last_test_accuracy')} and SCN {summary(0.0, 
 - Collapse warnings: {warned} of {len(data['runs'])} runs. Training time per run:
   {int_span([r['seconds'] for r in data['runs']])} s, one thread each, two runs at a time on the 2 cores.
 """
-    return section("The demo pair", start=SYNTH_FACE, command=recorded(data, ""), body=body)
+    return section("The demo's settings, from synth-face", start=SYNTH_FACE, command=recorded(data, ""), body=body)
 
 
 def paper_scn_at_demo_size() -> str:
