@@ -250,7 +250,7 @@ baseline {summary(0.0, 'baseline', 'last_test_accuracy')} and SCN {summary(0.0, 
 ({gap_of_means(0.0)}). At the best-on-validation checkpoint: {gap_of_means(0.3, 'best_val_test_accuracy')} at 30%,
 {gap_of_means(0.0, 'best_val_test_accuracy')} on clean labels.
 
-- With alpha normalised it no longer sinks (last-epoch mean {span([r['last_alpha_mean'] for r in scn_runs])}),
+- With alpha normalised, alpha does not sink (last-epoch mean {span([r['last_alpha_mean'] for r in scn_runs])}),
   and with the wide margin the relabels are few ({int_span([r['relabels'] for r in scn_runs])} a run); at 30%
   noise they lower the wrong training labels by {int_span(fixed)}.
 - On clean labels every relabel is a mistake: {int_span([r['relabels'] for r in clean_scn])} relabels a run leave
@@ -952,7 +952,7 @@ images in a file gathered by numpy's `take` on one thread (`gpu_step_split_24bdb
 memory (`gpu_step_split_4cd7cc3.json`): the train step is the same ({disk['step_ms']:.1f} and
 {memory['step_ms']:.1f} ms, {disk['step_host_ms']:.1f} and {memory['step_host_ms']:.1f} ms of it on the host),
 but gathering a batch takes {disk['gather_ms']:.1f} ms from the file against {memory['gather_ms']:.1f} ms from
-memory, so the host no longer keeps ahead of the GPU ({disk['images_per_s']:,.0f} against
+memory, so the host does not keep ahead of the GPU ({disk['images_per_s']:,.0f} against
 {memory['images_per_s']:,.0f} images/s). `scn.decoded.DiskImages` gathers with `torch.index_select` on every
 thread instead; on the 2-core CPU, per batch of {gather['batch']} at {gather['size']} px: numpy's take
 {gather['disk_numpy_take_ms']:.1f} ms, `DiskImages` {gather['disk_images_gather_ms']:.1f} ms, from memory
