@@ -949,8 +949,8 @@ images/s over a whole training epoch (the second, so relabeling is on), {data['p
 {table(["images/s (share of the ceiling)", *(f"{s} px, batch {b}" for s, b in columns)], rows)}
 
 At 224 px the RAF-DB-size benchmark decodes to more than `scn.decoded.AUTO_DISK_BYTES`, above which
-`--decoded-cache auto` puts it on disk. `bench/gpu_step_split.py` splits an epoch's time (batch 256, baseline, 224 px) with the decoded
-images in a file gathered by numpy's `take` on one thread (`gpu_step_split_24bdb76.json`) and in pinned
+`--decoded-cache auto` puts it on disk. `bench/gpu_step_split.py` splits an epoch's time (batch 256,
+baseline, 224 px) with the decoded images in a file gathered by numpy's `take` on one thread (`gpu_step_split_24bdb76.json`) and in pinned
 memory (`gpu_step_split_4cd7cc3.json`): the train step is the same ({disk['step_ms']:.1f} and
 {memory['step_ms']:.1f} ms, {disk['step_host_ms']:.1f} and {memory['step_host_ms']:.1f} ms of it on the host),
 but gathering a batch takes {disk['gather_ms']:.1f} ms from the file against {memory['gather_ms']:.1f} ms from
