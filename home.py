@@ -288,7 +288,7 @@ with right:
                   placeholder="synth-face on the built-in benchmark",
                   help="Empty: the synth-face backbone (identity-trained, no expression labels) on the "
                        "built-in benchmark, random weights on a dataset folder. 'none': random weights "
-                       "(SCN tends to collapse from them: see the README's Results). A checkpoint of "
+                       "(SCN tends to collapse from them: see docs/results.md). A checkpoint of "
                        "ours, a plain ResNet-18 state dict or the official SCN MS-Celeb file; only the "
                        "backbone is loaded. 'imagenet' uses torchvision's weights if they are in the "
                        "local torch cache.")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.results_io import write_results
 from bench.noise_robustness import ensure_trained, optional_float, summarize
 from scn import runs
 from scn.config import BUILT_IN_START, PRESETS
@@ -184,8 +185,7 @@ def main(argv=None) -> None:
     effect_rows = effects(results)
     report = {"settings": vars(args), "wall_seconds": time.time() - started, "spread": SPREAD,
               "runs": results, "arms": arm_table(results), "effects": effect_rows}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
+    write_results(args.json, report, module="bench.ablation", argv=argv)
     print(markdown(effect_rows))
 
 

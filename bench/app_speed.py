@@ -18,7 +18,6 @@
     python -m bench.app_speed --samples 2000 --epochs 5 --repeats 2   # quick check
 """
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from bench.results_io import write_results
 from scn import lock, runs
 from scn.classes import CLASS_NAMES
 from scn.store import RunReader, RunWriter
@@ -188,7 +188,7 @@ def main() -> None:
         if args.demo:
             results["demo"] = bench_demo(tmp / "demo-runs")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_results(args.json, results, module="bench.app_speed")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ one thread). Median milliseconds per batch over `--repeats`.
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.results_io import write_results
 from scn.decoded import DiskImages
 
 
@@ -66,14 +66,13 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    report = {"command": " ".join(["python -m bench.batch_gather", *(sys.argv[1:] if argv is None else argv)]),
-              "threads": torch.get_num_threads(),
+    report = {"threads": torch.get_num_threads(),
               "images": args.images, "size": args.size, "batch": args.batch, "repeats": args.repeats,
               **measure(images=args.images, size=args.size, batch=args.batch, repeats=args.repeats)}
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(report, indent=1))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        write_results(args.json, report, module="bench.batch_gather", argv=argv)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.results_io import write_results
 from scn.classes import CLASS_NAMES, class_index
 from scn.formats import affectnet
 
@@ -323,7 +324,8 @@ def main(argv=None) -> dict:
     def report(message: str, results: dict) -> None:
         print(message, flush=True)
         if args.json:
-            Path(args.json).write_text(json.dumps({**results, "complete": False, "settings": settings}, indent=2))
+            write_results(args.json, {**results, "complete": False, "settings": settings},
+                          module="bench.decoded_cache", argv=argv)
 
     try:
         results = measure(train=args.train, test=args.test, pool=args.pool, photo_size=args.photo_size,
@@ -342,7 +344,7 @@ def main(argv=None) -> dict:
     results["machine"] = {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
     print(json.dumps(results, indent=1))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        write_results(args.json, results, module="bench.decoded_cache", argv=argv)
     return results
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.results_io import write_results
 from scn.align import TEMPLATE, similarity
 from scn.classes import CLASS_NAMES
 from scn.faces import MIN_PROBABILITY, Box, crop, detect_faces, square_box
@@ -209,7 +210,6 @@ def main() -> None:
         d["score"] for name, photo in photos.items() for d in detections["mtcnn"][name]
         if match([d], photo)[0])
     result = {
-        "command": "python -m bench.face_detection",
         "photos": {name: {k: photo[k] for k in ("package", "version", "path", "license")} | {
             "size": list(images[name].size), "faces": len(photo["faces"])} for name, photo in photos.items()},
         "match_rule": "detection centre inside the annotated box, side within 0.5-2x, one detection per face; "
@@ -223,8 +223,7 @@ def main() -> None:
         "mtcnn_lowest_scores_of_faces": [round(s, 4) for s in found_scores[:5]],
         "template": template_check(args.synth),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_results(args.out, result, module="bench.face_detection")
     if args.crops:
         save_crops(haar["false_positive_boxes"], paths, args.crops, "haar")
         save_crops(score(photos, detections["mtcnn"], min_probability=0.0)["false_positive_boxes"], paths,

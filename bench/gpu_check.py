@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results_io import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
 CEILING_SHARE = 0.70
 OFFICIAL_SPEEDUP = 2.5
@@ -141,7 +143,7 @@ def gpu_check(*, toy: bool, out: Path, budget_s: float, python: str = sys.execut
 
     def save():
         report["check"] = check(report, scale=scale)
-        out.write_text(json.dumps(report, indent=1) + "\n")
+        write_results(out, report, module="bench.gpu_check", argv=[])
 
     budget = Budget(budget_s)
     work = Path(tempfile.mkdtemp(prefix="gpu_check-"))

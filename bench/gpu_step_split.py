@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from bench.results_io import write_results
 from scn import pipeline
 from scn.config import make_config
 from scn.store import RunWriter
@@ -98,7 +99,7 @@ def main(argv=None) -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "table"}))
     print(result["table"])
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        write_results(args.json, result, module="bench.gpu_step_split", argv=argv)
 
 
 if __name__ == "__main__":

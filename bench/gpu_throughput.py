@@ -1,4 +1,4 @@
-"""Training speed on a GPU against its ceiling, at RAF-DB size (issue 15). `bench/gpu_check.sh`
+"""Training speed on a GPU against its ceiling, at RAF-DB size. `bench/gpu_check.sh`
 runs it with the CUDA tests and the benchmark's generation; it runs alone too:
 
     python -m scn synth --out /tmp/rafdb --train 12271 --test 3068
@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 import torchvision
 from torchvision.transforms import v2
 
+from bench.results_io import write_results
 from bench.train_throughput import optimizer_step
 from scn.augment import NOISE_STD
 from scn.config import IMAGENET_MEAN, IMAGENET_STD, make_config
@@ -194,15 +194,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--extra", help="a JSON file merged into the report (gpu_check.sh: tests, timings)")
     parser.add_argument("--json", required=True, help="write the report here (rewritten after each measurement)")
     args = parser.parse_args(argv)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"command": "python -m bench.gpu_throughput " + " ".join(sys.argv[1:] if argv is None else argv),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    report = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
     if args.extra:
         report |= json.loads(Path(args.extra).read_text())
 
     def save():
-        out.write_text(json.dumps(report, indent=2))
+        write_results(args.json, report, module="bench.gpu_throughput", argv=argv)
 
     measure(data=Path(args.data), sizes=args.sizes, batches=args.batches, device=torch.device(args.device),
             steps=args.steps, warmup=args.warmup, workers=args.workers, report=report, save=save)

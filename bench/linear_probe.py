@@ -13,20 +13,19 @@ images. Three starts:
   and `dlib-face-random`, the same network with random weights. It needs 112 px or more.
 
     python -m bench.linear_probe --starts random synth-face expression   # the ResNet-18 starts, 64 px
-    python -m bench.linear_probe --starts dlib-face dlib-face-random --image-size 112 \
+    python -m bench.linear_probe --starts dlib-face dlib-face-random --image-size 150 \
         --json bench/results/linear_probe_dlib_face.json                # the real-face start
     python -m bench.linear_probe --train 60 --test 21 --expression-train 60 --expression-epochs 1 \\
         --runs-dir /tmp/probe --json /tmp/probe.json        # toy scale (tests/test_bench.py)
 """
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from bench.results_io import write_results
 from bench.noise_robustness import ensure_trained
 from scn import augment
 from scn.config import DLIB_FACE, DLIB_MEAN, DLIB_STD, IMAGENET_MEAN, IMAGENET_STD, SYNTH_FACE
@@ -118,13 +117,11 @@ def main(argv=None) -> int:
     for name, scores in results.items():
         print(f"{name:10} linear probe: test accuracy {scores['test_accuracy']:.1%}, "
               f"mean class recall {scores['mean_class_recall']:.1%}")
-    out = {"command": "python -m bench.linear_probe " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "settings": {k: getattr(args, k) for k in ("train", "test", "image_size", "expression_train",
+    out = {"settings": {k: getattr(args, k) for k in ("train", "test", "image_size", "expression_train",
                                                       "expression_epochs")},
            "majority_share": float(counts.max() / counts.sum()), **extra,
            "results": results, "seconds": time.time() - started}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=1))
+    write_results(args.json, out, module="bench.linear_probe", argv=argv)
     print(f"wrote {args.json}")
     return 0
 

@@ -11,7 +11,6 @@ the same rate (scn.synth.noise, as `scn synth` would with those models and the s
 Markdown table and writes bench/results/noise_models.json.
 """
 import argparse
-import json
 import resource
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.results_io import write_results
 from scn.classes import CLASS_NAMES
 from scn.metrics import auroc
 from scn.synth import generate_dataset
@@ -88,24 +88,20 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     if args.groundtruth:
         truth = pd.read_csv(args.groundtruth, keep_default_na=False)
-        command = f"python -m bench.noise_models --groundtruth {args.groundtruth}"
     else:
         with tempfile.TemporaryDirectory() as scratch:
             out = generate_dataset(Path(scratch) / "synth", train=args.train, test=0, size=args.size,
                                    noise=args.noise, noise_model=args.noise_model, seed=args.seed,
                                    workers=args.workers, progress=False)
             truth = pd.read_csv(out / "groundtruth.csv", keep_default_na=False)
-        command = (f"python -m bench.noise_models --train {args.train} --size {args.size} --noise {args.noise} "
-                   f"--noise-model {args.noise_model} --seed {args.seed}")
     # CPU seconds of this process and its render workers: what the run costs on idle cores, where
     # the wall time also counts whatever else the machine is doing.
     cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    result = report(truth, seed=args.seed) | {"command": command, "seconds": round(time.perf_counter() - start, 1),
+    result = report(truth, seed=args.seed) | {"seconds": round(time.perf_counter() - start, 1),
                                               "cpu_seconds": round(cpu, 1)}
     print(markdown(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_results(args.out, result, module="bench.noise_models", argv=argv)
     print(f"wrote {args.out} ({result['seconds']} s wall, {result['cpu_seconds']} CPU s)")
     return 0
 

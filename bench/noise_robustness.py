@@ -1,4 +1,4 @@
-"""Does SCN beat the baseline under label noise? The grid of DESIGN §2 / issue "reproduction report".
+"""Does SCN beat the baseline under label noise? The grid of noise levels, ablations and sensitivity runs.
 
 Trains the baseline and SCN at each noise level (SCN's flip protocol on the built-in benchmark with
 RAF-DB's class balance), and at the highest level each ablation (without attention weighting,
@@ -9,7 +9,7 @@ the synth-face backbone). With --sensitivity it also trains SCN variants of rela
 and first relabel epoch at the lowest and highest noise levels. Finished runs are kept in
 --runs-dir and skipped on a rerun, so an interrupted grid continues where it stopped.
 
-    python -m bench.noise_robustness                  # the README's grid, 68 min on 2 cores
+    python -m bench.noise_robustness                  # the grid from an expression-labelled start
     python -m bench.noise_robustness --sensitivity scn_scope_all scn_margin2_0.1 scn_margin2_0.4 \\
         scn_relabel_from_2 scn_relabel_from_9   # the grid plus 10 sensitivity runs, +19 min
     python -m bench.noise_robustness --synth-face --alpha-normalize --margin2 0.7 --train 4000 --relabel-epoch 6 \\
@@ -23,7 +23,6 @@ and first relabel epoch at the lowest and highest noise levels. Finished runs ar
 Writes the per-run results and the mean ± std table to --json, and a plot to --plot.
 """
 import argparse
-import json
 import shutil
 import subprocess
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.results_io import write_results
 from scn import runs
 from scn.metrics import run_scores
 from scn.store import RunNotFoundError, RunReader, checkpoint_path
@@ -116,7 +116,7 @@ def pretrained_backbone(args) -> Path:
     """The grid's starting weights: a baseline trained once on a separate, clean set of the built-in
     benchmark (other identities: another data seed). It stands in for the paper's MS-Celeb face
     pretraining, which cannot be downloaded here; without it, models trained from scratch at a
-    scale these cores can afford are too weak for relabeling to mean anything (see the README)."""
+    scale these cores can afford are too weak for relabeling to mean anything (docs/results.md)."""
     from scn.synth import default_dataset
 
     data = default_dataset(train=args.pretrain_train, test=args.test, seed=args.data_seed + 1, progress=False)
@@ -151,8 +151,8 @@ def run_job(job: dict, data: Path, args) -> dict:
 
 
 def accuracies(epochs) -> dict:
-    """A run's test accuracy at its last epoch and at its best validation epoch (the two ways the
-    README reports every run), and its training time."""
+    """A run's test accuracy at its last epoch and at its best validation epoch (the two ways
+    docs/results.md reports every run), and its training time."""
     best_row = epochs.loc[epochs["val_accuracy"].idxmax()]
     return {"last_test_accuracy": float(epochs["test_accuracy"].iloc[-1]),
             "best_val_epoch": int(best_row["epoch"]),
@@ -290,8 +290,7 @@ def main(argv=None) -> None:
         epochs = RunReader(pretrain_dir).epoch_metrics()
         report["pretrain"] = {"run": pretrain_dir.name, "train_seconds": float(epochs["seconds"].sum()),
                               "test_accuracy": float(epochs["test_accuracy"].iloc[-1])}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
+    write_results(args.json, report, module="bench.noise_robustness", argv=argv)
     if args.plot:
         plot(rows, Path(args.plot))
     print(markdown(rows))

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.results_io import write_results
+
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +197,7 @@ def main(argv=None) -> dict | None:
         raise SystemExit(2)
     print(json.dumps(result))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        write_results(args.json, result, module="bench.official_loop", argv=argv)
     return result
 
 

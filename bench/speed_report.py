@@ -8,10 +8,10 @@ at RAF-DB scale, and predict + Grad-CAM latency on a 12-megapixel photo.
 Each row names the script that measures it alone, for a closer look.
 """
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
+from bench.results_io import write_results
 from bench import app_speed, predict_latency, store_queries, train_throughput
 
 
@@ -78,8 +78,7 @@ def main(argv=None) -> None:
     rows, machine = rows_from(results)
     table = markdown(rows, machine)
     print(table)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results | {"table": table}, indent=2, default=str))
+    write_results(args.json, results | {"table": table}, module="bench.speed_report", argv=argv)
 
 
 if __name__ == "__main__":

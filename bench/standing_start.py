@@ -21,21 +21,20 @@ Groups of runs on the built-in benchmark, each its own `python -m scn train` pro
 Every run's collapse warnings (scn.collapse) are recorded beside its accuracy. Finished runs are
 kept in --runs-dir and skipped on a rerun.
 
-    python -m bench.standing_start                       # every part (the README's figures)
+    python -m bench.standing_start                       # every part (the figures in docs/results.md)
     python -m bench.standing_start --part demo --seeds 0 1 2
     python -m bench.standing_start --train 60 --test 21 --image-size 32 --epochs 2 --relabel-epoch 2 \\
         --demo-train 60 --demo-test 21 --demo-epochs 2 --demo-relabel-epoch 2 \\
         --seeds 0 --runs-dir /tmp/ss --json /tmp/ss.json      # toy scale (tests/test_bench.py)
 """
 import argparse
-import json
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from bench.results_io import write_results
 from bench.noise_robustness import accuracies, ensure_trained
 from scn.metrics import run_scores
 from scn.runs import DEMO_DATA, DEMO_RUNS, train_command
@@ -187,11 +186,9 @@ def main(argv=None) -> int:
               f"warnings in {row['runs_with_warnings']}/{len(row['seeds'])} runs {row['warning_kinds']}")
     settings = {f"{prefix}{k}": getattr(args, f"{prefix}{k}") for prefix in ("", "demo_") for k in DEMO_SIZE}
     settings["image_size"] = args.image_size
-    out = {"command": "python -m bench.standing_start " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "settings": settings | {"threads_per_run": 1, "parallel": args.parallel},
+    out = {"settings": settings | {"threads_per_run": 1, "parallel": args.parallel},
            "wall_seconds": time.time() - started, "table": rows, "runs": results}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=1))
+    write_results(args.json, out, module="bench.standing_start", argv=argv)
     print(f"wrote {args.json}")
     return 0
 

@@ -8,7 +8,6 @@ the test set's per-sample predictions), then times the reads the pages make.
     python -m bench.store_queries --samples 5000 --epochs 3 --repeats 3   # quick check
 """
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.results_io import write_results
 from scn.labels import RelabelEvent
 from scn.store import RunReader, RunWriter
 
@@ -98,7 +98,7 @@ def main() -> None:
     for key, value in results.items():
         print(f"{key:>30}: {value:.1f}" if isinstance(value, float) else f"{key:>30}: {value}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_results(args.json, results, module="bench.store_queries")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,12 @@ blend, and each degradation, from the benchmark's ground truth.
     python -m bench.synth_calibration --train 60 --test 21 --image-size 32 --epochs 1   # smoke
 """
 import argparse
-import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench.results_io import write_results
 from bench.relabel_quality import predict_probs
 from scn.classes import CLASS_NAMES
 from scn.config import make_config
@@ -86,8 +85,7 @@ def main(argv=None) -> None:
     report = {"scale": vars(args), "test_accuracy": float(truth["correct"].mean()),
               "confusion": confusion.tolist(), "class_names": list(CLASS_NAMES),
               "most_confused_pairs": confused_pairs(confusion), "by_slice": difficulty_table(truth)}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
+    write_results(args.json, report, module="bench.synth_calibration", argv=argv)
     print(f"test accuracy {report['test_accuracy']:.1%} on {len(truth)} images")
     print(pd.DataFrame(confusion, index=CLASS_NAMES, columns=[c[:5] for c in CLASS_NAMES]).to_string())
     for pair in report["most_confused_pairs"]:

@@ -1,9 +1,10 @@
 """How fast the built-in benchmark renders: RAF-DB size (12,271 train + 3,068 test at 100x100).
 
     python -m bench.synth_speed [--train 12271] [--test 3068] [--size 100] [--workers N]
+        [--json bench/results/synth_speed.json]
 
-Prints images/s and seconds for the whole generation (rendering, JPEG encoding, writing files and
-labels), into a temporary folder that is deleted afterwards. It also prints the CPU seconds of this
+Times the whole generation (rendering, JPEG encoding, writing files and labels) into a temporary
+folder that is deleted afterwards, and records images/s, wall seconds and the CPU seconds of this
 process and its workers: on a shared machine the wall time depends on the other load, while CPU
 seconds / workers is what the same run takes on otherwise idle cores.
 """
@@ -14,17 +15,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results_io import write_results
 from scn.synth import generate_dataset
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=12271)
     parser.add_argument("--test", type=int, default=3068)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--json", default="bench/results/synth_speed.json")
+    args = parser.parse_args(argv)
     workers = args.workers or len(os.sched_getaffinity(0))
+    load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory() as scratch:
         start = time.perf_counter()
         generate_dataset(Path(scratch) / "synth", train=args.train, test=args.test, size=args.size,
@@ -35,6 +39,14 @@ def main() -> int:
               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     print(f"{total} images at {args.size}px with {workers} workers: {seconds:.1f} s wall, "
           f"{total / seconds:.0f} images/s; {cpu:.1f} CPU s ({cpu / workers:.1f} s per worker)")
+    write_results(args.json, {"images": total, "train": args.train, "test": args.test, "size": args.size,
+                              "workers": workers, "wall_seconds": round(seconds, 1),
+                              "images_per_s": round(total / seconds, 1), "cpu_seconds": round(cpu, 1),
+                              "cpu_seconds_per_worker": round(cpu / workers, 1),
+                              "machine": {"cpus": os.cpu_count(),
+                                          "load_average_before": load_before,
+                                          "load_average_after": list(os.getloadavg())}},
+                  module="bench.synth_speed", argv=argv)
     return 0
 
 

@@ -26,6 +26,7 @@ import torchvision
 from PIL import Image
 from torchvision.transforms import v2
 
+from bench.results_io import write_results
 from scn.config import IMAGENET_MEAN, IMAGENET_STD, make_config
 from scn.device import autocast, cpu_has_native_bf16
 from scn.store import RunWriter
@@ -192,7 +193,7 @@ def main() -> None:
             print(f"  {key:>30}: {shown}")
     print(json.dumps(results["machine"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        write_results(args.json, results, module="bench.train_throughput")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Collapse guards: the ways an SCN run fails without crashing, detected at the end of each epoch.
 
-From random weights SCN can collapse (DESIGN §7): weighted cross-entropy `CE(alpha * logits)` is
+From random weights SCN can collapse: weighted cross-entropy `CE(alpha * logits)` is
 lowered by shrinking alpha as long as the unscaled loss is above log K, and rank regularization only
 asks the high group to beat the low group by margin_1, so alpha can sink toward 0 together, or sit
 near 1 with no spread; a model still weak and biased toward the majority class then relabels many
@@ -8,7 +8,7 @@ training labels, mostly into that class, and ends up predicting one class. Each 
 looks for one symptom and returns a `CollapseWarning` (or None); the trainer records them in the
 run store's `warnings` table and its log, and the app shows them as a banner.
 
-Thresholds (named constants below), set from the runs of `bench.standing_start` (README Results):
+Thresholds (named constants below), set from the runs of `bench.standing_start` (docs/results.md):
 - in the second half of the run, one class takes at least `DOMINANT_SHARE` of the validation
   predictions (the epoch's training predictions for a run without a validation split: the test
   split only reports) and at least `DOMINANT_RATIO` times its share of the validation labels (RAF-DB's

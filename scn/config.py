@@ -1,4 +1,4 @@
-"""Training configuration: the one schema of every training option, and the two presets of DESIGN §2.
+"""Training configuration: the one schema of every training option, and its two presets.
 
 Each option is a `TrainConfig` field whose metadata gives its command-line flag, help text, group
 and allowed values. The trainer's argument parser (`add_arguments`), the argv that the app and the

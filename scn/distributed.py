@@ -8,7 +8,7 @@ initialised (NCCL on CUDA, gloo on the CPU). Under torchrun this holds for one p
 the gathers) and checks a machine's NCCL before a many-GPU launch. A plain `python -m scn train`
 gets a single-process `Ranks` whose collectives return their input, so the trainer has one code path.
 
-SCN's two rules under data parallelism (DESIGN §7): the high/low split and rank regularization are
+SCN's two rules under data parallelism: the high/low split and rank regularization are
 taken over the global batch (`gather` carries alpha's gradient back to the rank that computed it),
 and relabel decisions are gathered so that every rank applies the same ones to its copy of the
 labels. Every rank draws the same seeded permutation and takes a contiguous slice of each global

@@ -1,5 +1,5 @@
 """The `synth-face` backbone: a ResNet-18 trained to tell synthetic people apart, with no
-expression label, as SCN's MS-Celeb-1M face-recognition start was (DESIGN §7).
+expression label, as SCN's MS-Celeb-1M face-recognition start was.
 
     from scn.pretrain import ensure_backbone
     path = ensure_backbone()      # built once into the cache, then reused

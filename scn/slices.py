@@ -18,7 +18,7 @@ from scn.metrics import truth_table
 
 # Dimension -> (ground-truth column, bin edges, bin labels); the edges follow the generator's
 # ranges (scn/synth: SKIN_TONES luminance 66-212, brightness 0.75-1.12, |yaw| up to 22 degrees) and
-# the intensity bands of the README's calibration table.
+# the intensity bands of the calibration table in docs/results.md.
 BINNED = {
     "skin tone": ("skin_luminance", [0, 100, 140, 180, 256],
                   ["luminance < 100", "100–140", "140–180", "≥ 180"]),

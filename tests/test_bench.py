@@ -1,6 +1,6 @@
-"""Every benchmark script runs end to end at toy scale, so the README's commands keep working.
+"""Every benchmark script runs end to end at toy scale, so the commands in docs/results.md keep working.
 
-The figures themselves come from full-scale runs (see the README); nothing here asserts a speed.
+The figures themselves come from full-scale runs (docs/results.md); nothing here asserts a speed.
 """
 import argparse
 import json
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from bench import (ablation, batch_gather, gpu_step_split, gpu_throughput, linear_probe, noise_models,
-                   noise_robustness, precision_accuracy, predict_latency, realism, relabel_quality, speed_report,
-                   standing_start, store_queries, synth_calibration, train_throughput)
+                   noise_robustness, precision_accuracy, predict_latency, realism, relabel_quality, results_io,
+                   speed_report, standing_start, store_queries, synth_calibration, synth_speed, train_throughput)
 from scn import runs
 from scn.classes import CLASS_NAMES
 from scn.synth.expressions import ACTION_UNITS
@@ -320,7 +320,7 @@ def test_realism_report_at_toy_size(tmp_path, capsys):
     assert set(report["action_units_alone"]["by_action_unit"]) >= {"AU4", "AU6", "AU9", "AU15", "AU26"}
     assert report["real_photos"][0]["photo"] == "grace_hopper.jpg" and report["real_photos"][0]["top"] == "neutral"
     reachable = report["reachable_by_action_units"]
-    assert list(reachable) == list(CLASS_NAMES)
+    assert sorted(reachable) == sorted(CLASS_NAMES)  # results files sort their keys
     assert all(0.0 <= row["best_mean_probability"] <= 1.0 for row in reachable.values())
     assert sheet.stat().st_size > 0
     assert "| **overall** |" in capsys.readouterr().out
@@ -366,3 +366,27 @@ def test_predict_latency_writes_its_json(tmp_path):
     predict_latency.main(["--image-size", "64", "--repeats", "1", "--json", str(tmp_path / "latency.json")])
     stages = json.loads((tmp_path / "latency.json").read_text())["stages_ms"]
     assert all(ms["median"] > 0 for ms in stages.values()) and len(stages) >= 3
+
+
+def test_results_are_written_with_sorted_keys_a_trailing_newline_the_command_and_versions(tmp_path):
+    out = results_io.write_results(tmp_path / "deep" / "r.json", {"zeta": 1, "alpha": {"b": 2, "a": 1}},
+                                   module="bench.example", argv=["--size", "64", "--json", "a b.json"])
+    text = out.read_text()
+    record = json.loads(text)
+    assert text.endswith("}\n") and list(record) == sorted(record) and list(record["alpha"]) == ["a", "b"]
+    assert record["command"] == "python -m bench.example --size 64 --json 'a b.json'"
+    assert {"python", "torch", "numpy"} <= set(record["versions"])
+
+
+def test_a_command_the_script_records_itself_is_kept(tmp_path):
+    out = results_io.write_results(tmp_path / "r.json", {"command": "bash bench/gpu_check.sh"}, module="bench.x", argv=[])
+    assert json.loads(out.read_text())["command"] == "bash bench/gpu_check.sh"
+
+
+def test_synth_speed_writes_its_json(tmp_path, cache):
+    out = tmp_path / "speed.json"
+    assert synth_speed.main(["--train", "6", "--test", "2", "--size", "32", "--workers", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert (result["images"], result["workers"]) == (8, 1)
+    assert result["wall_seconds"] > 0 and result["cpu_seconds"] > 0
+    assert result["command"].startswith("python -m bench.synth_speed --train 6")

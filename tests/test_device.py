@@ -1,5 +1,5 @@
 """Device and precision choices. The CUDA tests run only where PyTorch sees a GPU (CI has none; they
-were run on a lent GPU machine, see the README); the CPU-side messages are checked everywhere."""
+were run on a lent GPU machine, see docs/gpu.md); the CPU-side messages are checked everywhere."""
 import math
 
 import pytest
