@@ -31,9 +31,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.results_io import write_results
-
 import torch
+
+from bench.results_io import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "official-scn"
