@@ -3,7 +3,7 @@ import time
 
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import analysis, charts
 
 ui.page("Training")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import analysis, charts, metrics, review, thumbnails
 from scn.export import sample_csv
 

@@ -4,7 +4,7 @@ the options on which the runs differ."""
 import pandas as pd
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import charts
 from scn.config import config_diff
 from scn.store import list_runs, runs_root

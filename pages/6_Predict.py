@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-import studio_ui as ui
+from studio import ui
 from scn import charts
 from scn.checkpoint import CheckpointError, load_model
 from scn.faces import DETECTORS, Box, DetectorUnavailableError, draw_boxes, zoom

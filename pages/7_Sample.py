@@ -5,7 +5,7 @@ table and the confusion drill-down link here."""
 import pandas as pd
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import charts
 
 SPLITS = {"train": "training image", "test": "test image"}

@@ -3,7 +3,7 @@ tone, lighting, occluder, head pose and expression intensity, from the ground tr
 generator recorded (scn.slices)."""
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import charts, slices
 from scn.store import RunReader
 

@@ -420,7 +420,7 @@ def test_run_guard_turns_a_vanished_folder_into_a_message(finished_runs):
 
         import streamlit as st
 
-        import studio_ui as ui
+        from studio import ui
         from scn.store import RunReader, runs_root
         reader = RunReader(runs_root() / "20260101-120000-scn")
         shutil.rmtree(reader.run_dir)
@@ -513,7 +513,7 @@ def test_the_home_page_has_a_title_and_the_pages_keep_their_addresses(empty_root
     def script():
         import streamlit as st
 
-        import studio_ui as ui
+        from studio import ui
         for page in ui.app_pages():
             st.text(f"{page.title}|{page.url_path}")
 

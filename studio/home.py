@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-import studio_ui as ui
+from studio import ui
 from scn import runs
 from scn.config import option_argv, option_specs
 from scn.data import check_dataset

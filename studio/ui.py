@@ -16,7 +16,8 @@ from scn.lock import RunLockedError
 from scn.store import DB_NAME, RunDamagedError, RunNotFoundError, RunReader, list_runs, runs_root
 from scn.synth.noise import AMBIGUOUS
 
-ROOT = Path(__file__).resolve().parent
+# The repository root: app.py and pages/ are beside this package.
+ROOT = Path(__file__).resolve().parent.parent
 # Live views of a run with a live trainer rerun this often: a newly written epoch shows within
 # REFRESH_SECONDS plus a render. Views of runs without one (finished, stopped) change only when
 # someone resumes them, so they look again less often and spare a CPU that may be training.
@@ -31,8 +32,8 @@ STATE_COLORS = {"created": "gray", "starting": "orange", "running": "green", "fi
 
 
 def home_page() -> st.Page:
-    """The home page (home.py: the runs and the new-run form), the app's default page at /."""
-    return st.Page(ROOT / "home.py", title="Home", icon=":material/home:", default=True)
+    """The home page (studio/home.py: the runs and the new-run form), the app's default page at /."""
+    return st.Page(ROOT / "studio" / "home.py", title="Home", icon=":material/home:", default=True)
 
 
 def app_pages() -> list:
