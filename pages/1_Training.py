@@ -12,7 +12,7 @@ reader = ui.pick_run()
 
 def live() -> None:
     with ui.run_guard(reader):
-        status = ui.status_panel(reader, key="training")
+        status = ui.status_panel(reader)
         if status["state"] == "damaged":
             return
         ui.collapse_banner(reader)
@@ -28,8 +28,9 @@ def live() -> None:
         st.progress(done, text=f"{epoch} of {total} epochs done ({done:.0%}){eta}")
         if not len(steps):
             st.info("No training steps logged yet: the trainer is starting (building the dataset "
-                    "cache, on first use the synth-face backbone, and the model). Its log so far:")
-            st.code(reader.log_tail(lines=12) or "(empty)", language="text")
+                    "cache, on first use the synth-face backbone, and the model).")
+            if tail := reader.log_tail(lines=12):
+                st.code(tail, language="text")
             return
         last_epoch = epochs.iloc[-1] if len(epochs) else None
         metrics = st.columns(4)
@@ -55,4 +56,5 @@ def live() -> None:
 
 
 if reader is not None:
+    ui.run_controls(reader, key="training")
     ui.live(live, readers=[reader])

@@ -68,14 +68,42 @@ def overview(class_names: list, truth: pd.DataFrame | None) -> None:
             "clean_broken": "clean labels broken", "wrong_labels": "labels wrong after the epoch"})
 
 
+def reviewed() -> None:
+    """After a review, the table starts with nothing selected: the next action must not act on
+    the rows the last one did."""
+    st.session_state["relabel_reviews"] = st.session_state.get("relabel_reviews", 0) + 1
+    st.session_state.pop("confirm_all_shown", None)
+
+
 def record_event_reviews(event_ids: list, decision: str) -> None:
     reader.write_reviews(event_ids=event_ids, decision=decision)
+    reviewed()
     ui.flash(f"Marked {len(event_ids)} relabel(s) as {decision}ed.")
 
 
 def record_image_reviews(labels: dict, decision: str) -> None:
     reader.write_image_reviews(labels=labels, decision=decision)
+    reviewed()
     ui.flash(f"Reviewed {len(labels)} image(s): {decision}.")
+
+
+def ask_all_shown(decision: str, event_ids: list) -> None:
+    st.session_state["confirm_all_shown"] = (decision, event_ids)
+
+
+def cancel_all_shown() -> None:
+    st.session_state.pop("confirm_all_shown", None)
+
+
+# Opened from session state, as the home page's delete dialog, so it survives its own buttons' reruns.
+@st.dialog("Review every event shown?", on_dismiss=cancel_all_shown)
+def confirm_all_shown(decision: str, event_ids: list) -> None:
+    st.markdown(f"This marks **{len(event_ids)}** relabel(s) as {decision}ed: every event the filters "
+                "match, on every page of the table, not only the rows on screen.")
+    yes, no = st.columns(2)
+    yes.button(f"{decision.capitalize()} {len(event_ids)}", type="primary", key="all_shown_confirmed",
+               on_click=record_event_reviews, args=(event_ids, decision))
+    no.button("Cancel", key="all_shown_cancelled", on_click=cancel_all_shown)
 
 
 def event_table(shown: pd.DataFrame, class_names: list, truth, names: pd.Series) -> pd.DataFrame:
@@ -152,10 +180,12 @@ def review_controls(selected: pd.DataFrame, events: pd.DataFrame, class_names: l
                       disabled=not ids, key="accept_selected")
     columns[1].button(f"Revert {len(ids)} selected", on_click=record_event_reviews, args=(ids, "revert"),
                       disabled=not ids, key="revert_selected")
-    columns[2].button(f"Accept all {len(shown)} shown", on_click=record_event_reviews, args=(shown, "accept"),
+    columns[2].button(f"Accept all {len(shown)} shown…", on_click=ask_all_shown, args=("accept", shown),
                       disabled=not shown, key="accept_shown", help="Every event the filters match, on every page")
-    columns[3].button(f"Revert all {len(shown)} shown", on_click=record_event_reviews, args=(shown, "revert"),
+    columns[3].button(f"Revert all {len(shown)} shown…", on_click=ask_all_shown, args=("revert", shown),
                       disabled=not shown, key="revert_shown", help="Every event the filters match, on every page")
+    if pending := st.session_state.get("confirm_all_shown"):
+        confirm_all_shown(*pending)
 
     st.markdown("**Review images**: the final label of the selected events' images, whatever "
                 "relabels led to it.")
@@ -212,7 +242,9 @@ def events_view(class_names: list, truth: pd.DataFrame | None) -> None:
         table = event_table(shown, class_names, truth, ui.sample_names(reader))
         # Keyed by the rows it shows: another page or filter starts with nothing selected, instead
         # of the same row numbers now pointing at other events.
-        key = "relabel_table_" + hashlib.sha1(shown["id"].to_numpy().tobytes()).hexdigest()[:12]
+        # And by the reviews made, so that a review clears the selection it acted on.
+        key = (f"relabel_table_{st.session_state.get('relabel_reviews', 0)}_"
+               + hashlib.sha1(shown["id"].to_numpy().tobytes()).hexdigest()[:12])
         picked = st.dataframe(table, hide_index=True, width="stretch", row_height=56, key=key,
                               on_select="rerun", selection_mode="multi-row", column_config={
                                   "image": st.column_config.ImageColumn("image", width="small"),

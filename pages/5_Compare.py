@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from studio import ui
-from scn import charts
+from scn import charts, comparison
 from scn.config import config_diff
 from scn.store import list_runs, runs_root
 
@@ -59,6 +59,29 @@ def compare(readers: list, table: pd.DataFrame) -> None:
                                             relabel_epochs=relabel))
 
 
+def verdict(readers: list) -> None:
+    """The comparison card (scn.comparison) of two setups among the chosen runs: runs that differ
+    only in their seed are one setup, so several seeds of each give the difference its spread."""
+    st.subheader("Verdict")
+    configs = {}
+    for reader in readers:
+        with ui.run_guard(reader):
+            configs[reader.name] = reader.config()
+    groups = comparison.setups(configs)
+    if len(groups) < 2:
+        st.info("Choose runs of two setups (e.g. SCN and the baseline, with one or more seeds each) "
+                "for a verdict.")
+        return
+    names = list(groups)
+    left, right = st.columns(2)
+    first = left.selectbox("Setup", names, index=0, key="verdict_first",
+                           format_func=lambda n: f"{n} ({len(groups[n])} run(s))")
+    second = right.selectbox("against", [n for n in names if n != first], index=0, key="verdict_second",
+                             format_func=lambda n: f"{n} ({len(groups[n])} run(s))")
+    by_name = {reader.name: reader for reader in readers}
+    ui.comparison_card({first: [by_name[n] for n in groups[first]], second: [by_name[n] for n in groups[second]]})
+
+
 def differences(readers: list) -> None:
     """The options on which the chosen runs differ (config.json), one column per run."""
     st.subheader("Options that differ")
@@ -87,6 +110,7 @@ else:
     if chosen:
         readers = [r for r in map(ui.open_run, chosen) if r is not None]
         ui.live(compare, readers, table, readers=readers)
+        verdict(readers)
         differences(readers)
     else:
         st.info(f"Choose runs to compare ({len(names)} in {runs_root()}).")

@@ -43,9 +43,25 @@ def checkpoint_predictions(reader: RunReader) -> dict | None:
     return None
 
 
+def groundtruth_pending(reader: RunReader) -> bool:
+    """A starting run on the built-in benchmark: its ground truth comes once the trainer has
+    generated or loaded the benchmark (runs on a dataset folder name it in config.json's `data`)."""
+    return not reader.config().get("data") and reader.status()["state"] in ("created", "starting", "running")
+
+
+def await_groundtruth(reader: RunReader) -> None:
+    if reader.has_groundtruth():
+        st.rerun(scope="app")
+    st.info(f"{reader.name} trains on the built-in benchmark: its ground truth (skin tone, lighting, "
+            "occluder, pose and intensity of every face) is recorded once the trainer has prepared the "
+            "images, and the slices appear here then.")
+
+
 if reader is not None:
     with ui.run_guard(reader):
-        if not reader.has_groundtruth():
+        if not reader.has_groundtruth() and groundtruth_pending(reader):
+            ui.live(await_groundtruth, reader, readers=[reader])
+        elif not reader.has_groundtruth():
             st.info(f"{reader.name} has no ground truth: slices need the built-in benchmark, whose "
                     "generator records each face's skin tone, lighting, occluder, pose and intensity. "
                     "A RAF-DB or ImageFolder dataset does not say how its faces were drawn.")

@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 from studio import ui
-from scn import runs
+from scn import comparison, runs
 from scn.config import option_argv, option_specs
 from scn.data import check_dataset
 from scn.lock import RunLockedError
@@ -143,7 +143,7 @@ def runs_overview() -> None:
 
 def run_panel(reader) -> None:
     with ui.run_guard(reader):
-        ui.status_panel(reader, key="home")
+        ui.status_panel(reader)
         st.page_link("pages/1_Training.py", label="Watch it train", icon=":material/monitoring:")
 
 
@@ -207,9 +207,16 @@ def manage(reader) -> None:
 
 st.subheader("Runs")
 runs_overview()
+if pair := comparison.demo_pair(list_runs()):
+    with st.expander("Demo verdict: SCN against the baseline", expanded=True):
+        readers = {label: ui.open_run(name) for label, name in pair.items()}
+        if all(readers.values()):
+            ui.live(ui.comparison_card, {label: [reader] for label, reader in readers.items()},
+                    readers=list(readers.values()))
 # With no runs, runs_overview has said so; the picker would say it again.
 selected = ui.pick_run(label="Selected run") if len(list_runs()) else None
 if selected is not None:
+    ui.run_controls(selected, key="home")
     ui.live(run_panel, selected, readers=[selected])
     manage(selected)
 

@@ -4,6 +4,7 @@ and the edge states that must read as plain messages."""
 import json
 import os
 import shutil
+import sqlite3
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from scn import analysis, charts, lock, runs
+from scn import analysis, builds, charts, lock, runs
 from scn.config import make_config
 from scn.store import RunReader, RunWriter
 from scn.train import train
@@ -377,7 +378,7 @@ def test_compare_page_overlays_runs(finished_runs):
     assert table["epoch (best val)"].tolist() == best
     assert list(table.columns)[:3] == ["run", "last test acc.", "best test acc."]
     assert list(table.columns)[-1] == "dataset" and not table.isin(["None"]).any().any()
-    differ = at.dataframe[1].value.set_index("option")
+    differ = at.dataframe[2].value.set_index("option")  # after the verdict card's table
     assert list(differ.columns) == ["20260101-120000-scn", "20260101-110000-baseline"]
     assert differ.loc["method"].tolist() == ["scn", "baseline"] and "epochs" not in differ.index
     colors = charts.run_colors(p.name for p in finished_runs["root"].iterdir())
@@ -573,3 +574,47 @@ def test_training_charts_draw_the_run_in_its_colour_and_mark_relabeling(finished
         assert {t["line"]["color"] for t in loss["data"] + accuracy["data"]} == {colors[name]}
         assert accuracy["data"][0]["name"] == "train accuracy (on current labels)"
         assert [s["x0"] for s in accuracy["layout"].get("shapes", [])] == relabel_lines
+
+
+def make_newest(run_dir, *, by: float = 86_400.0) -> None:
+    """Mark `run_dir` as started `by` seconds after every other run (the demo's baseline starts last)."""
+    with sqlite3.connect(run_dir / "run.db") as db:
+        db.execute("UPDATE status SET started = started + ?", (by,))
+
+
+@pytest.mark.parametrize("page", ["app.py"] + [p for p in PAGES if p != "pages/5_Compare.py"])
+def test_every_page_opens_on_the_newest_scn_run_not_the_newest_run(finished_runs, page):
+    make_newest(finished_runs["baseline_dir"])
+    at = render(page)
+    picker = at.selectbox(key="run_picker")
+    assert picker.options[0].startswith("20260101-110000-baseline")
+    assert picker.value == "20260101-120000-scn"
+
+
+def starting_run(root, name: str, config: dict):
+    writer = RunWriter(root / name)
+    writer.write_config(config)
+    writer.set_status("starting", started=1.0, pid=os.getpid())
+    writer.close()
+    return root / name
+
+
+def test_slices_of_a_starting_built_in_run_wait_for_its_ground_truth(empty_root):
+    run_dir = starting_run(empty_root, "starting", {"data": None, "method": "scn", "epochs": 3})
+    with lock_held(run_dir):
+        at = render("pages/8_Slices.py")
+    assert "recorded once the trainer has prepared the images" in texts(at.info)
+    assert "has no ground truth" not in texts(at.info)
+
+
+def test_a_starting_run_shows_the_shared_build_it_waits_for(empty_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCN_STUDIO_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "backbones").mkdir(parents=True)
+    lock_file = tmp_path / "cache" / "backbones" / "synth-face.lock"
+    run_dir = starting_run(empty_root, "waiting", {"data": None, "method": "baseline", "epochs": 3})
+    with lock_held(run_dir), builds.exclusive(lock_file), builds.progress(lock_file, what="the backbone") as line:
+        line("synth-face epoch 3/16: held-out identity accuracy 41.0%")
+        at = render("pages/1_Training.py")
+    assert "Waiting for a shared build" in texts(at.info)
+    assert "synth-face epoch 3/16" in texts(at.code) and "building the backbone" in texts(at.code)
+    assert "(empty)" not in texts(at.code) and "heartbeat" not in texts(at.markdown)
