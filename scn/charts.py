@@ -137,10 +137,15 @@ def sample_history_figure(history: pd.DataFrame, events: pd.DataFrame, *, class_
         if len(known):
             figure.add_scatter(x=known["epoch"], y=known[column].map(names), name=name, mode="lines+markers",
                                line=dict(dash=dash, shape="hv"), row=2, col=1)
-    for event in events.itertuples():
-        for row, text in ((1, f"{names.get(event.old, event.old)} → {names.get(event.new, event.new)}"), (2, None)):
-            figure.add_vline(x=event.epoch, line_dash="dash", line_color="#d62728", row=row, col=1,
-                             annotation_text=text, annotation_position="top left")
+    # One line and one caption per epoch with relabels (an epoch may relabel a sample more than
+    # once), the captions of neighbouring epochs at staggered heights so that they do not overlap.
+    for position, (epoch, group) in enumerate(events.groupby("epoch", sort=True)):
+        for row in (1, 2):
+            figure.add_vline(x=epoch, line_dash="dash", line_color="#d62728", row=row, col=1)
+        text = "<br>".join(f"{names.get(e.old, e.old)} → {names.get(e.new, e.new)}" for e in group.itertuples())
+        figure.add_annotation(x=epoch, y=1.0 - 0.14 * (position % 3), text=text, showarrow=False,
+                              xanchor="left", yanchor="top", font=dict(color="#d62728", size=11),
+                              bgcolor="rgba(255,255,255,0.8)", row=1, col=1)
     figure.update_yaxes(range=[0, 1.05], row=1, col=1)
     figure.update_yaxes(type="category", categoryorder="array", categoryarray=list(class_names),
                         title_text="class", row=2, col=1)

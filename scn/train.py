@@ -220,7 +220,8 @@ def dataset_warnings(train: Split, *, class_names) -> list:
 @torch.no_grad()
 def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> dict:
     """Accuracy, mean loss, confusion matrix (rows: given label, columns: prediction), and each
-    sample's prediction and class probabilities (softmax of the alpha-scaled logits)."""
+    sample's prediction and class probabilities (softmax of the logits before alpha scales them,
+    as scn.predict shows them: alpha > 0 leaves the prediction the same)."""
     model.eval()
     num_classes = len(config.class_names)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
@@ -232,10 +233,11 @@ def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> 
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
-            _, scaled = model(x)
-        scaled = scaled.float().cpu()
+            alpha, logits = model.heads(x)
+        logits = logits.float().cpu()
+        scaled = alpha.float().cpu() * logits
         preds.append(scaled.argmax(1))
-        probs.append(torch.softmax(scaled, dim=1))
+        probs.append(torch.softmax(logits, dim=1))
         loss_sum += F.cross_entropy(scaled, labels, reduction="sum").item()
         confusion += torch.bincount(labels * num_classes + scaled.argmax(1),
                                     minlength=num_classes ** 2).reshape(num_classes, num_classes)

@@ -338,8 +338,16 @@ def test_sample_page_shows_a_training_sample_across_epochs(finished_runs):
     truth = analysis.match_groundtruth(reader.samples("train"), reader.groundtruth()).loc[idx]
     assert f"**Ground truth**: {names[truth['true_label']]}" in texts(at.markdown)
     assert event["id"] in at.dataframe[0].value["id"].tolist()
-    at.number_input(key="sample_idx").set_value(0).run()
-    assert at.query_params["sample"] == "0"  # the URL follows the choice
+    # Found by its image name, whatever its index: the URL follows the choice.
+    samples = reader.samples("train").set_index("name")["idx"]
+    name = next(n for n, i in samples.items() if i != int(n.split(".")[0].rsplit("_", 1)[1]) - 1)
+    at.text_input(key="sample_name").input(name.replace(".jpg", "_aligned.jpg")).run()
+    assert at.query_params["sample"] == str(samples[name]) and at.get("image")[0].proto.imgs[0].caption == name
+    part = name.split(".")[0][:-1]  # part of a name: the matches to choose from
+    at.text_input(key="sample_name").input(part).run()
+    assert at.selectbox(key="sample_match").options == [n for n in samples.index if part in n]
+    at.text_input(key="sample_name").input("no_such_image").run()
+    assert "No image of this set is named like 'no_such_image'" in texts(at.warning)
 
 
 def test_sample_page_shows_a_test_image_with_its_probabilities(finished_runs):

@@ -40,6 +40,19 @@ def test_sample_history_figure_marks_relabels(finished_runs):
     assert f"{names[int(event['old'])]} → {names[int(event['new'])]}" in [a.text for a in figure.layout.annotations]
 
 
+def test_sample_history_relabel_captions_neither_stray_nor_overlap(finished_runs):
+    reader = RunReader(finished_runs["scn_dir"])
+    events = reader.relabels()
+    idx = int(events["idx"].value_counts().index[0])
+    many = pd.concat([events[events["idx"] == idx]] + [events.iloc[:1].assign(idx=idx, epoch=e) for e in (1, 2, 3)])
+    figure = charts.sample_history_figure(reader.sample_history(idx), many, class_names=reader.class_names())
+    captions = [a for a in figure.layout.annotations if a.text and "→" in a.text]
+    assert all(a.text and a.text != "new text" for a in figure.layout.annotations)
+    assert len(captions) == many["epoch"].nunique()  # one per epoch, several relabels on separate lines
+    neighbours = sorted(captions, key=lambda a: a.x)
+    assert all(a.y != b.y for a, b in zip(neighbours, neighbours[1:]))
+
+
 def test_one_run_is_one_colour_told_apart_by_line_style(finished_runs):
     reader = RunReader(finished_runs["scn_dir"])
     steps, epochs = reader.step_metrics(), reader.epoch_metrics()

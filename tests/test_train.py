@@ -338,3 +338,26 @@ def test_the_first_run_from_synth_face_builds_the_backbone(tiny_rafdb, tmp_path,
     assert pretrain.backbone_path().is_file()
     log = (run_dir / "train.log").read_text()
     assert "building the synth-face backbone once" in log and "pretrained weights: synth-face backbone" in log
+
+
+def test_stored_test_probabilities_are_the_classifiers_before_alpha_scales_them():
+    """The Sample page's probabilities and the Predict page's are one quantity: softmax(fc(x))."""
+    from scn.augment import normalize
+    from scn.data import Split
+    from scn.device import resolve_precision
+    from scn.model import SCN
+    from scn.train import evaluate
+
+    torch.manual_seed(0)
+    model = SCN(7, method="scn", alpha_bias=-2.0)  # alpha near 0.12: scaled and unscaled softmax differ
+    images = torch.randint(0, 255, (6, 3, 32, 32), dtype=torch.uint8)
+    split = Split(names=[f"s{i}" for i in range(6)], labels=torch.arange(6) % 7, images=images)
+    config = make_config(image_size=32, channels_last=False)
+    result = evaluate(model, split, config=config, device=torch.device("cpu"),
+                      precision=resolve_precision("fp32", torch.device("cpu")))
+    model.eval()
+    with torch.no_grad():
+        alpha, logits = model.heads(normalize(images, mean=config.mean, std=config.std))
+    assert torch.allclose(result["probs"], torch.softmax(logits, dim=1), atol=1e-5)
+    assert not torch.allclose(result["probs"], torch.softmax(alpha * logits, dim=1), atol=1e-3)
+    assert torch.equal(result["pred"], logits.argmax(1))

@@ -3,8 +3,9 @@
 Faces are found with MTCNN (`--detector haar` for OpenCV's Haar cascades) and aligned on their five
 landmarks to the template the training faces are framed by (`scn.align`). For each face: its box
 (x, y, width, height in the photo's pixels), landmarks and detector probability (MTCNN), the class
-probabilities, the attention weight alpha and its percentile among the run's training samples. With --cam-dir the
-Grad-CAM overlays (top class, last residual block) are written there as PNG files. A photo that
+probabilities (softmax of the classifier's logits before alpha scales them), the attention weight
+alpha and its percentile among the run's training samples, and "unsure" with the reason where alpha
+is near 0 or the Grad-CAM is flat. With --cam-dir the Grad-CAM overlays (top class, last residual block) are written there as PNG files. A photo that
 cannot be read is reported on stderr and the others are still predicted; the exit status is then 2.
 """
 import json
@@ -51,6 +52,7 @@ def _face_record(number: int, face, percentile) -> dict:
         "probabilities": face.probabilities(),
         "alpha": face.alpha,
         "alpha_percentile": percentile,
+        "unsure": face.unsure,
     }
 
 
@@ -67,9 +69,11 @@ def _print_text(record: dict) -> None:
         percentile = face["alpha_percentile"]
         where = ("no training alphas recorded" if percentile is None
                  else f"percentile {percentile:.0f} among training samples")
+        headline = f"{face['top_class']} {face['probabilities'][face['top_class']]:.3f}"
+        if face["unsure"]:
+            headline = f"unsure ({face['unsure']}; best guess {headline})"
         print(f"  face {face['face']}: box x={box['x']} y={box['y']} w={box['w']} h={box['h']}  "
-              f"{face['top_class']} {face['probabilities'][face['top_class']]:.3f}  "
-              f"alpha {face['alpha']:.3f} ({where})")
+              f"{headline}  alpha {face['alpha']:.3f} ({where})")
         print("    " + "  ".join(f"{name} {p:.3f}" for name, p in face["probabilities"].items()))
         if "cam" in face:
             print(f"    Grad-CAM ({face['top_class']}): {face['cam']}")
