@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from scn import augment, distributed, lock, pipeline
 from scn.checkpoint import load_checkpoint, save_checkpoint
-from scn.collapse import check_epoch
+from scn.collapse import check_epoch, one_label
 from scn.config import BUILT_IN_START, TrainConfig, resumed_config
 from scn.data import Split, load_dataset, split_validation
 from scn.decoded import DiskImages
@@ -208,15 +208,6 @@ def prepare_data(config: TrainConfig, *, log=None, progress: bool = False):
     return config, train, val, dataset.test, root
 
 
-def dataset_warnings(train: Split, *, class_names) -> list:
-    """What about the training labels makes a run pointless, in sentences for the log and the app."""
-    present = torch.unique(train.labels).tolist()
-    if len(present) == 1:
-        return [f"every training label is {class_names[present[0]]}: with one class the model can "
-                "only learn to predict it, and SCN has nothing to relabel to"]
-    return []
-
-
 @torch.no_grad()
 def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> dict:
     """Accuracy, mean loss, confusion matrix (rows: given label, columns: prediction), and each
@@ -268,10 +259,11 @@ class Trainer:
         self.config, self.train_split, self.val_split, self.test_split, root = prepare_data(
             config, log=log, progress=progress)
         config = self.config
-        warnings = dataset_warnings(self.train_split, class_names=config.class_names)
-        for warning in warnings:
-            log.warning(warning)
-        writer.set_meta("warnings", warnings)
+        useless = one_label(self.train_split.labels, class_names=config.class_names)
+        if useless is not None:
+            log.warning(useless.message)
+            if checkpoint is None:  # a resumed run has it recorded already
+                writer.log_warnings(0, [useless])
         self.dataset_info = {"description": config.dataset_description, "path": str(root),
                              "format": config.format, "classes": list(config.class_names),
                              "decoded_cache": "disk" if isinstance(self.train_split.images, DiskImages)

@@ -155,13 +155,12 @@ def run_guard(reader: RunReader):
 
 
 def collapse_banner(reader: RunReader) -> None:
-    """One warning per kind of collapse the trainer detected (scn.collapse): in which epochs, the
-    latest figures, what it means and what to try. Nothing when the run is healthy."""
-    table = reader.warnings()
-    for kind, rows in table.groupby("kind", sort=False):
-        epochs = ", ".join(str(e) for e in rows["epoch"])
-        st.warning(f"**{collapse.TITLES.get(kind, kind)}** (epoch {epochs}): {rows['message'].iloc[-1]}.  \n"
-                   f"{collapse.ADVICE.get(kind, '')}", icon=":material/warning:")
+    """One warning per kind the trainer recorded (scn.collapse: a one-class training set, the ways
+    a run collapses): when, the latest figures, what it means and what to try. Nothing when the
+    run is healthy."""
+    for line in collapse.summary(reader.warnings()):
+        st.warning(f"**{line['title']}** ({line['when']}): {line['message']}.  \n"
+                   f"{collapse.ADVICE.get(line['kind'], '')}", icon=":material/warning:")
 
 
 def flash(message: str, *, kind: str = "success") -> None:
@@ -236,9 +235,6 @@ def status_panel(reader: RunReader) -> dict:
     st.markdown(f":{STATE_COLORS.get(state, 'gray')}[**{state}**] · {detail}")
     if state in STARTING and status["alive"]:
         shared_builds()
-    if state != "damaged":
-        for warning in reader.meta("warnings", []):
-            st.warning(f"Warning from the trainer: {warning}.")
     if state == "damaged":
         st.error(f"{status['message']}. Its records cannot be shown; its checkpoints can still be "
                  "used on the Predict page and by `python -m scn eval`.")

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from scn import analysis, builds, charts, lock, runs
-from scn.config import make_config
+from scn import analysis, builds, charts, collapse, lock, runs
+from scn.classes import CLASS_NAMES
+from scn.config import PRESETS, make_config
 from scn.store import RunReader, RunWriter
 from scn.train import train
 from tests.helpers import copy_run, write_ferplus
@@ -131,8 +132,23 @@ def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path
     at.text_input(key="pretrained").input(str(weights)).run()
     at.selectbox(key="synth_noise_model").set_value("annotators").run()
     at.button(key="start_run").click().run()
-    assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] == 0.3
-    assert started["synth_noise_model"] == "annotators"
+    assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] is None
+    assert started["synth_noise_model"] == "annotators" and started["preset"] == "demo"
+
+
+def test_the_new_run_forms_defaults_are_the_demos(empty_root, monkeypatch):
+    """Left as it opens, the form trains SCN as the one-click demo does (but for the demo's one
+    thread on the CPU), and each empty field shows the value it stands for."""
+    started = {}
+    monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.update(options) or 1)
+    at = render()
+    assert at.number_input(key="epochs").proto.placeholder == str(PRESETS["demo"]["epochs"])
+    assert at.number_input(key="margin_2").proto.placeholder == f"{PRESETS['demo']['margin_2']:g}"
+    at.button(key="start_run").click().run()
+    form, demo = make_config(**started), make_config(**runs.DEMO_RUNS["scn"])
+    assert {k for k, v in vars(form).items() if vars(demo)[k] != v} <= {"threads", "device", "preset"}
+    at.selectbox(key="preset").set_value("official").run()
+    assert at.number_input(key="epochs").proto.placeholder == str(PRESETS["official"]["epochs"])
 
 
 @pytest.mark.parametrize("gpus", [0, 4])
@@ -195,10 +211,12 @@ def test_damaged_runs_are_listed_and_explained(finished_runs):
 
 def test_status_panel_shows_the_trainers_warnings(finished_runs):
     writer = RunWriter(finished_runs["scn_dir"])
-    writer.set_meta("warnings", ["every training label is happiness: one class"])
+    writer.log_warnings(0, [collapse.one_label([3, 3], class_names=CLASS_NAMES)])
     writer.close()
-    at = render("pages/1_Training.py")
-    assert "Warning from the trainer: every training label is happiness: one class." in texts(at.warning)
+    for page in ("app.py", "pages/1_Training.py"):
+        at = render(page)
+        assert "**Every training label is one class** (before training): every training label is happiness" \
+            in texts(at.warning)
 
 
 def test_home_form_accepts_a_rafdb_folder(finished_runs):

@@ -280,15 +280,22 @@ def test_bad_pretrained_weights_fail_before_a_run_folder_exists(tiny_rafdb, tmp_
     assert not run_dir.exists()
 
 
-def test_a_one_class_dataset_trains_with_a_warning(tmp_path):
+def test_a_one_class_dataset_trains_with_a_warning_the_app_and_the_cli_show(tmp_path, capsys):
     from tests.helpers import write_rafdb
 
     data = write_rafdb(tmp_path / "one", train=20, test=6, size=32, num_classes=1)
     run_dir = tmp_path / "r"
     assert train(tiny_config(data, epochs=1), run_dir=run_dir, progress=False) == "finished"
-    warnings = RunReader(run_dir).meta("warnings")
-    assert len(warnings) == 1 and "every training label is surprise" in warnings[0]
+    warnings = RunReader(run_dir).warnings()
+    assert warnings[["epoch", "kind"]].values.tolist()[0] == [0, "one_label"]
+    assert "every training label is surprise" in warnings["message"].iloc[0]
+    assert RunReader(run_dir).meta("warnings") is None  # one channel: the warnings table
     assert "WARNING every training label is surprise" in (run_dir / "train.log").read_text()
+    assert main(["runs", "--root", str(tmp_path)]) == 0
+    assert "r: warning: Every training label is one class (before training): every training label is surprise" \
+        in capsys.readouterr().out
+    assert main(["eval", "--run", str(run_dir), "--checkpoint", "last"]) == 0
+    assert "warning from the trainer: Every training label is one class" in capsys.readouterr().err
 
 
 def test_alpha_warmup_trains_plain_cross_entropy_first(tiny_rafdb, tmp_path):

@@ -2,6 +2,7 @@
 checkpoint are reported separately, since choosing a model on the test set overstates accuracy."""
 import sys
 
+from scn.collapse import summary
 from scn.store import RunNotFoundError, RunReader
 
 HELP = "evaluate a run's last and best checkpoints on its test split"
@@ -33,6 +34,10 @@ def run(args) -> int:
         reader = RunReader(args.run)
         if (status := reader.status())["state"] == "damaged":
             print(f"warning: {status['message']}; evaluating from the checkpoints alone", file=sys.stderr)
+        else:
+            for line in summary(reader.warnings()):
+                print(f"warning from the trainer: {line['title']} ({line['when']}): {line['message']}",
+                      file=sys.stderr)
         which = ("last", "best") if args.checkpoint == "both" else (args.checkpoint,)
         loaded = {w: load_model(reader.checkpoint_path(w)) for w in which}
         config = TrainConfig.from_dict(next(iter(loaded.values()))[1]["run_config"])

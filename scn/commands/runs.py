@@ -1,5 +1,7 @@
-"""List the runs under a runs folder with their status, accuracy and tags."""
-from scn.store import list_runs, runs_root
+"""List the runs under a runs folder with their status, accuracy and tags, then the warnings the
+trainers recorded (a one-class training set, a collapsed run: scn.collapse)."""
+from scn.collapse import summary
+from scn.store import RunReader, list_runs, runs_root
 
 HELP = "list runs"
 
@@ -38,7 +40,10 @@ def run(args) -> int:
         print(f"no runs under {root}" + (f" tagged {', '.join(args.tag)}" if args.tag else ""))
         return 0
     print(readable_table(runs).to_string(index=False))
-    for name, problem in zip(runs["name"], runs["problem"]):
+    for name, path, problem in zip(runs["name"], runs["path"], runs["problem"]):
         if problem:
             print(f"{name}: {problem}")
+            continue
+        for line in summary(RunReader(path).warnings()):
+            print(f"{name}: warning: {line['title']} ({line['when']}): {line['message']}")
     return 0
