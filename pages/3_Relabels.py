@@ -111,27 +111,27 @@ def event_table(shown: pd.DataFrame, class_names: list, truth, names: pd.Series)
     images = reader.image_reviews().set_index("idx")
     name_of = dict(enumerate(class_names))
     shots = ui.sample_thumbnails(reader, names.iloc[shown["idx"]].tolist(), size=64)
+    # What a reviewer decides on comes first (the verdict beside the new label), so that a narrow
+    # window cuts off the details, not the decision; a review event has no margin, alpha or group.
     table = pd.DataFrame({
         "id": shown["id"],
         "image": [thumbnails.data_uri(s) for s in shots] if shots is not None else None,
         "name": names.iloc[shown["idx"]].to_numpy(),
-        "kind": shown["kind"],
         "epoch": shown["epoch"],
         "old": shown["old"].map(name_of),
         "new": shown["new"].map(name_of),
-        "margin": shown["margin"],
-        "alpha": shown["alpha"],
-        "group": shown["grp"],
+        "verdict": np.where(shown["right"], "✓ true class", "✗ wrong") if truth is not None else None,
         "review": [decisions.get(i, "") for i in shown["id"]],
-        "sample": [ui.sample_url(reader, i) for i in shown["idx"]],
         "image review": [f"{images.at[i, 'decision']}: {name_of.get(images.at[i, 'label'])}"
                          if i in images.index else "" for i in shown["idx"]],
+        "margin": ui.blank_missing(shown["margin"], "{:.3f}"),
+        "alpha": ui.blank_missing(shown["alpha"], "{:.3f}"),
+        "group": shown["grp"].fillna(""),
+        "kind": shown["kind"],
+        "sample": [ui.sample_url(reader, i) for i in shown["idx"]],
     })
-    if truth is not None:
-        table["verdict"] = np.where(shown["right"], "✓ true class", "✗ wrong")
-    if shots is None:
-        table = table.drop(columns="image")
-    return table.reset_index(drop=True)
+    return table.drop(columns=[c for c, absent in (("image", shots is None), ("verdict", truth is None)) if absent]
+                      ).reset_index(drop=True)
 
 
 def filtered_events(all_events: pd.DataFrame, class_names: list, truth) -> pd.DataFrame:
@@ -248,8 +248,7 @@ def events_view(class_names: list, truth: pd.DataFrame | None) -> None:
         picked = st.dataframe(table, hide_index=True, width="stretch", row_height=56, key=key,
                               on_select="rerun", selection_mode="multi-row", column_config={
                                   "image": st.column_config.ImageColumn("image", width="small"),
-                                  "margin": st.column_config.NumberColumn(format="%.3f"),
-                                  "alpha": st.column_config.NumberColumn(format="%.3f"),
+                                  "verdict": st.column_config.TextColumn("verdict", width="medium"),
                                   "sample": st.column_config.LinkColumn(
                                       "sample", display_text="open",
                                       help="The sample across epochs, on the Sample page")})

@@ -44,11 +44,12 @@ def compare(readers: list, table: pd.DataFrame) -> None:
                                       table.set_index("name").loc[reader.name]))
     if not curves:
         return
-    percent = {column: "percent" for column in ("last test acc.", "best test acc.", "best val acc.",
-                                                "test acc. at best val")}
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-        column: st.column_config.NumberColumn(format=fmt) for column, fmt in percent.items()}
-        | {"epoch (best val)": st.column_config.NumberColumn(format="%d")})
+    # As text, so that a figure a run lacks (no validation split, no epoch yet) is blank, not "None".
+    table = pd.DataFrame(rows)
+    for column in ("last test acc.", "best test acc.", "best val acc.", "test acc. at best val"):
+        table[column] = ui.blank_missing(table[column], "{:.1%}")
+    table["epoch (best val)"] = ui.blank_missing(table["epoch (best val)"], "{:.0f}")
+    st.dataframe(table, hide_index=True, width="stretch")
     relabel = {name: o.relabel_start for name, o in options.items() if o.relabel_start is not None}
     colors, total = ui.run_colors(), max(o.epochs for o in options.values())
     columns = st.columns(2)

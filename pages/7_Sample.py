@@ -130,8 +130,8 @@ def training_sample(idx: int, samples: pd.DataFrame, class_names: list) -> None:
             "id": events["id"], "epoch": events["epoch"], "step": events["step"],
             "old": events["old"].map(dict(enumerate(class_names))),
             "new": events["new"].map(dict(enumerate(class_names))),
-            "p_max": events["p_max"], "p_given": events["p_given"], "alpha": events["alpha"],
-            "group": events["grp"], "review": [decisions.get(i, "") for i in events["id"]],
+            **{column: ui.blank_missing(events[column], "{:.3f}") for column in ("p_max", "p_given", "alpha")},
+            "group": events["grp"].fillna(""), "review": [decisions.get(i, "") for i in events["id"]],
         }), hide_index=True, width="stretch")
 
 

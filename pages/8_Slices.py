@@ -13,8 +13,10 @@ reader = ui.pick_run()
 
 @st.cache_data(max_entries=4, show_spinner="Running the model over the run's training and test images…")
 def predictions(run_dir: str, which: str, modified: float) -> dict:
-    """Predictions of one checkpoint, computed once per version of its file (`modified`)."""
-    return slices.run_predictions(RunReader(run_dir), which=which)
+    """Predictions of one checkpoint: those the trainer kept when the run finished, else computed
+    here, once per version of its file (`modified`)."""
+    reader = RunReader(run_dir)
+    return slices.saved_predictions(reader, which=which) or slices.run_predictions(reader, which=which)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -15,6 +15,8 @@ HIGH_LOW_COLORS = {"high": "#1f77b4", "low": "#d62728"}
 CLEAN_NOISY_COLORS = {"clean": "#2ca02c", "noisy": "#d62728"}
 # CARTO's "Safe" qualitative palette: 11 colours told apart with the common colour-vision deficiencies.
 RUN_PALETTE = tuple(qualitative.Safe)
+# Pixels under the x axis's title for one row of legend entries.
+LEGEND_ROOM = 30
 TRAIN_ACCURACY = "train accuracy (on current labels)"
 # One run's series on one chart: (legend name, line dash, marker symbol).
 ACCURACY_SERIES = (("train_accuracy", TRAIN_ACCURACY, "dot", "circle-open"),
@@ -46,8 +48,12 @@ def run_colors(names) -> dict:
 
 
 def _layout(figure: go.Figure, *, title: str, x: str, y: str, height: int = 320) -> go.Figure:
-    figure.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height,
-                         margin=dict(l=50, r=20, t=50, b=45), legend=dict(orientation="h", y=-0.25))
+    """Title, axis titles and height; the legend in a row of its own at the foot of the figure
+    (placed in pixels of the whole figure, `yref="container"`), below the x axis's title rather
+    than over it whatever the figure's height."""
+    figure.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height + LEGEND_ROOM,
+                         margin=dict(l=50, r=20, t=50, b=45 + LEGEND_ROOM),
+                         legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"))
     return figure
 
 

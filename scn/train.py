@@ -703,6 +703,8 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
         outcome = trainer.run()
         writer.set_status(outcome, finished=time.time() if outcome == "finished" else None)
         log.info("run %s", outcome)
+        if outcome == "finished" and trainer.true_labels is not None:
+            _save_slice_predictions(run_dir, log=log)
         return outcome
     except BaseException as exc:
         log.error("training failed:\n%s", traceback.format_exc())
@@ -719,6 +721,19 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
             writer.close()
         os.close(lock_fd)
         distributed.shutdown()
+
+
+def _save_slice_predictions(run_dir: Path, *, log) -> None:
+    """The checkpoints' predictions the Slices page scores, made now rather than on its first visit.
+    A failure costs only that wait, so it is logged, not raised."""
+    from scn import slices
+
+    reader = RunReader(run_dir)
+    for which in reader.checkpoints():
+        try:
+            slices.save_predictions(reader, which=which)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("could not keep the %s checkpoint's predictions for the Slices page: %s", which, exc)
 
 
 def _resume_from(run_dir: Path, changes: dict | None) -> tuple:

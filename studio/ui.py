@@ -163,6 +163,12 @@ def collapse_banner(reader: RunReader) -> None:
                    f"{collapse.ADVICE.get(line['kind'], '')}", icon=":material/warning:")
 
 
+def blank_missing(values: pd.Series, template: str) -> list:
+    """Numbers as text in `template` and missing ones blank: st.dataframe draws a missing cell as
+    a raw "None", which reads as a bug."""
+    return ["" if pd.isna(v) else template.format(v) for v in values]
+
+
 def flash(message: str, *, kind: str = "success") -> None:
     """Keep a message from a button callback for the rerun that follows it."""
     st.session_state.setdefault("flash", []).append((kind, message))

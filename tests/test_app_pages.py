@@ -401,7 +401,7 @@ def test_compare_page_overlays_runs(finished_runs):
     assert table["run"].tolist() == ["20260101-120000-scn", "20260101-110000-baseline"]
     best = [int(RunReader(finished_runs[k]).epoch_metrics().set_index("epoch")["val_accuracy"].idxmax())
             for k in ("scn_dir", "baseline_dir")]
-    assert table["epoch (best val)"].tolist() == best
+    assert table["epoch (best val)"].tolist() == [str(e) for e in best]
     assert list(table.columns)[:3] == ["run", "last test acc.", "best test acc."]
     assert list(table.columns)[-1] == "dataset" and not table.isin(["None"]).any().any()
     differ = at.dataframe[2].value.set_index("option")  # after the verdict card's table

@@ -166,3 +166,13 @@ def test_probability_figure_highlights_the_top_class():
     bar = figure.data[0]
     assert list(bar.y) == ["a", "b", "c"] and list(bar.x) == [0.1, 0.7, 0.2]
     assert [c == "#d62728" for c in bar.marker.color] == [False, True, False]
+
+
+def test_legends_sit_below_the_x_axis_title_not_over_it(finished_runs):
+    reader = RunReader(finished_runs["scn_dir"])
+    steps, epochs = reader.step_metrics(), reader.epoch_metrics()
+    for figure in (charts.loss_figure(steps, epochs, rank_reg=True, relabel_epoch=2, total_epochs=4),
+                   charts.accuracy_figure(epochs, relabel_epoch=2, total_epochs=4)):
+        legend = figure.layout.legend
+        assert (legend.yref, legend.y, legend.yanchor, legend.orientation) == ("container", 0, "bottom", "h")
+        assert figure.layout.margin.b >= 45 + charts.LEGEND_ROOM

@@ -29,6 +29,8 @@ def test_relabels_page_scores_filters_and_reviews_selected_rows(finished_runs):
     quality, table = at.dataframe[0].value, events_table(at).value
     assert quality["epoch"].tolist() == [1, 2, 3, 4]
     assert table["id"].tolist() == events["id"].tolist() and table["kind"].eq("scn").all()
+    # The decision first: a narrow window cuts off the details, not the verdict.
+    assert list(table.columns)[:8] == ["id", "image", "name", "epoch", "old", "new", "verdict", "review"]
     assert table["image"].str.startswith("data:image/jpeg;base64,").all()
     truth = reader.groundtruth().set_index("image")["true_label"] - 1
     names = reader.samples("train").set_index("idx")["name"]
@@ -127,6 +129,8 @@ def test_review_events_are_counted_and_filtered_apart(finished_runs):
     at.selectbox(key="relabel_kind").set_value("review").run()
     table = events_table(at).value
     assert table["kind"].tolist() == ["review"] and table["epoch"].tolist() == [5]
+    # A review event has no margin, alpha or group: blank cells, not a raw "None".
+    assert table[["margin", "alpha", "group"]].values.tolist() == [["", "", ""]] and not table.isna().any().any()
 
 
 def test_resume_with_reviewed_labels_button(finished_runs, monkeypatch):
