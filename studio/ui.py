@@ -268,6 +268,9 @@ def comparison_card(groups: dict) -> None:
     the figures of each, their difference and the seeds' spread."""
     table = comparison.compare(groups)
     first, second = groups
+    if table.empty:
+        st.info("No test accuracy to compare yet: the runs have not finished an epoch.")
+        return
     st.markdown(f"**{comparison.verdict(table)}**")
     # Shares in percent and their differences in points; the AUROC as the fraction it is.
     scale = [1 if figure == comparison.FIGURES["alpha_auroc"] else 100 for figure in table["figure"]]

@@ -61,3 +61,18 @@ def test_the_home_page_shows_the_demo_verdict_and_compare_any_two_setups(empty_r
     at = render("pages/5_Compare.py")
     assert at.selectbox(key="verdict_first").value in ("Baseline", "SCN")
     assert "ahead of" in texts(at.markdown)
+
+
+def test_a_demo_that_has_only_started_has_no_verdict_yet(empty_root):
+    from scn.store import RunWriter
+
+    for key in ("baseline", "scn"):
+        writer = RunWriter(empty_root / f"20260101-120000-demo-{key}")
+        writer.write_config({"method": key, "epochs": 12})
+        writer.set_status("starting", started=1.0)
+        writer.close()
+    table = comparison.compare({label: [RunReader(empty_root / f"20260101-120000-demo-{key}")]
+                                for label, key in (("Baseline", "baseline"), ("SCN", "scn"))})
+    assert table.empty and comparison.verdict(table) == "No test accuracy to compare yet."
+    at = render()
+    assert "No test accuracy to compare yet" in texts(at.info)

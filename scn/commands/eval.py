@@ -2,9 +2,6 @@
 checkpoint are reported separately, since choosing a model on the test set overstates accuracy."""
 import sys
 
-from scn.collapse import summary
-from scn.store import RunNotFoundError, RunReader
-
 HELP = "evaluate a run's last and best checkpoints on its test split"
 
 
@@ -25,9 +22,11 @@ def run(args) -> int:
     import torch
 
     from scn.checkpoint import CheckpointError, load_model
+    from scn.collapse import summary
     from scn.config import TrainConfig
     from scn.data import DatasetError
     from scn.device import resolve_precision
+    from scn.store import RunNotFoundError, RunReader
     from scn.train import evaluate, prepare_data
 
     try:

@@ -12,7 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-from scn.store import RunDamagedError, RunNotFoundError, checkpoint_path
 
 HELP = "predict expressions, attention weights and Grad-CAM for the faces in photos"
 
@@ -80,13 +79,14 @@ def _print_text(record: dict) -> None:
 
 
 def run(args) -> int:
-    # Imported here so that `python -m scn --help` does not wait for torch and OpenCV.
+    # Imported here so that `python -m scn --help` does not wait for torch, OpenCV and pandas.
     from PIL import Image
 
     from scn.checkpoint import CheckpointError
     from scn.faces import DetectorUnavailableError
     from scn.images import ImageLoadError, load_image
     from scn.predict import alpha_percentile, load_model_cached, predict_image, trained_on, training_alphas
+    from scn.store import RunDamagedError, RunNotFoundError, checkpoint_path
 
     run_dir = Path(args.run)
     checkpoint = checkpoint_path(run_dir, args.checkpoint)

@@ -1,7 +1,5 @@
 """List the runs under a runs folder with their status, accuracy and tags, then the warnings the
 trainers recorded (a one-class training set, a collapsed run: scn.collapse)."""
-from scn.collapse import summary
-from scn.store import RunReader, list_runs, runs_root
 
 HELP = "list runs"
 
@@ -32,6 +30,9 @@ def readable_table(runs):
 
 
 def run(args) -> int:
+    from scn.collapse import summary
+    from scn.store import RunReader, list_runs, runs_root
+
     root = args.root or runs_root()
     runs = list_runs(root)
     if args.tag:
