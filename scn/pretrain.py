@@ -76,7 +76,7 @@ def ensure_backbone(*, log=print, progress: bool = True) -> Path:
     with builds.exclusive(lock):
         # Another process may have built it while this one waited for the lock.
         if not path.is_file():
-            what = f"the {SYNTH_FACE} backbone (about 6 minutes on 2 CPU cores) into {path}"
+            what = f"the {SYNTH_FACE} backbone once (about 6 minutes on 2 CPU cores) into {path}"
             with builds.progress(lock, what=what, log=log) as line:
                 checkpoint = build_backbone(log=line, progress=progress)
                 tmp = path.with_suffix(".tmp")
