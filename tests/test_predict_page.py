@@ -78,7 +78,9 @@ def test_upload_shows_boxes_probabilities_alpha_and_cam(run_dir, monkeypatch, gr
     assert 0.0 <= float(app.metric[0].value) <= 1.0
     assert any("the run's training samples' weights" in c.value or "Lower than every training sample" in c.value
                for c in app.caption)
-    top = faces[0].split(": ")[1].split(" (")[0]
+    # The headline names the top class, or the best guess of a face the model is unsure of.
+    top = app.selectbox[1].value
+    assert f"{top} (" in faces[0] or f"best guess {top}," in faces[0]
     assert f"Grad-CAM for {top} (last residual block)" in captions(app)
 
     other = next(name for name in app.selectbox[1].options if name != top)
