@@ -31,7 +31,7 @@ from bench.results_io import write_results
 from scn import lock, runs
 from scn.classes import CLASS_NAMES
 from scn.store import RunReader, RunWriter
-from studio_ui import REFRESH_SECONDS
+from studio.ui import REFRESH_SECONDS
 from bench.app_server import chromium, serve_app
 from bench.simulated_run import write_dataset, write_simulated_run
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from bench.results_io import write_results
 from scn import runs
+from scn.config import PRESETS
 from scn.metrics import run_scores
 from scn.store import RunNotFoundError, RunReader, checkpoint_path
 from scn.synth.noise import NOISE_MODELS
@@ -235,12 +236,14 @@ def add_scale_arguments(parser) -> None:
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--test", type=int, default=1000)
     parser.add_argument("--data-seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=64)
+    # The demo's size and schedule and the official code's settings (scn.config PRESETS), but for
+    # SCN's relabeling, which starts an epoch earlier here.
+    parser.add_argument("--image-size", type=int, default=PRESETS["demo"]["image_size"])
+    parser.add_argument("--epochs", type=int, default=PRESETS["demo"]["epochs"])
+    parser.add_argument("--batch-size", type=int, default=PRESETS["official"]["batch_size"])
     parser.add_argument("--relabel-epoch", type=int, default=5)
-    parser.add_argument("--margin1", type=float, default=0.07)
-    parser.add_argument("--margin2", type=float, default=0.2)
+    parser.add_argument("--margin1", type=float, default=PRESETS["official"]["margin_1"])
+    parser.add_argument("--margin2", type=float, default=PRESETS["official"]["margin_2"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     parser.add_argument("--pretrain-train", type=int, default=10000,

@@ -4,7 +4,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import analysis, charts
 
 ui.page("Training")
@@ -22,7 +22,7 @@ def rank_reg_help(epochs) -> str:
 
 def live() -> None:
     with ui.run_guard(reader):
-        status = ui.status_panel(reader, key="training")
+        status = ui.status_panel(reader)
         if status["state"] == "damaged":
             return
         ui.collapse_banner(reader)
@@ -38,8 +38,9 @@ def live() -> None:
         st.progress(done, text=f"{epoch} of {total} epochs done ({done:.0%}){eta}")
         if not len(steps):
             st.info("No training steps logged yet: the trainer is starting (building the dataset "
-                    "cache, on first use the synth-face backbone, and the model). Its log so far:")
-            st.code(reader.log_tail(lines=12) or "(empty)", language="text")
+                    "cache, on first use the synth-face backbone, and the model).")
+            if tail := reader.log_tail(lines=12):
+                st.code(tail, language="text")
             return
         last_epoch = epochs.iloc[-1] if len(epochs) else None
         metrics = st.columns(4)
@@ -69,4 +70,5 @@ def live() -> None:
 
 
 if reader is not None:
+    ui.run_controls(reader, key="training")
     ui.live(live, readers=[reader])

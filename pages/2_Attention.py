@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import analysis, charts, metrics
 from scn.synth.noise import AMBIGUOUS
 

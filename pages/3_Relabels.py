@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import analysis, charts, metrics, review, thumbnails
 from scn.export import sample_csv
 
@@ -68,14 +68,42 @@ def overview(class_names: list, truth: pd.DataFrame | None) -> None:
             "clean_broken": "clean labels broken", "wrong_labels": "labels wrong after the epoch"})
 
 
+def reviewed() -> None:
+    """After a review, the table starts with nothing selected: the next action must not act on
+    the rows the last one did."""
+    st.session_state["relabel_reviews"] = st.session_state.get("relabel_reviews", 0) + 1
+    st.session_state.pop("confirm_all_shown", None)
+
+
 def record_event_reviews(event_ids: list, decision: str) -> None:
     reader.write_reviews(event_ids=event_ids, decision=decision)
+    reviewed()
     ui.flash(f"Marked {len(event_ids)} relabel(s) as {decision}ed.")
 
 
 def record_image_reviews(labels: dict, decision: str) -> None:
     reader.write_image_reviews(labels=labels, decision=decision)
+    reviewed()
     ui.flash(f"Reviewed {len(labels)} image(s): {decision}.")
+
+
+def ask_all_shown(decision: str, event_ids: list) -> None:
+    st.session_state["confirm_all_shown"] = (decision, event_ids)
+
+
+def cancel_all_shown() -> None:
+    st.session_state.pop("confirm_all_shown", None)
+
+
+# Opened from session state, as the home page's delete dialog, so it survives its own buttons' reruns.
+@st.dialog("Review every event shown?", on_dismiss=cancel_all_shown)
+def confirm_all_shown(decision: str, event_ids: list) -> None:
+    st.markdown(f"This marks **{len(event_ids)}** relabel(s) as {decision}ed: every event the filters "
+                "match, on every page of the table, not only the rows on screen.")
+    yes, no = st.columns(2)
+    yes.button(f"{decision.capitalize()} {len(event_ids)}", type="primary", key="all_shown_confirmed",
+               on_click=record_event_reviews, args=(event_ids, decision))
+    no.button("Cancel", key="all_shown_cancelled", on_click=cancel_all_shown)
 
 
 def event_table(shown: pd.DataFrame, class_names: list, truth, names: pd.Series) -> pd.DataFrame:
@@ -83,27 +111,27 @@ def event_table(shown: pd.DataFrame, class_names: list, truth, names: pd.Series)
     images = reader.image_reviews().set_index("idx")
     name_of = dict(enumerate(class_names))
     shots = ui.sample_thumbnails(reader, names.iloc[shown["idx"]].tolist(), size=64)
+    # What a reviewer decides on comes first (the verdict beside the new label), so that a narrow
+    # window cuts off the details, not the decision; a review event has no margin, alpha or group.
     table = pd.DataFrame({
         "id": shown["id"],
         "image": [thumbnails.data_uri(s) for s in shots] if shots is not None else None,
         "name": names.iloc[shown["idx"]].to_numpy(),
-        "kind": shown["kind"],
         "epoch": shown["epoch"],
         "old": shown["old"].map(name_of),
         "new": shown["new"].map(name_of),
-        "margin": shown["margin"],
-        "alpha": shown["alpha"],
-        "group": shown["grp"],
+        "verdict": np.where(shown["right"], "✓ true class", "✗ wrong") if truth is not None else None,
         "review": [decisions.get(i, "") for i in shown["id"]],
-        "sample": [ui.sample_url(reader, i) for i in shown["idx"]],
         "image review": [f"{images.at[i, 'decision']}: {name_of.get(images.at[i, 'label'])}"
                          if i in images.index else "" for i in shown["idx"]],
+        "margin": ui.blank_missing(shown["margin"], "{:.3f}"),
+        "alpha": ui.blank_missing(shown["alpha"], "{:.3f}"),
+        "group": shown["grp"].fillna(""),
+        "kind": shown["kind"],
+        "sample": [ui.sample_url(reader, i) for i in shown["idx"]],
     })
-    if truth is not None:
-        table["verdict"] = np.where(shown["right"], "✓ true class", "✗ wrong")
-    if shots is None:
-        table = table.drop(columns="image")
-    return table.reset_index(drop=True)
+    return table.drop(columns=[c for c, absent in (("image", shots is None), ("verdict", truth is None)) if absent]
+                      ).reset_index(drop=True)
 
 
 def filtered_events(all_events: pd.DataFrame, class_names: list, truth) -> pd.DataFrame:
@@ -152,10 +180,12 @@ def review_controls(selected: pd.DataFrame, events: pd.DataFrame, class_names: l
                       disabled=not ids, key="accept_selected")
     columns[1].button(f"Revert {len(ids)} selected", on_click=record_event_reviews, args=(ids, "revert"),
                       disabled=not ids, key="revert_selected")
-    columns[2].button(f"Accept all {len(shown)} shown", on_click=record_event_reviews, args=(shown, "accept"),
+    columns[2].button(f"Accept all {len(shown)} shown…", on_click=ask_all_shown, args=("accept", shown),
                       disabled=not shown, key="accept_shown", help="Every event the filters match, on every page")
-    columns[3].button(f"Revert all {len(shown)} shown", on_click=record_event_reviews, args=(shown, "revert"),
+    columns[3].button(f"Revert all {len(shown)} shown…", on_click=ask_all_shown, args=("revert", shown),
                       disabled=not shown, key="revert_shown", help="Every event the filters match, on every page")
+    if pending := st.session_state.get("confirm_all_shown"):
+        confirm_all_shown(*pending)
 
     st.markdown("**Review images**: the final label of the selected events' images, whatever "
                 "relabels led to it.")
@@ -212,12 +242,13 @@ def events_view(class_names: list, truth: pd.DataFrame | None) -> None:
         table = event_table(shown, class_names, truth, ui.sample_names(reader))
         # Keyed by the rows it shows: another page or filter starts with nothing selected, instead
         # of the same row numbers now pointing at other events.
-        key = "relabel_table_" + hashlib.sha1(shown["id"].to_numpy().tobytes()).hexdigest()[:12]
+        # And by the reviews made, so that a review clears the selection it acted on.
+        key = (f"relabel_table_{st.session_state.get('relabel_reviews', 0)}_"
+               + hashlib.sha1(shown["id"].to_numpy().tobytes()).hexdigest()[:12])
         picked = st.dataframe(table, hide_index=True, width="stretch", row_height=56, key=key,
                               on_select="rerun", selection_mode="multi-row", column_config={
                                   "image": st.column_config.ImageColumn("image", width="small"),
-                                  "margin": st.column_config.NumberColumn(format="%.3f"),
-                                  "alpha": st.column_config.NumberColumn(format="%.3f"),
+                                  "verdict": st.column_config.TextColumn("verdict", width="medium"),
                                   "sample": st.column_config.LinkColumn(
                                       "sample", display_text="open",
                                       help="The sample across epochs, on the Sample page")})

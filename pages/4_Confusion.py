@@ -3,7 +3,7 @@ against the previous epoch, the test images of a clicked cell, and a second run 
 baseline) side by side."""
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import analysis, charts
 
 CELL_IMAGES = 24

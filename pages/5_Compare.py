@@ -4,8 +4,8 @@ the options on which the runs differ."""
 import pandas as pd
 import streamlit as st
 
-import studio_ui as ui
-from scn import charts
+from studio import ui
+from scn import charts, comparison
 from scn.config import config_diff
 from scn.selection import BY_VALIDATION, selected_epoch
 from scn.store import list_runs, runs_root
@@ -44,10 +44,12 @@ def compare(readers: list, table: pd.DataFrame) -> None:
                                       table.set_index("name").loc[reader.name]))
     if not curves:
         return
-    percent = {column: "percent" for column in ("last test acc.", "best val acc.", "test acc. at best val")}
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-        column: st.column_config.NumberColumn(format=fmt) for column, fmt in percent.items()}
-        | {"epoch (best val)": st.column_config.NumberColumn(format="%d")})
+    # As text, so that a figure a run lacks (no validation split, no epoch yet) is blank, not "None".
+    table = pd.DataFrame(rows)
+    for column in ("last test acc.", "best val acc.", "test acc. at best val"):
+        table[column] = ui.blank_missing(table[column], "{:.1%}")
+    table["epoch (best val)"] = ui.blank_missing(table["epoch (best val)"], "{:.0f}")
+    st.dataframe(table, hide_index=True, width="stretch")
     relabel = {name: o.relabel_start for name, o in options.items() if o.relabel_start is not None}
     colors, total = ui.run_colors(), max(o.epochs for o in options.values())
     columns = st.columns(2)
@@ -56,6 +58,29 @@ def compare(readers: list, table: pd.DataFrame) -> None:
             ui.plotly(charts.compare_figure(curves, column=column, title=title, y=y, colors=colors,
                                             percent=is_percent, total_epochs=total,
                                             relabel_epochs=relabel))
+
+
+def verdict(readers: list) -> None:
+    """The comparison card (scn.comparison) of two setups among the chosen runs: runs that differ
+    only in their seed are one setup, so several seeds of each give the difference its spread."""
+    st.subheader("Verdict")
+    configs = {}
+    for reader in readers:
+        with ui.run_guard(reader):
+            configs[reader.name] = reader.config()
+    groups = comparison.setups(configs)
+    if len(groups) < 2:
+        st.info("Choose runs of two setups (e.g. SCN and the baseline, with one or more seeds each) "
+                "for a verdict.")
+        return
+    names = list(groups)
+    left, right = st.columns(2)
+    first = left.selectbox("Setup", names, index=0, key="verdict_first",
+                           format_func=lambda n: f"{n} ({len(groups[n])} run(s))")
+    second = right.selectbox("against", [n for n in names if n != first], index=0, key="verdict_second",
+                             format_func=lambda n: f"{n} ({len(groups[n])} run(s))")
+    by_name = {reader.name: reader for reader in readers}
+    ui.comparison_card({first: [by_name[n] for n in groups[first]], second: [by_name[n] for n in groups[second]]})
 
 
 def differences(readers: list) -> None:
@@ -86,6 +111,7 @@ else:
     if chosen:
         readers = [r for r in map(ui.open_run, chosen) if r is not None]
         ui.live(compare, readers, table, readers=readers)
+        verdict(readers)
         differences(readers)
     else:
         st.info(f"Choose runs to compare ({len(names)} in {runs_root()}).")

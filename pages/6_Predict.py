@@ -12,18 +12,18 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-import studio_ui as ui
+from studio import ui
 from scn import charts
 from scn.checkpoint import CheckpointError, load_model
 from scn.selection import missing_best_reason
 from scn.faces import DETECTORS, Box, DetectorUnavailableError, draw_boxes, zoom
 from scn.images import ImageLoadError, load_image
-from scn.predict import alpha_percentile, predict_image, trained_on, training_alphas
+from scn.predict import (PROBABILITIES, UNSURE_ALPHA, alpha_percentile, predict_image, trained_on,
+                         training_alphas)
 from scn.store import RunDamagedError
 
 PREVIEW_SIDE = 1200
 DETECTOR_NAMES = {"mtcnn": "MTCNN, aligned on 5 landmarks", "haar": "Haar cascades (older, no alignment)"}
-UNSURE_ALPHA = 0.05
 MIN_FACE_SIDE = 16  # the smallest square a user may choose as a face
 
 
@@ -141,8 +141,9 @@ def edit_boxes(key: str, detected: list, size: tuple) -> list:
 def show_faces(key: str, faces, zooms, checkpoint: tuple, training: np.ndarray, method: str) -> None:
     for number, (face, region) in enumerate(zip(faces, zooms), start=1):
         score = "" if face.box.score is None else f", detector probability {face.box.score:.3f}"
-        st.markdown(f"**Face {number}**: {face.top_class} ({face.confidence:.0%}), "
-                    f"box {box_label(face.box)}{score}")
+        headline = (f"unsure ({face.unsure}; best guess {face.top_class}, {face.confidence:.0%})"
+                    if face.unsure else f"{face.top_class} ({face.confidence:.0%})")
+        st.markdown(f"**Face {number}**: {headline}, box {box_label(face.box)}{score}")
         found, seen, cam, chart = st.columns([1, 1, 1, 1.6])
         found.image(region, caption="in the photo" + (", with its landmarks" if face.box.landmarks else ""),
                     width="stretch")
@@ -156,9 +157,8 @@ def show_faces(key: str, faces, zooms, checkpoint: tuple, training: np.ndarray, 
         with chart:
             ui.plotly(charts.probability_figure(face.probs, class_names=face.class_names, top=face.top_class),
                       key=f"probs-{key}-{number}")
-            if method != "baseline":
-                st.caption("Class probabilities of the classifier, before the attention weight scales its "
-                           "logits; alpha, below, is the model's certainty about this face.")
+            st.caption(PROBABILITIES + ("" if method == "baseline" else
+                                        "; alpha, below, is the model's certainty about this face."))
             if method != "baseline":
                 st.metric("attention weight alpha (certainty)", f"{face.alpha:.3f}")
             if method != "baseline" and face.alpha < UNSURE_ALPHA:

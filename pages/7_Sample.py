@@ -2,13 +2,17 @@
 attention weight, p(given label), given label and prediction across epochs, its relabel events and
 ground truth; a test image with its class probabilities at an epoch. The galleries, the relabel
 table and the confusion drill-down link here."""
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import charts
+from scn.predict import PROBABILITIES
 
 SPLITS = {"train": "training image", "test": "test image"}
+MAX_MATCHES = 200  # names offered for a partial match; a longer name narrows them
 
 ui.page("Sample")
 # A link names its run: it wins over the run remembered from the page the user came from.
@@ -37,10 +41,39 @@ def pick_sample() -> tuple:
     if not len(samples):
         st.info(f"This run has not recorded its {SPLITS[split]}s yet.")
         return split, None, samples
-    idx = right.number_input(f"Sample (0 to {len(samples) - 1})", min_value=0, max_value=len(samples) - 1,
-                             value=min(max(query_int("sample") or 0, 0), len(samples) - 1), key="sample_idx")
+    names = samples.set_index("idx")["name"]
+    asked = query_int("sample")
+    asked = asked if asked in names.index else int(names.index[0])
+    # A link (or the split radio) names another sample: show its name in the search field.
+    if st.session_state.get("sample_shown") != (split, asked):
+        st.session_state["sample_name"] = names[asked]
+    text = right.text_input("Image (its file name, or part of it)", key="sample_name",
+                            help="e.g. train_00070 or train_00070_aligned.jpg; the sample number in "
+                                 "the page's address is the run's own index of the image")
+    idx = find_sample(names, text, asked=asked, container=right)
+    st.session_state["sample_shown"] = (split, idx)
     st.query_params.update({"split": split, "sample": str(idx)})
-    return split, int(idx), samples
+    return split, idx, samples
+
+
+def find_sample(names: pd.Series, text: str, *, asked: int, container) -> int:
+    """The sample whose image `text` names (a file name with or without folder, suffix or
+    RAF-DB's "_aligned"), or one picked among the names containing it; `asked` when none does."""
+    def bare(name: str) -> str:
+        return Path(name.strip()).stem.removesuffix("_aligned")
+
+    wanted = bare(text)
+    exact = names.index[names.map(bare) == wanted]
+    if len(exact):
+        return int(exact[0])
+    matches = names[names.str.contains(wanted, regex=False, case=False)] if wanted else names.iloc[:0]
+    if not len(matches):
+        container.warning(f"No image of this set is named like {text!r}: showing {names[asked]}.")
+        return asked
+    shown = matches.head(MAX_MATCHES)
+    more = f" (the first {MAX_MATCHES})" if len(matches) > MAX_MATCHES else ""
+    return int(container.selectbox(f"{len(matches)} images match{more}", shown.index.tolist(),
+                                   format_func=shown.get, key="sample_match"))
 
 
 def large_image(name: str) -> None:
@@ -97,8 +130,8 @@ def training_sample(idx: int, samples: pd.DataFrame, class_names: list) -> None:
             "id": events["id"], "epoch": events["epoch"], "step": events["step"],
             "old": events["old"].map(dict(enumerate(class_names))),
             "new": events["new"].map(dict(enumerate(class_names))),
-            "p_max": events["p_max"], "p_given": events["p_given"], "alpha": events["alpha"],
-            "group": events["grp"], "review": [decisions.get(i, "") for i in events["id"]],
+            **{column: ui.blank_missing(events[column], "{:.3f}") for column in ("p_max", "p_given", "alpha")},
+            "group": events["grp"].fillna(""), "review": [decisions.get(i, "") for i in events["id"]],
         }), hide_index=True, width="stretch")
 
 
@@ -127,7 +160,8 @@ def test_sample(idx: int, samples: pd.DataFrame, class_names: list) -> None:
         ui.plotly(charts.probability_figure(row[class_names].to_numpy(float), class_names=class_names,
                                             top=class_names[pred]))
         st.caption(f"Epoch {epoch}: " + ("right." if pred == label else
-                                         f"wrong (p({class_names[label]}) = {row[class_names[label]]:.3f})."))
+                                         f"wrong (p({class_names[label]}) = {row[class_names[label]]:.3f}).")
+                   + f" {PROBABILITIES}, as on the Predict page.")
 
 
 if reader is not None:

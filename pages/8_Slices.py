@@ -3,7 +3,7 @@ tone, lighting, occluder, head pose and expression intensity, from the ground tr
 generator recorded (scn.slices)."""
 import streamlit as st
 
-import studio_ui as ui
+from studio import ui
 from scn import charts, slices
 from scn.store import RunReader
 
@@ -13,8 +13,10 @@ reader = ui.pick_run()
 
 @st.cache_data(max_entries=4, show_spinner="Running the model over the run's training and test images…")
 def predictions(run_dir: str, which: str, modified: float) -> dict:
-    """Predictions of one checkpoint, computed once per version of its file (`modified`)."""
-    return slices.run_predictions(RunReader(run_dir), which=which)
+    """Predictions of one checkpoint: those the trainer kept when the run finished, else computed
+    here, once per version of its file (`modified`)."""
+    reader = RunReader(run_dir)
+    return slices.saved_predictions(reader, which=which) or slices.run_predictions(reader, which=which)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -43,9 +45,25 @@ def checkpoint_predictions(reader: RunReader) -> dict | None:
     return None
 
 
+def groundtruth_pending(reader: RunReader) -> bool:
+    """A starting run on the built-in benchmark: its ground truth comes once the trainer has
+    generated or loaded the benchmark (runs on a dataset folder name it in config.json's `data`)."""
+    return not reader.config().get("data") and reader.status()["state"] in ("created", "starting", "running")
+
+
+def await_groundtruth(reader: RunReader) -> None:
+    if reader.has_groundtruth():
+        st.rerun(scope="app")
+    st.info(f"{reader.name} trains on the built-in benchmark: its ground truth (skin tone, lighting, "
+            "occluder, pose and intensity of every face) is recorded once the trainer has prepared the "
+            "images, and the slices appear here then.")
+
+
 if reader is not None:
     with ui.run_guard(reader):
-        if not reader.has_groundtruth():
+        if not reader.has_groundtruth() and groundtruth_pending(reader):
+            ui.live(await_groundtruth, reader, readers=[reader])
+        elif not reader.has_groundtruth():
             st.info(f"{reader.name} has no ground truth: slices need the built-in benchmark, whose "
                     "generator records each face's skin tone, lighting, occluder, pose and intensity. "
                     "A RAF-DB or ImageFolder dataset does not say how its faces were drawn.")

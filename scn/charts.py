@@ -15,6 +15,8 @@ HIGH_LOW_COLORS = {"high": "#1f77b4", "low": "#d62728"}
 CLEAN_NOISY_COLORS = {"clean": "#2ca02c", "noisy": "#d62728"}
 # CARTO's "Safe" qualitative palette: 11 colours told apart with the common colour-vision deficiencies.
 RUN_PALETTE = tuple(qualitative.Safe)
+# Pixels under the x axis's title for one row of legend entries.
+LEGEND_ROOM = 30
 TRAIN_ACCURACY = "train accuracy (on current labels)"
 # One run's series on one chart: (legend name, line dash, marker symbol).
 ACCURACY_SERIES = (("train_accuracy", TRAIN_ACCURACY, "dot", "circle-open"),
@@ -46,8 +48,12 @@ def run_colors(names) -> dict:
 
 
 def _layout(figure: go.Figure, *, title: str, x: str, y: str, height: int = 320) -> go.Figure:
-    figure.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height,
-                         margin=dict(l=50, r=20, t=50, b=45), legend=dict(orientation="h", y=-0.25))
+    """Title, axis titles and height; the legend in a row of its own at the foot of the figure
+    (placed in pixels of the whole figure, `yref="container"`), below the x axis's title rather
+    than over it whatever the figure's height."""
+    figure.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height + LEGEND_ROOM,
+                         margin=dict(l=50, r=20, t=50, b=45 + LEGEND_ROOM),
+                         legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"))
     return figure
 
 
@@ -137,10 +143,15 @@ def sample_history_figure(history: pd.DataFrame, events: pd.DataFrame, *, class_
         if len(known):
             figure.add_scatter(x=known["epoch"], y=known[column].map(names), name=name, mode="lines+markers",
                                line=dict(dash=dash, shape="hv"), row=2, col=1)
-    for event in events.itertuples():
-        for row, text in ((1, f"{names.get(event.old, event.old)} → {names.get(event.new, event.new)}"), (2, None)):
-            figure.add_vline(x=event.epoch, line_dash="dash", line_color="#d62728", row=row, col=1,
-                             annotation_text=text, annotation_position="top left")
+    # One line and one caption per epoch with relabels (an epoch may relabel a sample more than
+    # once), the captions of neighbouring epochs at staggered heights so that they do not overlap.
+    for position, (epoch, group) in enumerate(events.groupby("epoch", sort=True)):
+        for row in (1, 2):
+            figure.add_vline(x=epoch, line_dash="dash", line_color="#d62728", row=row, col=1)
+        text = "<br>".join(f"{names.get(e.old, e.old)} → {names.get(e.new, e.new)}" for e in group.itertuples())
+        figure.add_annotation(x=epoch, y=1.0 - 0.14 * (position % 3), text=text, showarrow=False,
+                              xanchor="left", yanchor="top", font=dict(color="#d62728", size=11),
+                              bgcolor="rgba(255,255,255,0.8)", row=1, col=1)
     figure.update_yaxes(range=[0, 1.05], row=1, col=1)
     figure.update_yaxes(type="category", categoryorder="array", categoryarray=list(class_names),
                         title_text="class", row=2, col=1)

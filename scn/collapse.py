@@ -6,7 +6,9 @@ asks the high group to beat the low group by margin_1, so alpha can sink toward 
 near 1 with no spread; a model still weak and biased toward the majority class then relabels many
 training labels, mostly into that class, and ends up predicting one class. Each function below
 looks for one symptom and returns a `CollapseWarning` (or None); the trainer records them in the
-run store's `warnings` table and its log, and the app shows them as a banner.
+run store's `warnings` table and its log, and the app (a banner) and `scn runs` / `scn eval` show
+them (`summary`). A training set with one label (`one_label`) is recorded there too, as epoch 0:
+before training, the run is pointless already.
 
 Thresholds (named constants below), set from the runs of `bench.standing_start` (docs/results.md):
 - in the second half of the run, one class takes at least `DOMINANT_SHARE` of the validation
@@ -36,13 +38,17 @@ RELABEL_SHARE = 0.2
 RELABEL_ONE_CLASS = 0.9
 RELABEL_MIN_EVENTS = 20
 
-TITLES = {"one_class": "Predictions collapsed to one class",
+TITLES = {"one_label": "Every training label is one class",
+          "one_class": "Predictions collapsed to one class",
           "alpha_collapsed": "Attention weights collapsed",
           "relabel_surge": "Relabeling surge",
           "relabel_one_class": "Relabels flow into one class"}
 
 # What each warning means for the run and what to try; shown beside the warning in the app.
 ADVICE = {
+    "one_label": (
+        "With one class the model can only learn to predict it, and SCN has nothing to relabel to. "
+        "Check the dataset's label file and format (--format), or the noise file that replaced the labels."),
     "one_class": (
         "The model predicts (almost) one class: it has collapsed, and its accuracy is the share of "
         "that class. Start from a face-recognition backbone (--pretrained dlib-face, at 112 px or more), or keep alpha at 1 for the "
@@ -72,6 +78,29 @@ class CollapseWarning:
     kind: str
     message: str
     figures: dict = field(default_factory=dict)
+
+
+def one_label(labels, *, class_names) -> CollapseWarning | None:
+    """Every training label is the same class (checked once, before training)."""
+    present = np.unique(np.asarray(labels))
+    if len(present) != 1:
+        return None
+    name = class_names[int(present[0])]
+    return CollapseWarning("one_label", f"every training label is {name}: with one class the model can only "
+                           "learn to predict it, and SCN has nothing to relabel to", {"class": name})
+
+
+def summary(table) -> list:
+    """One line per kind of warning in a run's `warnings` table (RunReader.warnings), in the order
+    they first appeared: its title, when (the epochs, or "before training"), the latest message."""
+    lines = []
+    for kind, rows in table.groupby("kind", sort=False):
+        epochs = [int(e) for e in rows["epoch"] if e > 0]
+        when = ", ".join(["before training"] * (len(epochs) < len(rows)) + ([f"epoch {', '.join(map(str, epochs))}"]
+                                                                           if epochs else []))
+        lines.append({"kind": kind, "title": TITLES.get(kind, kind), "when": when,
+                      "message": rows["message"].iloc[-1]})
+    return lines
 
 
 def dominant_prediction(confusion, *, class_names, split: str = "validation") -> CollapseWarning | None:

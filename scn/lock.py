@@ -37,7 +37,11 @@ def acquire(run_dir) -> int:
 
 def is_held(run_dir) -> bool:
     """True while some process holds the run's lock."""
-    path = Path(run_dir) / LOCK_NAME
+    return file_is_locked(Path(run_dir) / LOCK_NAME)
+
+
+def file_is_locked(path) -> bool:
+    """True while some process holds an flock on `path` (the probe holds a shared lock for microseconds)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

@@ -23,6 +23,17 @@ from scn.checkpoint import load_model
 from scn.faces import Box, crop, detect_faces
 from scn.store import RunReader
 
+# Below this alpha SCN itself says the face is uncertain: its headline class is a weak guess.
+UNSURE_ALPHA = 0.05
+# grad-cam scales each map to [0, 1] by its maximum; a map whose maximum stays below this found no
+# evidence for the class anywhere in the face (a flat map).
+FLAT_CAM = 0.05
+
+# What every probability the app and the CLI show is: the Predict page's and the Sample page's
+# (the trainer stores each test sample's at every epoch) are the same quantity.
+PROBABILITIES = ("Class probabilities: the softmax of the classifier's logits before alpha scales them, "
+                 "the classifier's own view of the face")
+
 # Grad-CAM hooks the model's last block while it runs; two threads (two browser sessions
 # sharing one cached model) would read each other's activations, so inference is serialised.
 _INFERENCE_LOCK = threading.Lock()
@@ -46,6 +57,16 @@ class FacePrediction:
     @property
     def confidence(self) -> float:
         return float(self.probs.max())
+
+    @property
+    def unsure(self) -> str | None:
+        """Why the top class should not be read as the answer (alpha near 0, or a flat Grad-CAM
+        of the top class), or None. A softmax can be near 1 for a face the model has no grip on."""
+        if self.alpha < UNSURE_ALPHA:
+            return f"alpha {self.alpha:.3f} is near 0"
+        if self.cam_class == self.top_class and float(self.cam.max()) < FLAT_CAM:
+            return "its Grad-CAM is flat: no part of the face speaks for the class"
+        return None
 
     def probabilities(self) -> dict:
         return {name: float(p) for name, p in zip(self.class_names, self.probs)}

@@ -21,7 +21,6 @@ version and `RECIPE_VERSION`: change either and a new backbone is built rather t
 reused. Two processes asking at once (the two demo runs) are serialised by a file lock, and the
 file is written atomically, so the second one waits and then loads the first one's backbone.
 """
-import fcntl
 import math
 import os
 import time
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from scn import augment
+from scn import augment, builds
 from scn.config import IMAGENET_MEAN, IMAGENET_STD
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.model import CHECKPOINT_FORMAT, SCN
@@ -73,15 +72,16 @@ def ensure_backbone(*, log=print, progress: bool = True) -> Path:
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = path.with_suffix(".lock")
+    with builds.exclusive(lock):
         # Another process may have built it while this one waited for the lock.
         if not path.is_file():
-            log(f"building the {SYNTH_FACE} backbone once (about 6 minutes on 2 CPU cores) into {path}")
-            checkpoint = build_backbone(log=log, progress=progress)
-            tmp = path.with_suffix(".tmp")
-            torch.save(checkpoint, tmp)
-            os.replace(tmp, path)
+            what = f"the {SYNTH_FACE} backbone once (about 6 minutes on 2 CPU cores) into {path}"
+            with builds.progress(lock, what=what, log=log) as line:
+                checkpoint = build_backbone(log=line, progress=progress)
+                tmp = path.with_suffix(".tmp")
+                torch.save(checkpoint, tmp)
+                os.replace(tmp, path)
             log(f"{SYNTH_FACE} backbone ready: held-out identity accuracy "
                 f"{checkpoint['recipe']['identity_accuracy']:.1%} over {PEOPLE} people")
     return path

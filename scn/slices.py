@@ -6,9 +6,12 @@ dimensions (skin tone by luminance, lighting, occluder, |yaw|, expression intens
 `slice_scores` gives, per slice, the training images' mean attention weight and accuracy of the
 model's predictions against the true class, the test images' accuracy, and the precision of SCN's
 relabels (the share whose new label is the true class). `run_predictions` runs a run's checkpoint
-over its dataset for the accuracies; `run_slices` puts it together for a run. Only the first two
-touch files; the rest are pure functions over pandas frames.
+over its dataset for the accuracies (the trainer keeps them in the run folder when a run on the
+benchmark finishes: `save_predictions`); `run_slices` puts it together for a run.
 """
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -31,6 +34,8 @@ DIMENSIONS = ("skin tone", "lighting", "occluder", "pose", "intensity")
 SCORE_COLUMNS = ["dimension", "slice", "train_images", "mean_alpha", "train_accuracy", "test_images",
                  "test_accuracy", "relabels", "relabel_precision"]
 EVAL_BATCH = 256
+# A checkpoint's predictions over the run's images, kept in the run folder (save_predictions).
+PREDICTIONS_FILE = "slice-predictions-{which}.npz"
 
 
 class NoGroundTruthError(LookupError):
@@ -141,6 +146,35 @@ def run_predictions(reader, *, which: str = "last") -> dict:
         stored = reader.samples(split)["name"]
         predicted[split] = np.array([by_name[n] for n in stored], dtype=np.int64)
     return predicted
+
+
+def predictions_path(reader, which: str) -> Path:
+    return reader.run_dir / PREDICTIONS_FILE.format(which=which)
+
+
+def save_predictions(reader, *, which: str) -> Path:
+    """Run `which` checkpoint over the run's images (run_predictions) and keep the result in the
+    run folder, marked with the checkpoint file's version, so the Slices page need not wait for it.
+    The trainer calls this when a run on the built-in benchmark finishes."""
+    version = reader.checkpoint_path(which).stat().st_mtime_ns
+    predicted = run_predictions(reader, which=which)
+    target = predictions_path(reader, which)
+    scratch = target.with_suffix(".tmp.npz")
+    np.savez(scratch, checkpoint_version=version, **predicted)
+    os.replace(scratch, target)
+    return target
+
+
+def saved_predictions(reader, *, which: str) -> dict | None:
+    """What save_predictions kept for the checkpoint as it is now, or None (none kept, or the
+    checkpoint was rewritten since: a resumed run)."""
+    try:
+        with np.load(predictions_path(reader, which)) as saved:
+            if int(saved["checkpoint_version"]) != reader.checkpoint_path(which).stat().st_mtime_ns:
+                return None
+            return {"train": saved["train"], "test": saved["test"]}
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def run_slices(reader, *, predictions: dict | None = None) -> pd.DataFrame:

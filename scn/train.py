@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from scn import augment, distributed, lock, pipeline, starts
 from scn.checkpoint import load_checkpoint, save_checkpoint
-from scn.collapse import check_epoch
+from scn.collapse import check_epoch, one_label
 from scn.config import SYNTH_FACE, TrainConfig, resumed_config
 from scn.data import Split, load_dataset, split_validation
 from scn.decoded import DiskImages
@@ -225,19 +225,11 @@ def prepare_data(config: TrainConfig, *, log=None, progress: bool = False):
     return config, train, val, dataset.test, root
 
 
-def dataset_warnings(train: Split, *, class_names) -> list:
-    """What about the training labels makes a run pointless, in sentences for the log and the app."""
-    present = torch.unique(train.labels).tolist()
-    if len(present) == 1:
-        return [f"every training label is {class_names[present[0]]}: with one class the model can "
-                "only learn to predict it, and SCN has nothing to relabel to"]
-    return []
-
-
 @torch.no_grad()
 def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> dict:
     """Accuracy, mean loss, confusion matrix (rows: given label, columns: prediction), and each
-    sample's prediction and class probabilities (softmax of the alpha-scaled logits)."""
+    sample's prediction and class probabilities (softmax of the logits before alpha scales them,
+    as scn.predict shows them: alpha > 0 leaves the prediction the same)."""
     model.eval()
     num_classes = len(config.class_names)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
@@ -249,10 +241,11 @@ def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> 
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
-            _, scaled = model(x)
-        scaled = scaled.float().cpu()
+            alpha, logits = model.heads(x)
+        logits = logits.float().cpu()
+        scaled = alpha.float().cpu() * logits
         preds.append(scaled.argmax(1))
-        probs.append(torch.softmax(scaled, dim=1))
+        probs.append(torch.softmax(logits, dim=1))
         loss_sum += F.cross_entropy(scaled, labels, reduction="sum").item()
         confusion += _confusion(labels, scaled.argmax(1), num_classes=num_classes)
     model.train()
@@ -294,10 +287,11 @@ class Trainer:
         self.config, self.train_split, self.val_split, self.test_split, root = prepare_data(
             config, log=log, progress=progress)
         config = self.config
-        warnings = dataset_warnings(self.train_split, class_names=config.class_names)
-        for warning in warnings:
-            log.warning(warning)
-        writer.set_meta("warnings", warnings)
+        useless = one_label(self.train_split.labels, class_names=config.class_names)
+        if useless is not None:
+            log.warning(useless.message)
+            if checkpoint is None:  # a resumed run has it recorded already
+                writer.log_warnings(0, [useless])
         self.dataset_info = {"description": config.dataset_description, "path": str(root),
                              "format": config.format, "classes": list(config.class_names),
                              "decoded_cache": "disk" if isinstance(self.train_split.images, DiskImages)
@@ -748,6 +742,8 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
         outcome = trainer.run()
         writer.set_status(outcome, finished=time.time() if outcome == "finished" else None)
         log.info("run %s", outcome)
+        if outcome == "finished" and trainer.true_labels is not None:
+            _save_slice_predictions(run_dir, log=log)
         return outcome
     except BaseException as exc:
         log.error("training failed:\n%s", traceback.format_exc())
@@ -764,6 +760,19 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
             writer.close()
         os.close(lock_fd)
         distributed.shutdown()
+
+
+def _save_slice_predictions(run_dir: Path, *, log) -> None:
+    """The checkpoints' predictions the Slices page scores, made now rather than on its first visit.
+    A failure costs only that wait, so it is logged, not raised."""
+    from scn import slices
+
+    reader = RunReader(run_dir)
+    for which in reader.checkpoints():
+        try:
+            slices.save_predictions(reader, which=which)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("could not keep the %s checkpoint's predictions for the Slices page: %s", which, exc)
 
 
 def _resume_from(run_dir: Path, changes: dict | None) -> tuple:

@@ -4,6 +4,7 @@ and the edge states that must read as plain messages."""
 import json
 import os
 import shutil
+import sqlite3
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,8 +12,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from scn import analysis, charts, lock, runs
-from scn.config import make_config
+from scn import analysis, builds, charts, collapse, lock, runs
+from scn.classes import CLASS_NAMES
+from scn.config import PRESETS, make_config
 from scn.store import RunReader, RunWriter
 from scn.train import train
 from tests.helpers import copy_run, write_ferplus
@@ -134,9 +136,24 @@ def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path
     at.text_input(key="pretrained").input(str(weights)).run()
     at.selectbox(key="synth_noise_model").set_value("annotators").run()
     at.button(key="start_run").click().run()
-    assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] == 0.3
-    assert started["synth_noise_model"] == "annotators"
-    assert started["relabel_scope"] is None  # the preset's own: every sample under "official"
+    assert started["pretrained"] == str(weights.resolve()) and started["synth_noise"] is None
+    assert started["synth_noise_model"] == "annotators" and started["preset"] == "demo"
+    assert started["relabel_scope"] is None  # the preset's own
+
+
+def test_the_new_run_forms_defaults_are_the_demos(empty_root, monkeypatch):
+    """Left as it opens, the form trains SCN as the one-click demo does (but for the demo's one
+    thread on the CPU), and each empty field shows the value it stands for."""
+    started = {}
+    monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.update(options) or 1)
+    at = render()
+    assert at.number_input(key="epochs").proto.placeholder == str(PRESETS["demo"]["epochs"])
+    assert at.number_input(key="margin_2").proto.placeholder == f"{PRESETS['demo']['margin_2']:g}"
+    at.button(key="start_run").click().run()
+    form, demo = make_config(**started), make_config(**runs.DEMO_RUNS["scn"])
+    assert {k for k, v in vars(form).items() if vars(demo)[k] != v} <= {"threads", "device", "preset"}
+    at.selectbox(key="preset").set_value("official").run()
+    assert at.number_input(key="epochs").proto.placeholder == str(PRESETS["official"]["epochs"])
 
 
 @pytest.mark.parametrize("gpus", [0, 4])
@@ -199,10 +216,12 @@ def test_damaged_runs_are_listed_and_explained(finished_runs):
 
 def test_status_panel_shows_the_trainers_warnings(finished_runs):
     writer = RunWriter(finished_runs["scn_dir"])
-    writer.set_meta("warnings", ["every training label is happiness: one class"])
+    writer.log_warnings(0, [collapse.one_label([3, 3], class_names=CLASS_NAMES)])
     writer.close()
-    at = render("pages/1_Training.py")
-    assert "Warning from the trainer: every training label is happiness: one class." in texts(at.warning)
+    for page in ("app.py", "pages/1_Training.py"):
+        at = render(page)
+        assert "**Every training label is one class** (before training): every training label is happiness" \
+            in texts(at.warning)
 
 
 def test_training_page_says_how_often_rank_regularization_acted(finished_runs):
@@ -350,8 +369,16 @@ def test_sample_page_shows_a_training_sample_across_epochs(finished_runs):
     truth = analysis.match_groundtruth(reader.samples("train"), reader.groundtruth()).loc[idx]
     assert f"**Ground truth**: {names[truth['true_label']]}" in texts(at.markdown)
     assert event["id"] in at.dataframe[0].value["id"].tolist()
-    at.number_input(key="sample_idx").set_value(0).run()
-    assert at.query_params["sample"] == "0"  # the URL follows the choice
+    # Found by its image name, whatever its index: the URL follows the choice.
+    samples = reader.samples("train").set_index("name")["idx"]
+    name = next(n for n, i in samples.items() if i != int(n.split(".")[0].rsplit("_", 1)[1]) - 1)
+    at.text_input(key="sample_name").input(name.replace(".jpg", "_aligned.jpg")).run()
+    assert at.query_params["sample"] == str(samples[name]) and at.get("image")[0].proto.imgs[0].caption == name
+    part = name.split(".")[0][:-1]  # part of a name: the matches to choose from
+    at.text_input(key="sample_name").input(part).run()
+    assert at.selectbox(key="sample_match").options == [n for n in samples.index if part in n]
+    at.text_input(key="sample_name").input("no_such_image").run()
+    assert "No image of this set is named like 'no_such_image'" in texts(at.warning)
 
 
 def test_sample_page_shows_a_test_image_with_its_probabilities(finished_runs):
@@ -387,10 +414,10 @@ def test_compare_page_overlays_runs(finished_runs):
     assert table["run"].tolist() == ["20260101-120000-scn", "20260101-110000-baseline"]
     best = [int(RunReader(finished_runs[k]).epoch_metrics().set_index("epoch")["val_accuracy"].idxmax())
             for k in ("scn_dir", "baseline_dir")]
-    assert table["epoch (best val)"].tolist() == best
+    assert table["epoch (best val)"].tolist() == [str(e) for e in best]
     assert list(table.columns)[:3] == ["run", "last test acc.", "best val acc."]
     assert list(table.columns)[-1] == "dataset" and not table.isin(["None"]).any().any()
-    differ = at.dataframe[1].value.set_index("option")
+    differ = at.dataframe[2].value.set_index("option")  # after the verdict card's table
     assert list(differ.columns) == ["20260101-120000-scn", "20260101-110000-baseline"]
     assert differ.loc["method"].tolist() == ["scn", "baseline"] and "epochs" not in differ.index
     colors = charts.run_colors(p.name for p in finished_runs["root"].iterdir())
@@ -433,7 +460,7 @@ def test_run_guard_turns_a_vanished_folder_into_a_message(finished_runs):
 
         import streamlit as st
 
-        import studio_ui as ui
+        from studio import ui
         from scn.store import RunReader, runs_root
         reader = RunReader(runs_root() / "20260101-120000-scn")
         shutil.rmtree(reader.run_dir)
@@ -526,7 +553,7 @@ def test_the_home_page_has_a_title_and_the_pages_keep_their_addresses(empty_root
     def script():
         import streamlit as st
 
-        import studio_ui as ui
+        from studio import ui
         for page in ui.app_pages():
             st.text(f"{page.title}|{page.url_path}")
 
@@ -586,3 +613,47 @@ def test_training_charts_draw_the_run_in_its_colour_and_mark_relabeling(finished
         assert {t["line"]["color"] for t in loss["data"] + accuracy["data"]} == {colors[name]}
         assert accuracy["data"][0]["name"] == "train accuracy (on current labels)"
         assert [s["x0"] for s in accuracy["layout"].get("shapes", [])] == relabel_lines
+
+
+def make_newest(run_dir, *, by: float = 86_400.0) -> None:
+    """Mark `run_dir` as started `by` seconds after every other run (the demo's baseline starts last)."""
+    with sqlite3.connect(run_dir / "run.db") as db:
+        db.execute("UPDATE status SET started = started + ?", (by,))
+
+
+@pytest.mark.parametrize("page", ["app.py"] + [p for p in PAGES if p != "pages/5_Compare.py"])
+def test_every_page_opens_on_the_newest_scn_run_not_the_newest_run(finished_runs, page):
+    make_newest(finished_runs["baseline_dir"])
+    at = render(page)
+    picker = at.selectbox(key="run_picker")
+    assert picker.options[0].startswith("20260101-110000-baseline")
+    assert picker.value == "20260101-120000-scn"
+
+
+def starting_run(root, name: str, config: dict):
+    writer = RunWriter(root / name)
+    writer.write_config(config)
+    writer.set_status("starting", started=1.0, pid=os.getpid())
+    writer.close()
+    return root / name
+
+
+def test_slices_of_a_starting_built_in_run_wait_for_its_ground_truth(empty_root):
+    run_dir = starting_run(empty_root, "starting", {"data": None, "method": "scn", "epochs": 3})
+    with lock_held(run_dir):
+        at = render("pages/8_Slices.py")
+    assert "recorded once the trainer has prepared the images" in texts(at.info)
+    assert "has no ground truth" not in texts(at.info)
+
+
+def test_a_starting_run_shows_the_shared_build_it_waits_for(empty_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCN_STUDIO_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "backbones").mkdir(parents=True)
+    lock_file = tmp_path / "cache" / "backbones" / "synth-face.lock"
+    run_dir = starting_run(empty_root, "waiting", {"data": None, "method": "baseline", "epochs": 3})
+    with lock_held(run_dir), builds.exclusive(lock_file), builds.progress(lock_file, what="the backbone") as line:
+        line("synth-face epoch 3/16: held-out identity accuracy 41.0%")
+        at = render("pages/1_Training.py")
+    assert "Waiting for a shared build" in texts(at.info)
+    assert "synth-face epoch 3/16" in texts(at.code) and "building the backbone" in texts(at.code)
+    assert "(empty)" not in texts(at.code) and "heartbeat" not in texts(at.markdown)

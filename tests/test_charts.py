@@ -40,6 +40,19 @@ def test_sample_history_figure_marks_relabels(finished_runs):
     assert f"{names[int(event['old'])]} → {names[int(event['new'])]}" in [a.text for a in figure.layout.annotations]
 
 
+def test_sample_history_relabel_captions_neither_stray_nor_overlap(finished_runs):
+    reader = RunReader(finished_runs["scn_dir"])
+    events = reader.relabels()
+    idx = int(events["idx"].value_counts().index[0])
+    many = pd.concat([events[events["idx"] == idx]] + [events.iloc[:1].assign(idx=idx, epoch=e) for e in (1, 2, 3)])
+    figure = charts.sample_history_figure(reader.sample_history(idx), many, class_names=reader.class_names())
+    captions = [a for a in figure.layout.annotations if a.text and "→" in a.text]
+    assert all(a.text and a.text != "new text" for a in figure.layout.annotations)
+    assert len(captions) == many["epoch"].nunique()  # one per epoch, several relabels on separate lines
+    neighbours = sorted(captions, key=lambda a: a.x)
+    assert all(a.y != b.y for a, b in zip(neighbours, neighbours[1:]))
+
+
 def test_one_run_is_one_colour_told_apart_by_line_style(finished_runs):
     reader = RunReader(finished_runs["scn_dir"])
     steps, epochs = reader.step_metrics(), reader.epoch_metrics()
@@ -153,3 +166,13 @@ def test_probability_figure_highlights_the_top_class():
     bar = figure.data[0]
     assert list(bar.y) == ["a", "b", "c"] and list(bar.x) == [0.1, 0.7, 0.2]
     assert [c == "#d62728" for c in bar.marker.color] == [False, True, False]
+
+
+def test_legends_sit_below_the_x_axis_title_not_over_it(finished_runs):
+    reader = RunReader(finished_runs["scn_dir"])
+    steps, epochs = reader.step_metrics(), reader.epoch_metrics()
+    for figure in (charts.loss_figure(steps, epochs, rank_reg=True, relabel_epoch=2, total_epochs=4),
+                   charts.accuracy_figure(epochs, relabel_epoch=2, total_epochs=4)):
+        legend = figure.layout.legend
+        assert (legend.yref, legend.y, legend.yanchor, legend.orientation) == ("container", 0, "bottom", "h")
+        assert figure.layout.margin.b >= 45 + charts.LEGEND_ROOM

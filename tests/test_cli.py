@@ -1,9 +1,12 @@
+import importlib
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
-from scn.cli import COMMANDS, build_parser
+from scn.cli import COMMANDS, build_parser, main
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -21,8 +24,32 @@ def test_module_entry_point_lists_commands():
         assert command in result.stdout
 
 
+# Runs `python -m scn ARGS` in this interpreter and says whether torch was imported by then.
+HELP_IMPORTS_TORCH = """
+import runpy, sys
+sys.argv = ["scn", *sys.argv[1:]]
+try:
+    runpy.run_module("scn", run_name="__main__")
+except SystemExit:
+    pass
+print("torch imported" if "torch" in sys.modules else "torch not imported", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[command, "--help"] for command in COMMANDS])
+def test_help_answers_without_importing_torch(argv):
+    result = subprocess.run([sys.executable, "-c", HELP_IMPORTS_TORCH, *argv], capture_output=True, text=True)
+    assert "usage: scn" in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == "torch not imported"
+
+
+def test_the_installed_scn_command_is_the_cli():
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    module, function = pyproject["project"]["scripts"]["scn"].split(":")
+    assert getattr(importlib.import_module(module), function) is main
+
+
 def test_eval_of_missing_run_is_a_clear_error(tmp_path, capsys):
-    from scn.cli import main
 
     assert main(["eval", "--run", str(tmp_path / "nope")]) == 2
     assert "no run at" in capsys.readouterr().err
@@ -31,7 +58,6 @@ def test_eval_of_missing_run_is_a_clear_error(tmp_path, capsys):
 def test_runs_lists_a_damaged_run_with_the_reason(run_dir, capsys):
     import os
 
-    from scn.cli import main
 
     os.truncate(run_dir / "run.db", 0)
     assert main(["runs", "--root", str(run_dir.parent)]) == 0
@@ -42,7 +68,6 @@ def test_runs_lists_a_damaged_run_with_the_reason(run_dir, capsys):
 def test_eval_works_from_the_checkpoints_of_a_run_whose_database_is_damaged(tiny_rafdb, tmp_path, capsys):
     import os
 
-    from scn.cli import main
     from scn.train import train
     from tests.helpers import tiny_config
 
@@ -82,7 +107,6 @@ def test_every_option_of_every_command_has_help():
 
 
 def test_runs_prints_a_readable_table(finished_runs, capsys):
-    from scn.cli import main
     from scn.store import RunReader
 
     assert main(["runs", "--root", str(finished_runs["root"])]) == 0
@@ -95,7 +119,6 @@ def test_runs_prints_a_readable_table(finished_runs, capsys):
 
 
 def test_runs_shows_tags_and_filters_by_them(finished_runs, capsys):
-    from scn.cli import main
     from scn.store import RunReader
 
     RunReader(finished_runs["scn_dir"]).annotate(tags=["noise30", "keep"])

@@ -68,6 +68,15 @@ def test_presets_apply_and_explicit_options_override_them():
     assert parse([]).margin_1 == PRESETS["official"]["margin_1"]
 
 
+def test_the_demo_preset_is_the_one_click_demos_scn_and_switches_follow_presets():
+    from scn.runs import DEMO_RUNS
+
+    demo, one_click = parse(["--preset", "demo"]), make_config(**DEMO_RUNS["scn"])
+    assert {k for k, v in vars(demo).items() if vars(one_click)[k] != v} == {"threads", "device", "preset"}
+    assert demo.alpha_normalize and not parse([]).alpha_normalize
+    assert parse(["--preset", "demo", "--margin2", "0.3"]).margin_2 == 0.3
+
+
 @pytest.mark.parametrize("name, value, message", [
     ("margin_2", -1.0, "margin2 must be at least 0"),
     ("beta", 1.0, "beta must be less than 1"),

@@ -9,7 +9,7 @@ from PIL import Image
 from scn.align import align_face
 from scn.cli import main
 from scn.faces import Box, crop
-from scn.predict import (alpha_percentile, load_model_cached, predict_image, preprocess, trained_on,
+from scn.predict import (FacePrediction, alpha_percentile, load_model_cached, predict_image, preprocess, trained_on,
                          training_alphas)
 from scn.store import RunReader, RunWriter, checkpoint_path
 from scn.synth import SynthConfig
@@ -257,3 +257,22 @@ def test_a_face_with_alpha_near_zero_keeps_its_probabilities_and_cam(run_dir, gr
     assert face.probs.max() - face.probs.min() > 1e-3  # not the uniform 1/7 of the scaled logits
     assert np.allclose(face.probs, direct_forward(model, meta, grace_hopper, face.box)[1], atol=1e-5)
     assert face.cam.max() > 0.5  # a map, not a blank
+
+
+@pytest.mark.parametrize("alpha, cam_peak, reason", [(0.9, 1.0, None), (0.01, 1.0, "alpha 0.010 is near 0"),
+                                                     (0.9, 0.0, "its Grad-CAM is flat")])
+def test_a_face_is_unsure_with_alpha_near_0_or_a_flat_cam(alpha, cam_peak, reason):
+    cam = np.zeros((8, 8), np.float32)
+    cam[2, 2] = cam_peak
+    face = FacePrediction(box=Box(0, 0, 8, 8, "manual"), crop=Image.new("RGB", (8, 8)),
+                          probs=np.array([0.01, 0.99]), class_names=("happiness", "sadness"), top_class="sadness",
+                          alpha=alpha, cam_class="sadness", cam=cam, overlay=np.zeros((8, 8, 3), np.uint8))
+    assert face.unsure is None if reason is None else face.unsure.startswith(reason)
+
+
+def test_cli_calls_a_face_with_alpha_near_zero_unsure(run_dir, grace_hopper_path, capsys):
+    make_unsure(run_dir)
+    assert main(["predict", "--run", str(run_dir), str(grace_hopper_path)]) == 0
+    assert "unsure (alpha 0.000 is near 0; best guess" in capsys.readouterr().out
+    assert main(["predict", "--run", str(run_dir), "--json", str(grace_hopper_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["images"][0]["faces"][0]["unsure"] == "alpha 0.000 is near 0"

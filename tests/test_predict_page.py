@@ -80,7 +80,9 @@ def test_upload_shows_boxes_probabilities_alpha_and_cam(run_dir, monkeypatch, gr
     assert 0.0 <= float(app.metric[0].value) <= 1.0
     assert any("the run's training samples' weights" in c.value or "Lower than every training sample" in c.value
                for c in app.caption)
-    top = faces[0].split(": ")[1].split(" (")[0]
+    # The headline names the top class, or the best guess of a face the model is unsure of.
+    top = app.selectbox[1].value
+    assert f"{top} (" in faces[0] or f"best guess {top}," in faces[0]
     assert f"Grad-CAM for {top} (last residual block)" in captions(app)
 
     other = next(name for name in app.selectbox[1].options if name != top)
@@ -156,7 +158,8 @@ def test_a_face_with_alpha_near_zero_is_called_unsure(run_dir, monkeypatch, grac
     assert float(app.metric[0].value) == 0.0
     assert any("the model is very unsure about this face" in w.value for w in app.warning)
     assert any("Lower than every training sample's weight" in c.value for c in app.caption)
-    assert any("before the attention weight scales its logits" in c.value for c in app.caption)
+    assert any("softmax of the classifier's logits before alpha scales them" in c.value for c in app.caption)
+    assert any("**Face 1**: unsure (alpha 0.000 is near 0; best guess" in m.value for m in app.markdown)
     chart = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert max(chart["data"][0]["x"]) > 1 / 7 + 1e-3
 

@@ -29,6 +29,8 @@ def test_relabels_page_scores_filters_and_reviews_selected_rows(finished_runs):
     quality, table = at.dataframe[0].value, events_table(at).value
     assert quality["epoch"].tolist() == [1, 2, 3, 4]
     assert table["id"].tolist() == events["id"].tolist() and table["kind"].eq("scn").all()
+    # The decision first: a narrow window cuts off the details, not the verdict.
+    assert list(table.columns)[:8] == ["id", "image", "name", "epoch", "old", "new", "verdict", "review"]
     assert table["image"].str.startswith("data:image/jpeg;base64,").all()
     truth = reader.groundtruth().set_index("image")["true_label"] - 1
     names = reader.samples("train").set_index("idx")["name"]
@@ -48,6 +50,8 @@ def test_relabels_page_scores_filters_and_reviews_selected_rows(finished_runs):
     assert reader.reviews()[["event_id", "decision"]].values.tolist() == [[first, "revert"], [second, "revert"]]
     assert "Marked 2 relabel(s) as reverted" in texts(at.success)
     assert events_table(at).value.set_index("id").loc[[first, second], "review"].eq("revert").all()
+    # The review cleared the selection: the next action does not act on those rows again.
+    assert at.button(key="accept_selected").disabled and at.button(key="accept_selected").label == "Accept 0 selected"
 
 
 def test_bulk_review_of_everything_a_filter_shows(finished_runs):
@@ -58,9 +62,15 @@ def test_bulk_review_of_everything_a_filter_shows(finished_runs):
     at.selectbox(key="relabel_old").set_value(old).run()
     shown = reader.relabels(old=old)["id"].tolist()
     at.button(key="accept_shown").click().run()
+    assert f"marks **{len(shown)}** relabel(s) as accepted" in texts(at.markdown) and reader.reviews().empty
+    at.button(key="all_shown_confirmed").click().run()
     assert reader.reviews()["event_id"].tolist() == shown and reader.reviews()["decision"].eq("accept").all()
     at.selectbox(key="relabel_old").set_value("any").run()
     at.button(key="revert_shown").click().run()
+    at.button(key="all_shown_cancelled").click().run()
+    assert reader.reviews()["decision"].eq("accept").all()
+    at.button(key="revert_shown").click().run()
+    at.button(key="all_shown_confirmed").click().run()
     assert reader.reviews()["event_id"].tolist() == events["id"].tolist()
     assert reader.reviews()["decision"].eq("revert").all()
 
@@ -119,6 +129,8 @@ def test_review_events_are_counted_and_filtered_apart(finished_runs):
     at.selectbox(key="relabel_kind").set_value("review").run()
     table = events_table(at).value
     assert table["kind"].tolist() == ["review"] and table["epoch"].tolist() == [5]
+    # A review event has no margin, alpha or group: blank cells, not a raw "None".
+    assert table[["margin", "alpha", "group"]].values.tolist() == [["", "", ""]] and not table.isna().any().any()
 
 
 def test_resume_with_reviewed_labels_button(finished_runs, monkeypatch):

@@ -44,8 +44,35 @@ def test_unreachable_images_leave_accuracy_out_and_say_why(finished_runs, tmp_pa
     writer = RunWriter(finished_runs["scn_dir"])
     writer.set_meta("dataset", {"path": str(tmp_path / "moved"), "format": "rafdb"})
     writer.close()
+    for kept in finished_runs["scn_dir"].glob("slice-predictions-*.npz"):
+        kept.unlink()  # the predictions its trainer kept would make the images unnecessary
     at = render(PAGE)
     assert "needs the run's images, which cannot be read here" in texts(at.warning)
     scores = at.dataframe[0].value
     assert scores["train_accuracy"].isna().all() and scores["mean_alpha"].notna().all()
     assert elements(at)["plotly_chart"] == len(slices.DIMENSIONS)
+
+
+def test_a_finished_run_keeps_its_checkpoints_predictions_for_the_first_visit(finished_runs, monkeypatch):
+    import os
+    import shutil
+
+    import numpy as np
+
+    reader = RunReader(finished_runs["scn_dir"])
+    for which in ("last", "best"):
+        saved, computed = slices.saved_predictions(reader, which=which), slices.run_predictions(reader, which=which)
+        assert all(np.array_equal(saved[split], computed[split]) for split in ("train", "test"))
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the Slices page ran the model although the trainer kept its predictions")
+
+    monkeypatch.setattr(slices, "run_predictions", no_model)
+    at = render(PAGE)
+    assert not at.exception and at.dataframe[0].value["train_accuracy"].notna().all()
+    # A checkpoint rewritten since (a resumed run) has none kept: a new file, not the shared link.
+    last = reader.checkpoint_path("last")
+    shutil.copy(last, last.with_suffix(".new"))
+    os.replace(last.with_suffix(".new"), last)
+    os.utime(last, ns=(1, 1))
+    assert slices.saved_predictions(reader, which="last") is None

@@ -317,15 +317,22 @@ def test_bad_pretrained_weights_fail_before_a_run_folder_exists(tiny_rafdb, tmp_
     assert not run_dir.exists()
 
 
-def test_a_one_class_dataset_trains_with_a_warning(tmp_path):
+def test_a_one_class_dataset_trains_with_a_warning_the_app_and_the_cli_show(tmp_path, capsys):
     from tests.helpers import write_rafdb
 
     data = write_rafdb(tmp_path / "one", train=20, test=6, size=32, num_classes=1)
     run_dir = tmp_path / "r"
     assert train(tiny_config(data, epochs=1), run_dir=run_dir, progress=False) == "finished"
-    warnings = RunReader(run_dir).meta("warnings")
-    assert len(warnings) == 1 and "every training label is surprise" in warnings[0]
+    warnings = RunReader(run_dir).warnings()
+    assert warnings[["epoch", "kind"]].values.tolist()[0] == [0, "one_label"]
+    assert "every training label is surprise" in warnings["message"].iloc[0]
+    assert RunReader(run_dir).meta("warnings") is None  # one channel: the warnings table
     assert "WARNING every training label is surprise" in (run_dir / "train.log").read_text()
+    assert main(["runs", "--root", str(tmp_path)]) == 0
+    assert "r: warning: Every training label is one class (before training): every training label is surprise" \
+        in capsys.readouterr().out
+    assert main(["eval", "--run", str(run_dir), "--checkpoint", "last"]) == 0
+    assert "warning from the trainer: Every training label is one class" in capsys.readouterr().err
 
 
 def test_alpha_warmup_trains_plain_cross_entropy_first(tiny_rafdb, tmp_path):
@@ -375,3 +382,26 @@ def test_the_first_run_from_synth_face_builds_the_backbone(tiny_rafdb, tmp_path,
     assert pretrain.backbone_path().is_file()
     log = (run_dir / "train.log").read_text()
     assert "building the synth-face backbone once" in log and "pretrained weights: synth-face backbone" in log
+
+
+def test_stored_test_probabilities_are_the_classifiers_before_alpha_scales_them():
+    """The Sample page's probabilities and the Predict page's are one quantity: softmax(fc(x))."""
+    from scn.augment import normalize
+    from scn.data import Split
+    from scn.device import resolve_precision
+    from scn.model import SCN
+    from scn.train import evaluate
+
+    torch.manual_seed(0)
+    model = SCN(7, method="scn", alpha_bias=-2.0)  # alpha near 0.12: scaled and unscaled softmax differ
+    images = torch.randint(0, 255, (6, 3, 32, 32), dtype=torch.uint8)
+    split = Split(names=[f"s{i}" for i in range(6)], labels=torch.arange(6) % 7, images=images)
+    config = make_config(image_size=32, channels_last=False)
+    result = evaluate(model, split, config=config, device=torch.device("cpu"),
+                      precision=resolve_precision("fp32", torch.device("cpu")))
+    model.eval()
+    with torch.no_grad():
+        alpha, logits = model.heads(normalize(images, mean=config.mean, std=config.std))
+    assert torch.allclose(result["probs"], torch.softmax(logits, dim=1), atol=1e-5)
+    assert not torch.allclose(result["probs"], torch.softmax(alpha * logits, dim=1), atol=1e-3)
+    assert torch.equal(result["pred"], logits.argmax(1))

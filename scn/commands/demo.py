@@ -5,8 +5,6 @@ Exit status: 0 started, 3 already training, 2 not started.
 """
 import sys
 
-from scn.store import runs_root
-
 HELP = "start the demo pair (SCN and the baseline on the noisy built-in benchmark)"
 
 
@@ -16,6 +14,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from scn.runs import DemoRunningError, DemoStartError, start_demo
+    from scn.store import runs_root
 
     try:
         started = start_demo(root=args.root or runs_root())

@@ -3,8 +3,6 @@ checkpoint are reported separately, since choosing a model on the test set overs
 A run without a validation split has no best checkpoint: its last epoch is what it reports."""
 import sys
 
-from scn.store import RunDamagedError, RunNotFoundError, RunReader
-
 HELP = "evaluate a run's last and best checkpoints on its test split"
 
 
@@ -24,6 +22,8 @@ def per_class_table(confusion, class_names) -> str:
 
 def _epoch_rows(reader):
     """The run's epoch metrics by epoch, or None when its database cannot be read."""
+    from scn.store import RunDamagedError
+
     try:
         return reader.epoch_metrics().set_index("epoch", drop=False)
     except RunDamagedError:
@@ -35,16 +35,22 @@ def run(args) -> int:
 
     from scn.analysis import rank_reg_activity
     from scn.checkpoint import CheckpointError, load_model
+    from scn.collapse import summary
     from scn.config import TrainConfig
     from scn.data import DatasetError
     from scn.device import resolve_precision
     from scn.selection import missing_best_reason
+    from scn.store import RunDamagedError, RunNotFoundError, RunReader
     from scn.train import evaluate, prepare_data
 
     try:
         reader = RunReader(args.run)
         if (status := reader.status())["state"] == "damaged":
             print(f"warning: {status['message']}; evaluating from the checkpoints alone", file=sys.stderr)
+        else:
+            for line in summary(reader.warnings()):
+                print(f"warning from the trainer: {line['title']} ({line['when']}): {line['message']}",
+                      file=sys.stderr)
         which = ("last", "best") if args.checkpoint == "both" else (args.checkpoint,)
         if "best" in which and not reader.checkpoint_path("best").is_file():
             reason = missing_best_reason(reader.run_dir)

@@ -3,16 +3,15 @@
 Faces are found with MTCNN (`--detector haar` for OpenCV's Haar cascades) and aligned on their five
 landmarks to the template the training faces are framed by (`scn.align`). For each face: its box
 (x, y, width, height in the photo's pixels), landmarks and detector probability (MTCNN), the class
-probabilities, the attention weight alpha and its percentile among the run's training samples. With --cam-dir the
-Grad-CAM overlays (top class, last residual block) are written there as PNG files. A photo that
+probabilities (softmax of the classifier's logits before alpha scales them), the attention weight
+alpha and its percentile among the run's training samples, and "unsure" with the reason where alpha
+is near 0 or the Grad-CAM is flat. With --cam-dir the Grad-CAM overlays (top class, last residual block) are written there as PNG files. A photo that
 cannot be read is reported on stderr and the others are still predicted; the exit status is then 2.
 """
 import json
 import sys
 from pathlib import Path
 
-from scn.selection import missing_best_reason
-from scn.store import RunDamagedError, RunNotFoundError, checkpoint_path
 
 HELP = "predict expressions, attention weights and Grad-CAM for the faces in photos"
 
@@ -53,6 +52,7 @@ def _face_record(number: int, face, percentile) -> dict:
         "probabilities": face.probabilities(),
         "alpha": face.alpha,
         "alpha_percentile": percentile,
+        "unsure": face.unsure,
     }
 
 
@@ -69,22 +69,26 @@ def _print_text(record: dict) -> None:
         percentile = face["alpha_percentile"]
         where = ("no training alphas recorded" if percentile is None
                  else f"percentile {percentile:.0f} among training samples")
+        headline = f"{face['top_class']} {face['probabilities'][face['top_class']]:.3f}"
+        if face["unsure"]:
+            headline = f"unsure ({face['unsure']}; best guess {headline})"
         print(f"  face {face['face']}: box x={box['x']} y={box['y']} w={box['w']} h={box['h']}  "
-              f"{face['top_class']} {face['probabilities'][face['top_class']]:.3f}  "
-              f"alpha {face['alpha']:.3f} ({where})")
+              f"{headline}  alpha {face['alpha']:.3f} ({where})")
         print("    " + "  ".join(f"{name} {p:.3f}" for name, p in face["probabilities"].items()))
         if "cam" in face:
             print(f"    Grad-CAM ({face['top_class']}): {face['cam']}")
 
 
 def run(args) -> int:
-    # Imported here so that `python -m scn --help` does not wait for torch and OpenCV.
+    # Imported here so that `python -m scn --help` does not wait for torch, OpenCV and pandas.
     from PIL import Image
 
     from scn.checkpoint import CheckpointError
     from scn.faces import DetectorUnavailableError
     from scn.images import ImageLoadError, load_image
     from scn.predict import alpha_percentile, load_model_cached, predict_image, trained_on, training_alphas
+    from scn.selection import missing_best_reason
+    from scn.store import RunDamagedError, RunNotFoundError, checkpoint_path
 
     run_dir = Path(args.run)
     which = args.checkpoint or "best"

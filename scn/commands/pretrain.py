@@ -7,17 +7,16 @@ finds it (runs on the built-in benchmark use it by default and build it when it 
 """
 import sys
 
-from scn.pretrain import EPOCHS, IMAGES_PER_PERSON, PEOPLE
-
 HELP = "build the synth-face backbone (identity pretraining, no expression labels)"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", metavar="FILE", help="write a backbone of this recipe here instead of the cache")
-    parser.add_argument("--people", type=int, default=PEOPLE, help="synthetic people (%(default)s); with --out")
-    parser.add_argument("--images-per-person", type=int, default=IMAGES_PER_PERSON,
-                        help="images of each person (%(default)s); with --out")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs (%(default)s); with --out")
+    # No defaults here: they are scn.pretrain's recipe, and importing it (torch) would make --help slow.
+    parser.add_argument("--people", type=int, help="synthetic people (default: the recipe's); with --out")
+    parser.add_argument("--images-per-person", type=int,
+                        help="images of each person (default: the recipe's); with --out")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the recipe's); with --out")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
@@ -25,19 +24,19 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import torch
 
-    from scn.pretrain import backbone_path, build_backbone, ensure_backbone
+    from scn.pretrain import EPOCHS, IMAGES_PER_PERSON, PEOPLE, backbone_path, build_backbone, ensure_backbone
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    custom = (args.people, args.images_per_person, args.epochs) != (PEOPLE, IMAGES_PER_PERSON, EPOCHS)
-    if custom and not args.out:
+    default = {"people": PEOPLE, "images_per_person": IMAGES_PER_PERSON, "epochs": EPOCHS}
+    recipe = {name: value if getattr(args, name) is None else getattr(args, name) for name, value in default.items()}
+    if recipe != default and not args.out:
         print("error: --people, --images-per-person and --epochs change the recipe; give --out FILE "
               "so the cached synth-face backbone stays the default one", file=sys.stderr)
         return 2
     try:
         if args.out:
-            checkpoint = build_backbone(people=args.people, images_per_person=args.images_per_person,
-                                        epochs=args.epochs, progress=args.progress)
+            checkpoint = build_backbone(**recipe, progress=args.progress)
             torch.save(checkpoint, args.out)
             path = args.out
         else:
@@ -48,7 +47,7 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    recipe = torch.load(path, map_location="cpu", weights_only=True)["recipe"]
-    print(f"{path}: {recipe['people']} people, held-out identity accuracy {recipe['identity_accuracy']:.1%} "
-          f"(chance {recipe['chance']:.2%}), built in {recipe['seconds']:.0f} s")
+    built = torch.load(path, map_location="cpu", weights_only=True)["recipe"]
+    print(f"{path}: {built['people']} people, held-out identity accuracy {built['identity_accuracy']:.1%} "
+          f"(chance {built['chance']:.2%}), built in {built['seconds']:.0f} s")
     return 0

@@ -1,6 +1,5 @@
-"""List the runs under a runs folder with their status, accuracy and tags."""
-from scn.selection import BY_LAST_EPOCH
-from scn.store import list_runs, runs_root
+"""List the runs under a runs folder with their status, accuracy and tags, then the warnings the
+trainers recorded (a one-class training set, a collapsed run: scn.collapse)."""
 
 HELP = "list runs"
 
@@ -19,6 +18,8 @@ def readable_table(runs):
     """What a person scans for: state, progress and accuracy first, long descriptions last."""
     import pandas as pd
 
+    from scn.selection import BY_LAST_EPOCH
+
     return pd.DataFrame({
         "run": runs["name"], "status": runs["status"],
         "epoch": [f"{e}/{t}" if t else str(e) for e, t in zip(runs["epoch"], runs["total_epochs"])],
@@ -33,6 +34,9 @@ def readable_table(runs):
 
 
 def run(args) -> int:
+    from scn.collapse import summary
+    from scn.store import RunReader, list_runs, runs_root
+
     root = args.root or runs_root()
     runs = list_runs(root)
     if args.tag:
@@ -41,7 +45,10 @@ def run(args) -> int:
         print(f"no runs under {root}" + (f" tagged {', '.join(args.tag)}" if args.tag else ""))
         return 0
     print(readable_table(runs).to_string(index=False))
-    for name, problem in zip(runs["name"], runs["problem"]):
+    for name, path, problem in zip(runs["name"], runs["path"], runs["problem"]):
         if problem:
             print(f"{name}: {problem}")
+            continue
+        for line in summary(RunReader(path).warnings()):
+            print(f"{name}: warning: {line['title']} ({line['when']}): {line['message']}")
     return 0

@@ -11,12 +11,12 @@ Defaults: 3000 training and 750 test images at 100 px (RAF-DB's class balance) r
 10 s and train for a few epochs in minutes on a 2-core laptop; no label noise, as the trainer's
 default (scn.config: synth_noise), so the benchmark is clean unless a noise rate is asked for.
 """
-import fcntl
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from scn import builds
 from scn.synth.dataset import generate_dataset
 from scn.synth.noise import DEFAULT_ANNOTATORS
 
@@ -63,8 +63,8 @@ def default_dataset(*, train: int = DEFAULTS["train"], test: int = DEFAULTS["tes
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ValueError(f"cannot create the dataset cache {root}: {error.strerror or error}") from None
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = root / f"{name}.lock"
+    with builds.exclusive(lock):
         # Another process may have finished it while this one waited for the lock.
         if (target / COMPLETE_MARKER).exists():
             return target
@@ -73,9 +73,11 @@ def default_dataset(*, train: int = DEFAULTS["train"], test: int = DEFAULTS["tes
             if stale.is_dir():
                 shutil.rmtree(stale)
         scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+        what = f"the built-in benchmark ({train:,} training and {test:,} test images at {size} px) into {target}"
         try:
-            generate_dataset(scratch, train=train, test=test, size=size, noise=noise, seed=seed,
-                             balance=balance, overwrite=True, progress=progress, **labelling)
+            with builds.progress(lock, what=what):
+                generate_dataset(scratch, train=train, test=test, size=size, noise=noise, seed=seed,
+                                 balance=balance, overwrite=True, progress=progress, **labelling)
             (scratch / COMPLETE_MARKER).write_text(name + "\n")
             os.rename(scratch, target)
         except BaseException:

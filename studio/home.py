@@ -5,9 +5,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-import studio_ui as ui
-from scn import runs
-from scn.config import option_argv, option_specs
+from studio import ui
+from scn import comparison, runs
+from scn.config import PRESETS, START_NAMES, option_argv, option_specs
 from scn.data import check_dataset
 from scn.lock import RunLockedError
 from scn.store import RunNotFoundError, list_runs, runs_root
@@ -27,6 +27,15 @@ FORMAT_LABELS = {"rafdb": "RAF-DB (EmoLabel + Image/aligned)", "imagefolder": "I
 WITH_CONTEMPT = ("ferplus", "affectnet")
 # The form's help texts are the trainer's own (scn.config), so the two never disagree.
 HINTS = {name: spec.help for name, spec in option_specs().items()}
+# The form starts as the one-click demo is set up; a field left empty takes the chosen preset's value.
+FORM_PRESET = "demo"
+
+
+def preset_value(name: str) -> str:
+    """What an empty field of option `name` trains with: the chosen preset's value, else the
+    option's default (scn.config), as the field's placeholder."""
+    value = PRESETS[st.session_state.get("preset", FORM_PRESET)].get(name, option_specs()[name].default)
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
 def start(*, label: str, options: dict) -> None:
@@ -78,9 +87,9 @@ def start_from_form() -> None:
 
 def pretrained_option(text: str) -> str | None:
     """The trainer's --pretrained value for the form's field: empty (the trainer's default: the
-    synth-face backbone on the built-in benchmark), a name or a resolved path."""
+    dlib-face network on the built-in benchmark), a start name or a resolved path."""
     text = text.strip()
-    if text in ("", "imagenet", "synth-face", "none"):
+    if text in ("", *START_NAMES):
         return text or None
     return str(Path(text).expanduser().resolve())
 
@@ -150,7 +159,8 @@ def runs_overview() -> None:
 
 def run_panel(reader) -> None:
     with ui.run_guard(reader):
-        ui.status_panel(reader, key="home")
+        if ui.status_panel(reader)["state"] != "damaged":
+            ui.collapse_banner(reader)
         st.page_link("pages/1_Training.py", label="Watch it train", icon=":material/monitoring:")
 
 
@@ -214,29 +224,42 @@ def manage(reader) -> None:
 
 st.subheader("Runs")
 runs_overview()
+if pair := comparison.demo_pair(list_runs()):
+    with st.expander("Demo verdict: SCN against the baseline", expanded=True):
+        readers = {label: ui.open_run(name) for label, name in pair.items()}
+        if all(readers.values()):
+            ui.live(ui.comparison_card, {label: [reader] for label, reader in readers.items()},
+                    readers=list(readers.values()))
 # With no runs, runs_overview has said so; the picker would say it again.
 selected = ui.pick_run(label="Selected run") if len(list_runs()) else None
 if selected is not None:
+    ui.run_controls(selected, key="home")
     ui.live(run_panel, selected, readers=[selected])
     manage(selected)
 
 st.subheader("One-click demo")
 demo = runs.DEMO_DATA
+minutes = runs.demo_minutes()
 st.markdown(f"SCN and the baseline, side by side, on the built-in benchmark ({demo['synth_train']:,} synthetic "
-            f"training faces, {demo['synth_noise']:.0%} of labels wrong), both from the synth-face backbone: about "
-            "6 minutes on a 2-core CPU, and about 6 more the first time, to build the backbone.")
+            f"training faces, {demo['synth_noise']:.0%} of labels wrong), both from dlib's face-recognition "
+            "network" + (f": about {minutes} minutes on a 2-core CPU, the first time included "
+                         "(measured by bench/demo.py)." if minutes else "."))
 st.button("Start the demo", type="primary", on_click=start_demo, key="start_demo")
 
 st.subheader("New run")
 left, right = st.columns(2)
+with right:
+    st.selectbox("Preset", tuple(PRESETS), index=list(PRESETS).index(FORM_PRESET), key="preset",
+                 help=HINTS["preset"] + ". Fields left empty take the preset's value.")
 with left:
     dataset = st.radio("Dataset", (BUILT_IN, FOLDER), key="dataset", horizontal=True)
     if dataset == BUILT_IN:
-        st.number_input("Training images", 100, 100_000, 3000, step=500, key="synth_train",
-                        help=HINTS["synth_train"])
-        st.number_input("Test images", 50, 20_000, 750, step=250, key="synth_test", help=HINTS["synth_test"])
-        st.slider("Label noise (share of wrong labels)", 0.0, 0.6, 0.3, 0.05, key="synth_noise",
-                  help=HINTS["synth_noise"])
+        st.number_input("Training images", 100, 100_000, value=None, step=500, key="synth_train",
+                        help=HINTS["synth_train"], placeholder=preset_value("synth_train"))
+        st.number_input("Test images", 50, 20_000, value=None, step=250, key="synth_test",
+                        help=HINTS["synth_test"], placeholder=preset_value("synth_test"))
+        st.number_input("Label noise (share of wrong labels)", 0.0, 0.95, value=None, step=0.05,
+                        key="synth_noise", help=HINTS["synth_noise"], placeholder=preset_value("synth_noise"))
         st.selectbox("Noise model", option_specs()["synth_noise_model"].limits["choices"],
                      key="synth_noise_model", help=HINTS["synth_noise_model"])
     else:
@@ -259,35 +282,37 @@ with left:
     st.selectbox("Method", list(METHODS), key="method")
     st.text_input("Run name (optional)", key="run_label", placeholder="e.g. scn-noise30")
 with right:
-    st.selectbox("Preset", ("official", "paper"), key="preset",
-                 help=HINTS["preset"] + ". Fields left empty take the preset's value.")
     a, b = st.columns(2)
-    a.number_input("Epochs", 1, 200, 12, key="epochs", help=HINTS["epochs"])
-    b.number_input("Relabel from epoch", 1, 200, 4, key="relabel_epoch", help=HINTS["relabel_epoch"])
-    a.number_input("Image size", 32, 256, 64, step=16, key="image_size",
-                   help=HINTS["image_size"] + "; 64 px is the size the synth-face backbone is trained at")
+    a.number_input("Epochs", 1, 200, value=None, key="epochs", help=HINTS["epochs"],
+                   placeholder=preset_value("epochs"))
+    b.number_input("Relabel from epoch", 1, 200, value=None, key="relabel_epoch", help=HINTS["relabel_epoch"],
+                   placeholder=preset_value("relabel_epoch"))
+    a.number_input("Image size", 32, 256, value=None, step=16, key="image_size", placeholder=preset_value("image_size"),
+                   help=HINTS["image_size"] + "; dlib-face needs 112 px or more and reads faces best at 150 px")
     b.number_input("Threads", 1, 64, value=None, key="threads", help=HINTS["threads"], placeholder="all cores")
     a.number_input("Batch size", 2, 4096, value=None, key="batch_size", help=HINTS["batch_size"],
-                   placeholder="preset")
+                   placeholder=preset_value("batch_size"))
     b.number_input("Learning rate", 1e-6, 1.0, value=None, format="%g", key="lr", help=HINTS["lr"],
-                   placeholder="preset")
+                   placeholder=preset_value("lr"))
     a.number_input("beta (high-group share)", 0.05, 0.95, value=None, key="beta", help=HINTS["beta"],
-                   placeholder="preset")
+                   placeholder=preset_value("beta"))
     b.number_input("margin_1 (rank regularisation)", 0.0, 1.0, value=None, key="margin_1",
-                   help=HINTS["margin_1"], placeholder="preset")
+                   help=HINTS["margin_1"], placeholder=preset_value("margin_1"))
     a.number_input("margin_2 (relabel)", 0.0, 1.0, value=None, key="margin_2", help=HINTS["margin_2"],
-                   placeholder="preset")
+                   placeholder=preset_value("margin_2"))
     b.selectbox("Relabel scope", (None, "low", "all"), key="relabel_scope", help=HINTS["relabel_scope"],
-                format_func={None: "preset (official: all samples, paper: low group)",
+                format_func={None: "preset (official: all samples, paper and demo: low group)",
                              "low": "low-importance group (paper)", "all": "all samples (official code)"}.get)
-    a.number_input("Seed", 0, 2**31 - 1, 0, key="seed", help=HINTS["seed"])
+    a.number_input("Seed", 0, 2**31 - 1, option_specs()["seed"].default, key="seed", help=HINTS["seed"])
     b.selectbox("Device", ("auto", "cpu", "cuda"), key="device", help=HINTS["device"])
     if (gpus := torch.cuda.device_count()) > 1:
         a.number_input("GPUs (one process each)", 1, gpus, 1, key="processes", help=HINTS["processes"])
     st.text_input("Start from weights (optional)", key="pretrained",
-                  placeholder="synth-face on the built-in benchmark",
-                  help="Empty: the synth-face backbone (identity-trained, no expression labels) on the "
-                       "built-in benchmark, random weights on a dataset folder. 'none': random weights "
+                  placeholder="dlib-face on the built-in benchmark",
+                  help="Empty: dlib-face (dlib's face-recognition network, trained on real faces for "
+                       "identity, no expression labels) on the built-in benchmark, random weights on a "
+                       "dataset folder. 'synth-face': a ResNet-18 trained on synthetic identities (built "
+                       "once on first use). 'none': random weights "
                        "(SCN tends to collapse from them: see docs/results.md). A checkpoint of "
                        "ours, a plain ResNet-18 state dict or the official SCN MS-Celeb file; only the "
                        "backbone is loaded. 'imagenet' uses torchvision's weights if they are in the "

@@ -11,12 +11,14 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from scn import analysis, charts, collapse, lock, runs, thumbnails
+from scn import analysis, builds, charts, collapse, comparison, lock, runs, thumbnails
 from scn.lock import RunLockedError
 from scn.store import DB_NAME, RunDamagedError, RunNotFoundError, RunReader, list_runs, runs_root
+from scn.synth.cache import studio_cache
 from scn.synth.noise import AMBIGUOUS
 
-ROOT = Path(__file__).resolve().parent
+# The repository root: app.py and pages/ are beside this package.
+ROOT = Path(__file__).resolve().parent.parent
 # Live views of a run with a live trainer rerun this often: a newly written epoch shows within
 # REFRESH_SECONDS plus a render. Views of runs without one (finished, stopped) change only when
 # someone resumes them, so they look again less often and spare a CPU that may be training.
@@ -25,14 +27,16 @@ REFRESH_SECONDS = 2
 SAMPLE_PAGE = "pages/7_Sample.py"
 SAMPLE_PAGE_PATH = "Sample"
 IDLE_REFRESH_SECONDS = 10
+# States of a trainer that has not trained a step yet (it builds or waits for its data and backbone).
+STARTING = ("created", "starting")
 # Colours of a run's state in markdown (no emoji: headless servers often lack an emoji font).
 STATE_COLORS = {"created": "gray", "starting": "orange", "running": "green", "finished": "blue",
                 "stopped": "gray", "failed": "red", "interrupted": "orange", "damaged": "red"}
 
 
 def home_page() -> st.Page:
-    """The home page (home.py: the runs and the new-run form), the app's default page at /."""
-    return st.Page(ROOT / "home.py", title="Home", icon=":material/home:", default=True)
+    """The home page (studio/home.py: the runs and the new-run form), the app's default page at /."""
+    return st.Page(ROOT / "studio" / "home.py", title="Home", icon=":material/home:", default=True)
 
 
 def app_pages() -> list:
@@ -71,12 +75,25 @@ def no_runs_message() -> None:
     st.page_link(home_page(), label="Go to the home page", icon=":material/home:")
 
 
+def default_run(table: pd.DataFrame, *, state: str | None = None) -> str:
+    """The run a page opens on when none was chosen: the newest SCN run (every page has something
+    to show for one, while a baseline has no attention weights or relabels), with `state` (e.g.
+    "finished") the newest SCN run in that state; failing that the newest run in that state, and
+    failing that the newest run. `table` is list_runs's, newest first."""
+    method = table["method"].fillna("")
+    is_scn = method.str.startswith("SCN") & ~method.str.contains("w/o", regex=False)  # not an ablation
+    in_state = table["status"].eq(state) if state else pd.Series(True, index=table.index)
+    for wanted in (is_scn & in_state, in_state, is_scn):
+        if wanted.any():
+            return table.loc[wanted, "name"].iloc[0]
+    return table["name"].iloc[0]
+
+
 def pick_run(*, label: str = "Run", key: str = "run_picker", exclude: str | None = None,
              default_state: str | None = None) -> RunReader | None:
     """A select box over the runs (newest first) that remembers the choice across pages and in the
     URL (?run=NAME); None, with a message, when there is no run to pick. With nothing remembered
-    it offers the newest run, or with `default_state` (e.g. "finished") the newest run in that
-    state, if there is one."""
+    it offers default_run's choice."""
     table = list_runs()
     table = table[table["name"] != exclude]
     names = table["name"].tolist()
@@ -88,7 +105,7 @@ def pick_run(*, label: str = "Run", key: str = "run_picker", exclude: str | None
         return None
     remembered = st.session_state.get(f"{key}_choice") or st.query_params.get("run")
     if remembered not in names:
-        remembered = next((n for n, s in zip(names, table["status"]) if s == default_state), names[0])
+        remembered = default_run(table, state=default_state)
     status = dict(zip(table["name"], table["status"]))
     name = st.selectbox(label, names, index=names.index(remembered), key=key,
                         format_func=lambda n: f"{n} ({status[n]})")
@@ -138,13 +155,18 @@ def run_guard(reader: RunReader):
 
 
 def collapse_banner(reader: RunReader) -> None:
-    """One warning per kind of collapse the trainer detected (scn.collapse): in which epochs, the
-    latest figures, what it means and what to try. Nothing when the run is healthy."""
-    table = reader.warnings()
-    for kind, rows in table.groupby("kind", sort=False):
-        epochs = ", ".join(str(e) for e in rows["epoch"])
-        st.warning(f"**{collapse.TITLES.get(kind, kind)}** (epoch {epochs}): {rows['message'].iloc[-1]}.  \n"
-                   f"{collapse.ADVICE.get(kind, '')}", icon=":material/warning:")
+    """One warning per kind the trainer recorded (scn.collapse: a one-class training set, the ways
+    a run collapses): when, the latest figures, what it means and what to try. Nothing when the
+    run is healthy."""
+    for line in collapse.summary(reader.warnings()):
+        st.warning(f"**{line['title']}** ({line['when']}): {line['message']}.  \n"
+                   f"{collapse.ADVICE.get(line['kind'], '')}", icon=":material/warning:")
+
+
+def blank_missing(values: pd.Series, template: str) -> list:
+    """Numbers as text in `template` and missing ones blank: st.dataframe draws a missing cell as
+    a raw "None", which reads as a bug."""
+    return ["" if pd.isna(v) else template.format(v) for v in values]
 
 
 def flash(message: str, *, kind: str = "success") -> None:
@@ -183,32 +205,42 @@ def age(seconds: float | None) -> str:
     return f"{seconds / 60:.0f} min ago" if seconds < 7200 else f"{seconds / 3600:.1f} h ago"
 
 
-def status_panel(reader: RunReader, *, key: str) -> dict:
-    """State, trainer pid and heartbeat, the Stop / Resume buttons that apply, and the traceback or
-    log tail of a run whose trainer failed or died. Returns the status."""
+def run_controls(reader: RunReader, *, key: str) -> None:
+    """The Stop or Resume button that applies to the run, or "stopping…" once Stop was pressed.
+    Pages draw them outside their live fragments: a click that lands while a timed fragment rerun
+    replaces the button can be lost, and Stop must act on the first click. A change of trainer
+    (it exits, or another tab resumes the run) reruns the whole page (`live`), so they stay current."""
     show_flash()
+    with run_guard(reader):
+        status = reader.status()
+        run_dir = str(reader.run_dir)
+        columns = st.columns([1, 1, 4])
+        if status["alive"] and runs.stop_requested(run_dir):
+            columns[0].markdown(":orange[stopping…]", help="Stop was pressed: the trainer finishes its "
+                                "step and writes checkpoints/last.pt")
+        elif status["alive"]:
+            columns[0].button("Stop", key=f"stop_{key}", on_click=_stop, args=(run_dir,),
+                              help="Graceful: the trainer finishes its step and writes checkpoints/last.pt")
+        elif status["state"] in ("stopped", "interrupted", "failed") and reader.checkpoint_path("last").exists():
+            columns[1].button("Resume", key=f"resume_{key}", on_click=resume, args=(run_dir,),
+                              help="Continue from checkpoints/last.pt with the relabelled labels")
+
+
+def status_panel(reader: RunReader) -> dict:
+    """State, trainer pid and heartbeat, the progress of a shared build the run waits for, and the
+    traceback or log tail of a run whose trainer failed or died. Returns the status."""
     status = reader.status()
     state = status["state"]
     if state == "finished" and status["finished"]:
         detail = f"finished {started_label(status['finished'])}"
     else:
         pid = f"pid {status['pid']}" if status["pid"] else "no pid"
-        detail = f"{pid} · heartbeat {age(status['heartbeat_age'])}"
+        # A starting trainer beats only once it trains: before that the heartbeat is when it began.
+        beat = "began" if state in STARTING else "heartbeat"
+        detail = f"{pid} · {beat} {age(status['heartbeat_age'])}"
     st.markdown(f":{STATE_COLORS.get(state, 'gray')}[**{state}**] · {detail}")
-    run_dir = str(reader.run_dir)
-    columns = st.columns([1, 1, 4])
-    if status["alive"] and runs.stop_requested(run_dir):
-        columns[0].markdown(":orange[stopping…]", help="Stop was pressed: the trainer finishes its "
-                            "step and writes checkpoints/last.pt")
-    elif status["alive"]:
-        columns[0].button("Stop", key=f"stop_{key}", on_click=_stop, args=(run_dir,),
-                          help="Graceful: the trainer finishes its step and writes checkpoints/last.pt")
-    elif state in ("stopped", "interrupted", "failed") and reader.checkpoint_path("last").exists():
-        columns[1].button("Resume", key=f"resume_{key}", on_click=resume, args=(run_dir,),
-                          help="Continue from checkpoints/last.pt with the relabelled labels")
-    if state != "damaged":
-        for warning in reader.meta("warnings", []):
-            st.warning(f"Warning from the trainer: {warning}.")
+    if state in STARTING and status["alive"]:
+        shared_builds()
     if state == "damaged":
         st.error(f"{status['message']}. Its records cannot be shown; its checkpoints can still be "
                  "used on the Predict page and by `python -m scn eval`.")
@@ -220,6 +252,43 @@ def status_panel(reader: RunReader, *, key: str) -> dict:
                    "restarted). Last lines of its log:")
         st.code(reader.log_tail(lines=20) or "(empty log)", language="text")
     return status
+
+
+def shared_builds() -> None:
+    """The shared builds (scn.builds) running now, with their progress: a starting run on the
+    built-in benchmark waits for them, and its own log stays empty meanwhile."""
+    for lines in builds.in_progress(studio_cache()):
+        st.info("Waiting for a shared build, made once for every run that needs it: the run starts "
+                "training when it is done.", icon=":material/hourglass_top:")
+        st.code("\n".join(lines[:1] + ["…"] * (len(lines) > 9) + lines[1:][-8:]), language="text")
+
+
+def comparison_card(groups: dict) -> None:
+    """scn.comparison's verdict on two setups (name -> their runs' readers): one sentence, then
+    the figures of each, their difference and the seeds' spread."""
+    table = comparison.compare(groups)
+    first, second = groups
+    if table.empty:
+        st.info("No test accuracy to compare yet: the runs have not finished an epoch.")
+        return
+    st.markdown(f"**{comparison.verdict(table)}**")
+    # Shares in percent and their differences in points; the AUROC as the fraction it is.
+    scale = [1 if figure == comparison.FIGURES["alpha_auroc"] else 100 for figure in table["figure"]]
+    cells = pd.DataFrame({"figure": table["figure"]})
+    for name in (first, second):
+        cells[name] = [_number(mean * k, k) + "%" * (k == 100) + (f" ± {_number(sd * k, k)}" if pd.notna(sd) else "")
+                       if pd.notna(mean) else "" for mean, sd, k in zip(table[name], table[f"{name} sd"], scale)]
+    cells["difference"] = [f"{'+' if d >= 0 else ''}{_number(d * k, k)}" if pd.notna(d) else ""
+                           for d, k in zip(table["difference"], scale)]
+    cells["seeds' spread (SD)"] = [_number(s * k, k) if pd.notna(s) else "" for s, k in zip(table["spread"], scale)]
+    st.dataframe(cells, hide_index=True, width="stretch")
+    st.caption(f"Runs per setup: {table['runs'].iloc[0]}. Accuracies and precision in percent, their "
+               "differences in points; an AUROC of 0.5 is chance, 1.0 ranks every wrong label below every "
+               "right one. Report the checkpoint chosen on validation: choosing on the test set flatters a run.")
+
+
+def _number(value: float, scale: int) -> str:
+    return f"{value:.1f}" if scale == 100 else f"{value:.2f}"
 
 
 def started_label(timestamp) -> str:
