@@ -7,9 +7,11 @@ import torch
 
 import studio_ui as ui
 from scn import runs
-from scn.config import option_argv, option_specs
+from scn.classes import CLASS_NAMES
+from scn.config import BUILT_IN_START, NO_START, option_argv, option_specs
 from scn.data import check_dataset
 from scn.lock import RunLockedError
+from scn.model import SCN, PretrainedWeightsError, load_pretrained
 from scn.store import RunNotFoundError, list_runs, runs_root
 
 # What the method choice turns on or off (config.json option names).
@@ -25,6 +27,8 @@ FORMAT_LABELS = {"rafdb": "RAF-DB (EmoLabel + Image/aligned)", "imagefolder": "I
                  "fer2013": "FER2013 (fer2013.csv)", "ferplus": "FERPlus (fer2013.csv + fer2013new.csv)",
                  "affectnet": "AffectNet (training.csv + validation.csv)"}
 WITH_CONTEMPT = ("ferplus", "affectnet")
+# The starts the trainer knows by name; anything else in "Start from weights" is a file.
+START_NAMES = ("imagenet", BUILT_IN_START, NO_START, "dlib-face")
 # The form's help texts are the trainer's own (scn.config), so the two never disagree.
 HINTS = {name: spec.help for name, spec in option_specs().items()}
 
@@ -39,7 +43,9 @@ def start(*, label: str, options: dict) -> None:
     try:
         pid = runs.start_run(run_dir=run_dir, options=options)
     except (RunLockedError, runs.TrainerExitedError) as exc:
-        ui.flash(f"{run_dir.name}: {exc}", kind="error")
+        removed = runs.discard_unstarted(run_dir)
+        ui.flash(f"{run_dir.name}: {exc}" + (" Its empty run folder was removed." if removed else ""),
+                 kind="error")
     else:
         ui.flash(f"Started {run_dir.name} (pid {pid}); it trains in the background.")
 
@@ -64,7 +70,7 @@ def start_from_form() -> None:
         options |= {"data": str(Path(state.data_path).expanduser().resolve()),
                     "format": state.data_format, "noise_file": state.noise_file.strip() or None,
                     "contempt": state.contempt}
-    problem = pretrained_problem(state.pretrained)
+    problem = pretrained_problem(state.pretrained, load=True)
     if problem:
         ui.flash(f"Not started: {problem}", kind="error")
         return
@@ -78,20 +84,28 @@ def start_from_form() -> None:
 
 def pretrained_option(text: str) -> str | None:
     """The trainer's --pretrained value for the form's field: empty (the trainer's default: the
-    synth-face backbone on the built-in benchmark), a name or a resolved path."""
+    synth-face backbone on the built-in benchmark), a start name or a resolved path."""
     text = text.strip()
-    if text in ("", "imagenet", "synth-face", "none"):
+    if text == "" or text in START_NAMES:
         return text or None
     return str(Path(text).expanduser().resolve())
 
 
-def pretrained_problem(text: str) -> str | None:
+def pretrained_problem(text: str, *, load: bool = False) -> str | None:
     """Caught here rather than by the trainer, so the form says so before a run folder exists.
-    A file that is not a weights file is refused by the trainer, with the reason in its log."""
+    With `load`, a file is loaded as the trainer would load it: done on Start, not on every
+    rerun of the form."""
     path = pretrained_option(text)
-    if path in (None, "imagenet") or Path(path).is_file():
+    if path is None or path in START_NAMES:
         return None
-    return f"pretrained weights file not found: {path}"
+    if not Path(path).is_file():
+        return f"pretrained weights file not found: {path}"
+    if load:
+        try:
+            load_pretrained(SCN(len(CLASS_NAMES)), path)
+        except PretrainedWeightsError as exc:
+            return str(exc)
+    return None
 
 
 def runs_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -32,26 +32,32 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from scn import augment, distributed, lock, pipeline
-from scn.checkpoint import load_checkpoint, save_checkpoint
+from scn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scn.collapse import check_epoch
 from scn.config import BUILT_IN_START, TrainConfig, resumed_config
-from scn.data import Split, load_dataset, split_validation
+from scn.data import DatasetError, Split, load_dataset, split_validation
 from scn.decoded import DiskImages
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, logit_weights, rank_regularization, weighted_cross_entropy
 from scn.metrics import truth_table
-from scn.model import SCN, load_pretrained
+from scn.model import SCN, PretrainedWeightsError, load_pretrained
 from scn.pretrain import ensure_backbone
 from scn.relabel import relabel_rows
 from scn.review import review_events
-from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunReader, RunWriter, checkpoint_path
+from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunDamagedError, RunReader, RunWriter, checkpoint_path
 
 EVAL_BATCH = 256
 
 
 class RunExistsError(FileExistsError):
     """Raised when a new run is pointed at a folder that already holds one."""
+
+
+# What a user can fix (their data, weights, options, folder): one `error:` line on the terminal,
+# the traceback in the run's log only.
+USER_ERRORS = (CheckpointError, DatasetError, PretrainedWeightsError, RunExistsError, ValueError,
+               lock.RunLockedError)
 
 
 class StopSignal:
@@ -266,10 +272,10 @@ class Trainer:
         self.config, self.train_split, self.val_split, self.test_split, root = prepare_data(
             config, log=log, progress=progress)
         config = self.config
-        warnings = dataset_warnings(self.train_split, class_names=config.class_names)
-        for warning in warnings:
+        # Stored by record_samples: a refused resume must leave the run's records as they were.
+        self.warnings = dataset_warnings(self.train_split, class_names=config.class_names)
+        for warning in self.warnings:
             log.warning(warning)
-        writer.set_meta("warnings", warnings)
         self.dataset_info = {"description": config.dataset_description, "path": str(root),
                              "format": config.format, "classes": list(config.class_names),
                              "decoded_cache": "disk" if isinstance(self.train_split.images, DiskImages)
@@ -331,11 +337,20 @@ class Trainer:
 
     def _restore(self, checkpoint: dict) -> None:
         labels = LabelState.from_state_dict(checkpoint["labels"])
+        last = checkpoint_path(self.run_dir, "last")
         if len(labels) != len(self.train_split) or not torch.equal(labels.original, self.train_split.labels):
-            raise RuntimeError("the dataset differs from the one this run was trained on; cannot resume")
+            changed = (f"{len(self.train_split)} training images now, {len(labels)} then"
+                       if len(labels) != len(self.train_split) else
+                       f"{int((labels.original != self.train_split.labels).sum())} training labels differ")
+            raise CheckpointError(f"cannot resume: the dataset differs from the one {last} was trained on "
+                                  f"({changed}); the run is left as it was")
         self.labels = labels
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"cannot resume: {last} holds a model of another architecture "
+                                  f"({str(exc).splitlines()[0]}); the run is left as it was") from exc
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.best = checkpoint["best"]
         self.start_epoch = checkpoint["epoch"] + 1
@@ -357,6 +372,7 @@ class Trainer:
 
     def record_samples(self) -> None:
         writer = self.writer
+        writer.set_meta("warnings", self.warnings)
         for name, split in (("train", self.train_split), ("val", self.val_split), ("test", self.test_split)):
             if split is not None:
                 writer.add_samples(name, split.names, split.labels.tolist())
@@ -669,7 +685,7 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
     if not ranks.active and config.processes > 1 and not resume:
         raise ValueError(f"--processes {config.processes} needs the processes started by torchrun: "
                          f"torchrun --standalone --nproc-per-node {config.processes} -m scn train …")
-    if not resume and (run_dir / DB_NAME).exists():
+    if not resume and (run_dir / DB_NAME).exists() and not _failed_before_training(run_dir):
         raise RunExistsError(f"{run_dir} already holds a run; resume it with --resume or choose another run folder")
     if not resume and config.reviewed_labels:
         raise ValueError("--reviewed-labels applies to a resumed run (--resume): a new run has no "
@@ -684,22 +700,30 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
     log = _logger(run_dir)
     stop = StopSignal()
     stop.install()
-    writer = None
+    # Set once this invocation has changed the run's records: a failure before that (a refused
+    # resume) leaves the run exactly as it was, status included.
+    writer = touched = None
     try:
         checkpoint = None
         if resume:
             checkpoint, config = _resume_from(run_dir, resume_changes)
+        elif (run_dir / DB_NAME).exists():
+            log.info("starting over: the run in this folder failed before its first checkpoint")
+            _remove_database(run_dir)
         writer = RunWriter(run_dir)
-        writer.write_config(config.to_dict())
-        fields = {"pid": os.getpid(), "total_epochs": config.epochs, "message": None, "finished": None}
         if not resume:
-            fields["started"] = time.time()
-        writer.set_status("starting", **fields)
-        if checkpoint is not None:
-            writer.discard_from(epoch=checkpoint["epoch"] + 1, step=checkpoint["step_in_epoch"])
+            touched = True
+            writer.write_config(config.to_dict())
+            writer.set_status("starting", pid=os.getpid(), total_epochs=config.epochs, started=time.time())
+        # Loads the data and, on resume, checks the checkpoint against it and against the model.
         trainer = Trainer(config, run_dir=run_dir, writer=writer, log=log, stop=stop,
                           checkpoint=checkpoint, progress=sys.stderr.isatty() if progress is None else progress,
                           ranks=ranks)
+        touched = True
+        writer.set_status("starting", pid=os.getpid(), total_epochs=trainer.config.epochs, message=None,
+                          finished=None)
+        if checkpoint is not None:
+            writer.discard_from(epoch=checkpoint["epoch"] + 1, step=checkpoint["step_in_epoch"])
         writer.set_meta("processes", ranks.world)
         if ranks.active:
             log.info("%d processes (torchrun), %d images per process per step", ranks.world,
@@ -711,20 +735,54 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
         log.info("run %s", outcome)
         return outcome
     except BaseException as exc:
-        log.error("training failed:\n%s", traceback.format_exc())
-        if writer is not None:
-            # The reason first: the app shows this message, and a traceback buries it.
-            reason = f"{exc}\n\n" if str(exc) else ""
-            try:
-                writer.set_status("failed", message=reason + traceback.format_exc(), finished=time.time())
-            except sqlite3.Error as db_error:  # e.g. the disk that failed the checkpoint is full
-                log.error("could not mark the run failed: %s", db_error)
+        _log_failure(log, to_terminal=not isinstance(exc, USER_ERRORS))
+        if touched:
+            _mark_ended(writer, exc, log=log)
         raise
     finally:
         if writer is not None:
             writer.close()
         os.close(lock_fd)
         distributed.shutdown()
+
+
+def _failed_before_training(run_dir: Path) -> bool:
+    """Whether the run in `run_dir` failed before its first checkpoint (bad data, say): it has
+    nothing to resume, so a new run may take its folder."""
+    if checkpoint_path(run_dir, "last").exists() or checkpoint_path(run_dir, "best").exists():
+        return False
+    try:
+        return RunReader(run_dir).status()["state"] == "failed"
+    except RunDamagedError:
+        return False
+
+
+def _remove_database(run_dir: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        (run_dir / (DB_NAME + suffix)).unlink(missing_ok=True)
+
+
+def _log_failure(log: logging.Logger, *, to_terminal: bool) -> None:
+    """The traceback into the run's log file; on the terminal too only for an error that is not
+    the user's (a user's gets one `error:` line from the command)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "training failed:\n%s",
+                            (traceback.format_exc(),), None)
+    for handler in log.handlers:
+        if to_terminal or isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _mark_ended(writer: RunWriter, exc: BaseException, *, log) -> None:
+    """Record how the run ended: stopped for an interrupt (its last checkpoint stands), else
+    failed with the reason first (the app shows this message, and a traceback buries it)."""
+    try:
+        if isinstance(exc, KeyboardInterrupt):
+            writer.set_status("stopped", message="interrupted; resume continues from the last checkpoint")
+        else:
+            reason = f"{exc}\n\n" if str(exc) else ""
+            writer.set_status("failed", message=reason + traceback.format_exc(), finished=time.time())
+    except sqlite3.Error as db_error:  # e.g. the disk that failed the checkpoint is full
+        log.error("could not record the run's end: %s", db_error)
 
 
 def _resume_from(run_dir: Path, changes: dict | None) -> tuple:

@@ -121,9 +121,34 @@ def test_home_form_refuses_missing_pretrained_weights(empty_root, tmp_path):
     assert list(empty_root.iterdir()) == []
 
 
-def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path, monkeypatch):
+def test_home_form_refuses_a_weights_file_it_cannot_load(empty_root, tmp_path):
     weights = tmp_path / "start.pt"
-    weights.write_bytes(b"checked by the trainer")
+    weights.write_bytes(b"not a weights file")
+    at = render()
+    at.text_input(key="pretrained").input(str(weights)).run()
+    at.button(key="start_run").click().run()
+    assert f"Not started: {weights} is not a readable PyTorch weights file" in texts(at.error)
+    assert list(empty_root.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["none", "synth-face", "dlib-face", "imagenet"])
+def test_home_form_passes_start_names_to_the_trainer(empty_root, monkeypatch, name):
+    started = {}
+    monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.update(options) or 1)
+    at = render()
+    at.text_input(key="pretrained").input(name).run()
+    assert not at.error
+    at.button(key="start_run").click().run()
+    assert started["pretrained"] == name
+
+
+def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path, monkeypatch):
+    import torch
+
+    from scn.model import SCN
+
+    weights = tmp_path / "start.pt"
+    torch.save(SCN(7).state_dict(), weights)
     started = {}
     monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.update(options) or 1)
     at = render()

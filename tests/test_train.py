@@ -338,3 +338,40 @@ def test_the_first_run_from_synth_face_builds_the_backbone(tiny_rafdb, tmp_path,
     assert pretrain.backbone_path().is_file()
     log = (run_dir / "train.log").read_text()
     assert "building the synth-face backbone once" in log and "pretrained weights: synth-face backbone" in log
+
+
+def run_records(run_dir):
+    reader = RunReader(run_dir)
+    return (reader.status()["state"], len(reader.relabels()), len(reader.step_metrics()),
+            (run_dir / "config.json").read_text())
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(tiny_rafdb, tmp_path, capsys):
+    from scn.checkpoint import CheckpointError, save_checkpoint
+    from scn.data import RAFDB_LABEL_FILE
+
+    run_dir = tmp_path / "done"
+    train(tiny_config(tiny_rafdb), run_dir=run_dir, progress=False)
+    before = run_records(run_dir)
+    assert before[0] == "finished" and before[1] > 0
+    label_file = tiny_rafdb / RAFDB_LABEL_FILE
+    original = label_file.read_text()
+    # Every training image of class 1 now says class 2, whichever of them validation holds.
+    label_file.write_text("".join(line.replace(".jpg 1\n", ".jpg 2\n") if line.startswith("train_") else line
+                                  for line in original.splitlines(keepends=True)))
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--epochs", "3", "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: cannot resume: the dataset differs") and "training labels differ" in captured.err
+    assert "Traceback" not in captured.out + captured.err
+    assert "Traceback" in (run_dir / "train.log").read_text()
+    assert run_records(run_dir) == before
+
+    label_file.write_text(original)
+    last = run_dir / "checkpoints" / "last.pt"
+    checkpoint = load_checkpoint(last)
+    checkpoint["model"]["fc.weight"] = torch.zeros(8, 512)
+    checkpoint["model"]["fc.bias"] = torch.zeros(8)
+    save_checkpoint(last, checkpoint)
+    with pytest.raises(CheckpointError, match="holds a model of another architecture"):
+        train(tiny_config(tiny_rafdb), run_dir=run_dir, resume=True, resume_changes={"epochs": 3}, progress=False)
+    assert run_records(run_dir) == before
