@@ -357,7 +357,11 @@ class RunReader:
             return f"{path} is not an SQLite database"
         page_size = int.from_bytes(header[16:18], "big")
         expected = int.from_bytes(header[28:32], "big") * (65536 if page_size == 1 else page_size)
-        if size < expected:
+        # Pages not yet copied back from the write-ahead log (a checkpoint cut short by a full
+        # disk, a trainer killed mid-checkpoint) are read from run.db-wal: the file is then
+        # shorter than its header says and nothing is lost. Queries still catch a damaged one.
+        wal = path.with_name(DB_NAME + "-wal")
+        if size < expected and not (wal.is_file() and wal.stat().st_size > 0):
             return f"{path} is truncated ({size:,} of {expected:,} bytes)"
         return None
 

@@ -154,13 +154,21 @@ def _writes_to(stream, path: Path) -> bool:
     return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
+class _LogFileHandler(logging.FileHandler):
+    """The run's log file. A line it cannot write (a full disk) is dropped, not reported with a
+    traceback on the terminal: the run's status and the command's `error:` line say what failed."""
+
+    def handleError(self, record) -> None:
+        pass
+
+
 def _logger(run_dir: Path) -> logging.Logger:
     log = logging.getLogger(f"scn.train.{run_dir.resolve()}")
     log.setLevel(logging.INFO)
     log.propagate = False
     log.handlers.clear()
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    handlers = [logging.FileHandler(run_dir / LOG_NAME)]
+    handlers = [_LogFileHandler(run_dir / LOG_NAME)]
     # A trainer spawned by the app writes its stdout into the log already; anyone else (a terminal,
     # a pipe, a batch job's output file) gets every line on stdout too, one per epoch at least.
     if not _writes_to(sys.stdout, run_dir / LOG_NAME):

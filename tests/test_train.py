@@ -375,3 +375,31 @@ def test_a_refused_resume_leaves_the_run_as_it_was(tiny_rafdb, tmp_path, capsys)
     with pytest.raises(CheckpointError, match="holds a model of another architecture"):
         train(tiny_config(tiny_rafdb), run_dir=run_dir, resume=True, resume_changes={"epochs": 3}, progress=False)
     assert run_records(run_dir) == before
+
+
+def test_a_full_disk_prints_one_error_line_and_no_traceback(tiny_rafdb, tmp_path, monkeypatch, capsys):
+    import errno
+    import logging
+
+    from scn import checkpoint as checkpoint_module
+
+    def full(obj, path):
+        open(path, "wb").write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run_dir = tmp_path / "full"
+    monkeypatch.setattr(checkpoint_module.torch, "save", full)
+    args = ["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1", "--image-size", "32",
+            "--batch-size", "16", "--no-progress"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"error: cannot write {run_dir / 'checkpoints' / 'last.pt'}: "
+                                         "no space left on device"]
+    assert "Traceback" not in captured.out and "Traceback" in (run_dir / "train.log").read_text()
+    assert list((run_dir / "checkpoints").iterdir()) == []
+    # A log file the full disk refuses drops the line instead of printing a logging traceback.
+    log = logging.getLogger(f"scn.train.{run_dir.resolve()}")
+    handler = next(h for h in log.handlers if isinstance(h, logging.FileHandler))
+    monkeypatch.setattr(handler, "emit", lambda record: handler.handleError(record))
+    log.info("a line the disk has no room for")
+    assert "Logging error" not in capsys.readouterr().err
