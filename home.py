@@ -12,7 +12,7 @@ from scn.config import BUILT_IN_START, NO_START, option_argv, option_specs
 from scn.data import check_dataset
 from scn.lock import RunLockedError
 from scn.model import SCN, PretrainedWeightsError, load_pretrained
-from scn.store import RunNotFoundError, list_runs, runs_root
+from scn.store import RunNotFoundError, RunReadOnlyError, list_runs, runs_root
 
 # What the method choice turns on or off (config.json option names).
 METHODS = {
@@ -165,7 +165,7 @@ def save_annotations(reader) -> None:
     state = st.session_state
     try:
         reader.annotate(note=state[f"note-{reader.name}"], tags=state[f"tags-{reader.name}"])
-    except ValueError as exc:
+    except (ValueError, RunReadOnlyError) as exc:
         ui.flash(f"Not saved: {exc}", kind="error")
     else:
         ui.flash(f"Saved the notes and tags of {reader.name}.")

@@ -12,6 +12,7 @@ import streamlit as st
 import studio_ui as ui
 from scn import analysis, charts, metrics, review, thumbnails
 from scn.export import sample_csv
+from scn.store import RunReadOnlyError
 
 PAGE_ROWS = 50
 KINDS = {"all": "all", "scn": "SCN relabels", "review": "review changes"}
@@ -68,14 +69,24 @@ def overview(class_names: list, truth: pd.DataFrame | None) -> None:
             "clean_broken": "clean labels broken", "wrong_labels": "labels wrong after the epoch"})
 
 
+def save_reviews(write, *, done: str) -> None:
+    """Run `write` and flash `done`, or why nothing was saved (a read-only run folder)."""
+    try:
+        write()
+    except RunReadOnlyError as exc:
+        ui.flash(f"Not saved: {exc}", kind="error")
+    else:
+        ui.flash(done)
+
+
 def record_event_reviews(event_ids: list, decision: str) -> None:
-    reader.write_reviews(event_ids=event_ids, decision=decision)
-    ui.flash(f"Marked {len(event_ids)} relabel(s) as {decision}ed.")
+    save_reviews(lambda: reader.write_reviews(event_ids=event_ids, decision=decision),
+                 done=f"Marked {len(event_ids)} relabel(s) as {decision}ed.")
 
 
 def record_image_reviews(labels: dict, decision: str) -> None:
-    reader.write_image_reviews(labels=labels, decision=decision)
-    ui.flash(f"Reviewed {len(labels)} image(s): {decision}.")
+    save_reviews(lambda: reader.write_image_reviews(labels=labels, decision=decision),
+                 done=f"Reviewed {len(labels)} image(s): {decision}.")
 
 
 def event_table(shown: pd.DataFrame, class_names: list, truth, names: pd.Series) -> pd.DataFrame:

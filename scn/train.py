@@ -54,10 +54,14 @@ class RunExistsError(FileExistsError):
     """Raised when a new run is pointed at a folder that already holds one."""
 
 
+class RunFolderError(OSError):
+    """Raised when the run folder cannot be created or written (a read-only disk, say)."""
+
+
 # What a user can fix (their data, weights, options, folder): one `error:` line on the terminal,
 # the traceback in the run's log only.
-USER_ERRORS = (CheckpointError, DatasetError, PretrainedWeightsError, RunExistsError, ValueError,
-               lock.RunLockedError)
+USER_ERRORS = (CheckpointError, DatasetError, PretrainedWeightsError, RunExistsError, RunFolderError,
+               ValueError, lock.RunLockedError)
 
 
 class StopSignal:
@@ -703,8 +707,11 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
         # be left behind, and running the command again would say "already holds a run". The
         # synth-face backbone is ours: a missing one is built by the trainer, not an error.
         load_pretrained(SCN(len(config.class_names), method=config.method), config.pretrained)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock_fd = lock.acquire(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock_fd = lock.acquire(run_dir)
+    except OSError as exc:
+        raise RunFolderError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}") from exc
     log = _logger(run_dir)
     stop = StopSignal()
     stop.install()
