@@ -403,3 +403,33 @@ def test_a_full_disk_prints_one_error_line_and_no_traceback(tiny_rafdb, tmp_path
     monkeypatch.setattr(handler, "emit", lambda record: handler.handleError(record))
     log.info("a line the disk has no room for")
     assert "Logging error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fault", ["label file", "noise file"])
+def test_a_data_error_is_one_line_and_the_folder_can_be_trained_once_the_data_is_fixed(
+        tiny_rafdb, tmp_path, capsys, fault):
+    from scn.data import RAFDB_LABEL_FILE
+
+    label_file = tiny_rafdb / RAFDB_LABEL_FILE
+    original = label_file.read_text()
+    noise = tmp_path / "noise.txt"
+    noise.write_text("train_00001.jpg 3\n")
+    if fault == "label file":
+        label_file.write_text(original + "train_09999.jpg\n")
+    else:
+        noise.write_text("train_00001.jpg three\n")
+    run_dir = tmp_path / "r"
+    args = ["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1", "--image-size", "32",
+            "--batch-size", "16", "--no-progress", "--noise-file", str(noise)]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.splitlines()) == 1 and captured.err.startswith("error: ")
+    assert "expected 'NAME LABEL'" in captured.err
+    assert "Traceback" not in captured.out and "Traceback" in (run_dir / "train.log").read_text()
+    assert RunReader(run_dir).status()["state"] == "failed"
+
+    label_file.write_text(original)
+    noise.write_text("train_00001.jpg 3\n")
+    assert main(args) == 0
+    assert RunReader(run_dir).status()["state"] == "finished"
+    assert RunReader(run_dir).epoch_metrics()["epoch"].tolist() == [1]
