@@ -146,7 +146,12 @@ def load_pretrained(model: SCN, pretrained, *, min_match: float = MIN_BACKBONE_M
                 f"the synth-face backbone is not built yet ({path}); build it once with "
                 "`python -m scn pretrain` (under 11 minutes on 2 CPU cores)")
         source = f"synth-face backbone ({path.name})"
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise PretrainedWeightsError(
+                f"the synth-face backbone {path} cannot be read ({str(exc).splitlines()[0]}); delete it "
+                "and build it again with `python -m scn pretrain`") from exc
     elif pretrained == "imagenet":
         source = "torchvision ImageNet ResNet-18"
         weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
