@@ -137,6 +137,14 @@ def run_guard(reader: RunReader):
         st.warning(f"The run folder {reader.run_dir} no longer exists (deleted or moved).")
 
 
+def refuse_damaged(reader: RunReader) -> None:
+    """Raise RunDamagedError for a run whose database is damaged, so that run_guard explains it
+    before a page reads tables that a damaged file can still seem to lack rather than fail on."""
+    status = reader.status()
+    if status["state"] == "damaged":
+        raise RunDamagedError(status["message"])
+
+
 def collapse_banner(reader: RunReader) -> None:
     """One warning per kind of collapse the trainer detected (scn.collapse): in which epochs, the
     latest figures, what it means and what to try. Nothing when the run is healthy."""

@@ -254,11 +254,13 @@ def export() -> None:
 
 
 if reader is not None:
-    config = reader.config()
-    if config.get("method") == "baseline" or config.get("relabel") is False:
-        st.info(f"{reader.name} trains without relabelling ({config.get('method_label') or config.get('method')}).")
-    else:
-        with ui.run_guard(reader):
+    with ui.run_guard(reader):
+        ui.refuse_damaged(reader)
+        config = reader.config()
+        if config.get("method") == "baseline" or config.get("relabel") is False:
+            method = config.get("method_label") or config.get("method")
+            st.info(f"{reader.name} trains without relabelling ({method}).")
+        else:
             class_names = reader.class_names()
             truth = ui.ground_truth(reader)
             ui.live(overview, class_names, truth, readers=[reader])

@@ -45,6 +45,7 @@ def checkpoint_predictions(reader: RunReader) -> dict | None:
 
 if reader is not None:
     with ui.run_guard(reader):
+        ui.refuse_damaged(reader)
         if not reader.has_groundtruth():
             st.info(f"{reader.name} has no ground truth: slices need the built-in benchmark, whose "
                     "generator records each face's skin tone, lighting, occluder, pose and intensity. "

@@ -614,23 +614,12 @@ class RunReader:
     def has_groundtruth(self) -> bool:
         """Whether the run was trained on the built-in benchmark and so has its ground truth; far
         cheaper than reading the table."""
-        conn = connect(self.run_dir, read_only=True)
-        try:
-            return conn.execute("SELECT 1 FROM groundtruth LIMIT 1").fetchone() is not None
-        except sqlite3.OperationalError:
-            return False
-        finally:
-            conn.close()
+        return bool(self._query("SELECT 1 FROM groundtruth LIMIT 1"))
 
     def groundtruth(self) -> pd.DataFrame | None:
         """The dataset's ground-truth table when the run was trained on the built-in benchmark."""
-        conn = connect(self.run_dir, read_only=True)
-        try:
-            return pd.read_sql("SELECT * FROM groundtruth", conn)
-        except (pd.errors.DatabaseError, sqlite3.OperationalError):
-            return None
-        finally:
-            conn.close()
+        columns, rows = self._query("SELECT * FROM groundtruth", names=True)
+        return pd.DataFrame(rows, columns=columns) if columns else None
 
     def reviews(self) -> pd.DataFrame:
         """Reviews of single relabel events (accept / revert)."""

@@ -598,3 +598,22 @@ def test_training_charts_draw_the_run_in_its_colour_and_mark_relabeling(finished
         assert {t["line"]["color"] for t in loss["data"] + accuracy["data"]} == {colors[name]}
         assert accuracy["data"][0]["name"] == "train accuracy (on current labels)"
         assert [s["x0"] for s in accuracy["layout"].get("shapes", [])] == relabel_lines
+
+
+@pytest.mark.parametrize("how", ["truncated", "malformed"])
+@pytest.mark.parametrize("page", PAGES + ["pages/6_Predict.py"])
+def test_every_page_explains_a_damaged_database(empty_root, page, how):
+    run_dir = empty_root / "20260101-120000-scn"
+    writer = RunWriter(run_dir)
+    writer.write_config({"method": "scn", "epochs": 2, "class_names": ["a", "b"], "relabel_epoch": 1})
+    writer.set_status("finished", started=100.0)
+    writer.log_epoch({"epoch": 1, "test_accuracy": 0.5})
+    writer.close()
+    db = run_dir / "run.db"
+    if how == "truncated":
+        os.truncate(db, 4096)
+    else:
+        size = db.stat().st_size
+        db.write_bytes(db.read_bytes()[:4096] + b"\xff" * (size - 4096))
+    at = render(page, session={"run_picker_choice": run_dir.name})
+    assert "damaged" in texts(at.error) or "truncated" in texts(at.error), texts(at.error)
