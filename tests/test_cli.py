@@ -140,3 +140,20 @@ def test_a_read_only_runs_folder_can_be_read_and_refuses_writes_in_one_line(tiny
     reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
     assert f"error: cannot write the run folder {root / 'new'}: {reason}" in err.splitlines()
     assert "Traceback" not in out + err
+
+
+def test_runs_names_only_the_damaged_run_beside_healthy_ones(tmp_path, capsys):
+    import os
+
+    from scn.cli import main
+    from scn.store import RunWriter
+
+    for name in ("healthy", "damaged"):
+        writer = RunWriter(tmp_path / name)
+        writer.write_config({"method": "scn", "epochs": 2})
+        writer.set_status("finished", started=100.0)
+        writer.close()
+    os.truncate(tmp_path / "damaged" / "run.db", 0)
+    assert main(["runs", "--root", str(tmp_path)]) == 0
+    problems = [line for line in capsys.readouterr().out.splitlines() if ": " in line]
+    assert problems == [f"damaged: {tmp_path / 'damaged' / 'run.db'} is empty (0 bytes)"]
