@@ -196,7 +196,10 @@ def resume_controls() -> None:
                "Resuming applies them to the training labels (recorded as review events) and trains "
                f"on from the last checkpoint; {done} of {total} epochs are done.")
     if reader.status()["alive"]:
-        st.info("The run is still training: stop it (or let it finish) to train on with reviewed labels.")
+        if resumed := ui.resumed_message(reader):
+            st.success(resumed)
+        else:
+            st.info("The run is still training: stop it (or let it finish) to train on with reviewed labels.")
         return
     if "last" not in reader.checkpoints():
         st.info("The run has no last checkpoint (checkpoints/last.pt) to resume from.")
@@ -246,7 +249,7 @@ def export() -> None:
                          file_name=f"{reader.name}_list_patition_label.txt", mime="text/plain",
                          help=f"Relabelled training labels, with the {reverted} reverted relabel(s) "
                               "back at their original label and reviewed images at their reviewed "
-                              "label; test labels unchanged.")
+                              "label; validation and test labels unchanged: every image of the dataset.")
     right.download_button("Download per-sample table (CSV)", lambda: sample_csv(reader),
                           file_name=f"{reader.name}_samples.csv", mime="text/csv", key="sample_csv",
                           help="One row per training sample: image, original, final and reviewed "

@@ -30,7 +30,9 @@ SPAWN_LOCK_NAME = "spawn.lock"
 DEMO_LOCK_NAME = ".demo.lock"
 DEMO_MARKER_NAME = ".demo.json"
 STOP_REQUEST_NAME = "stop.request"
-MAX_NAME_LENGTH = 80
+# In UTF-8 bytes, which file systems count (255 a folder name): 80 letters of Latin script, 26 of
+# Chinese, with room to spare for the time stamp in front.
+MAX_NAME_BYTES = 80
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The one-click demo: SCN and the baseline side by side on the built-in benchmark with 30% label
@@ -78,7 +80,7 @@ def run_name(label: str) -> str:
     carry NUL and control characters."""
     name = re.sub(r"[^\w.+-]+", "-", str(label))
     name = re.sub(r"\.{2,}", ".", name).strip(".-")
-    return name[:MAX_NAME_LENGTH].rstrip(".-") or "run"
+    return name.encode()[:MAX_NAME_BYTES].decode(errors="ignore").rstrip(".-") or "run"
 
 
 def new_run_dir(*, root, label: str) -> Path:

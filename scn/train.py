@@ -23,6 +23,7 @@ import sqlite3
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,10 +45,12 @@ from scn.metrics import truth_table
 from scn.model import SCN, PretrainedWeightsError, load_pretrained
 from scn.pretrain import ensure_backbone
 from scn.relabel import relabel_rows
-from scn.review import review_events
+from scn.review import review_events, reviewed_indices
 from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunDamagedError, RunReader, RunWriter, checkpoint_path
 
 EVAL_BATCH = 256
+# The longest file or folder name, in bytes, on the file systems runs live on (ext4, APFS, NTFS).
+NAME_MAX_BYTES = 255
 
 
 class RunExistsError(FileExistsError):
@@ -69,12 +72,15 @@ class StopSignal:
 
     A repeated SIGTERM (a second Stop click, a supervisor that signals twice) is only counted:
     raising inside the optimizer step would fail the run and lose the mid-epoch checkpoint the
-    first signal asked for. A second Ctrl-C stays a hard interrupt for someone at a terminal.
+    first signal asked for. A second Ctrl-C stays a hard interrupt for someone at a terminal, but
+    one that arrives while a checkpoint is written waits until it is complete (`deferred`).
     """
 
     def __init__(self):
         self.requested = False
         self.repeats = 0
+        self.deferring = False
+        self.interrupted = False
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -83,10 +89,23 @@ class StopSignal:
     def _handle(self, signum, frame):
         if not self.requested:
             self.requested = True
+        elif signum == signal.SIGINT and self.deferring:
+            self.interrupted = True
         elif signum == signal.SIGINT:
             raise KeyboardInterrupt
         else:
             self.repeats += 1
+
+    @contextmanager
+    def deferred(self):
+        """Hold a hard interrupt until the block (a checkpoint being written) is done, then raise it."""
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.interrupted:
+            raise KeyboardInterrupt
 
 
 @dataclass
@@ -331,10 +350,13 @@ class Trainer:
         self.start_epoch, self.start_step, self.partial = 1, 0, None
         # The accuracy that opens relabeling (relabel_min_val_accuracy): the last epoch's on validation.
         self.gate_accuracy = 0.0
+        # Samples whose label a person reviewed: the relabel rule never changes them again.
+        self.reviewed = torch.zeros(len(self.train_split), dtype=torch.bool)
         if checkpoint is not None:
             self._restore(checkpoint)
             if config.reviewed_labels:
                 self._apply_reviews()
+        self.reviewed = self.reviewed.to(self.device)
         self.cache = pipeline.pin(self.train_split.images, self.device)
         # The labels batches are drawn with; relabels reach them at once and the history (on the
         # host, in self.labels) when `_flush_relabels` runs.
@@ -357,6 +379,7 @@ class Trainer:
             raise CheckpointError(f"cannot resume: the dataset differs from the one {last} was trained on "
                                   f"({changed}); the run is left as it was")
         self.labels = labels
+        self.reviewed[[e.index for e in labels.history if e.kind == "review"]] = True
         try:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -377,9 +400,10 @@ class Trainer:
     def _apply_reviews(self) -> None:
         """Bring the restored labels to the run's reviewed labels (scn.review), as review events at
         the step training resumes from; the store records them with that epoch's relabels."""
-        events = review_events(self.labels, reader=RunReader(self.run_dir), epoch=self.start_epoch,
-                               step=self.start_step)
+        reader = RunReader(self.run_dir)
+        events = review_events(self.labels, reader=reader, epoch=self.start_epoch, step=self.start_step)
         self.labels.apply(events)
+        self.reviewed[torch.from_numpy(reviewed_indices(reader))] = True
         self.log.info("reviewed labels: %d training label(s) changed by review", len(events))
 
     def record_samples(self) -> None:
@@ -501,8 +525,9 @@ class Trainer:
                            "augment_generator": augment_generator.get_state() if on_gpu else None,
                            "record": _on_host(record).state_dict()}
                 if ranks.is_main:
-                    save_checkpoint(checkpoint_path(self.run_dir, "last"),
-                                    self.checkpoint(epoch=epoch - 1, step_in_epoch=step + 1, partial=partial))
+                    with self.stop.deferred():
+                        save_checkpoint(checkpoint_path(self.run_dir, "last"),
+                                        self.checkpoint(epoch=epoch - 1, step_in_epoch=step + 1, partial=partial))
                 self.log.info("stopped at epoch %d step %d; checkpoint written%s", epoch, step + 1,
                               f" ({self.stop.repeats} repeated stop signal(s) ignored)"
                               if self.stop.repeats else "")
@@ -591,6 +616,7 @@ class Trainer:
         config, ranks = self.config, self.ranks
         rows = ranks.share(len(positions))
         eligible = ~is_high if config.relabel_scope == "low" else torch.ones_like(is_high)
+        eligible = eligible & ~self.reviewed[positions]
         change, new, p_max, p_given = relabel_rows(probs, targets_all[rows],
                                                    margin=config.margin_2, eligible=eligible[rows])
         decided = ranks.gather(torch.stack([change.float(), new.float(), p_max, p_given], dim=1),
@@ -666,10 +692,11 @@ class Trainer:
         if improved:
             self.best = {"split": self.best["split"], "epoch": epoch, "accuracy": selection["accuracy"]}
         checkpoint = self.checkpoint(epoch=epoch, step_in_epoch=0, partial=None)
-        save_checkpoint(checkpoint_path(self.run_dir, "last"), checkpoint)
-        if improved:
-            save_checkpoint(checkpoint_path(self.run_dir, "best"), checkpoint)
-        writer.set_status("running", epoch=epoch, step=0)
+        with self.stop.deferred():
+            save_checkpoint(checkpoint_path(self.run_dir, "last"), checkpoint)
+            if improved:
+                save_checkpoint(checkpoint_path(self.run_dir, "best"), checkpoint)
+            writer.set_status("running", epoch=epoch, step=0)
         self.log.info(
             "epoch %d/%d: train acc %.4f, loss %.4f (rr %.4f), test acc %.4f%s, alpha %.3f±%.3f, "
             "%d relabels, %.0f img/s", epoch, config.epochs, record.correct / seen,
@@ -686,6 +713,7 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
     A resumed run trains with its checkpoint's configuration, changed only by `resume_changes`
     (scn.config.RESUME_OPTIONS: more epochs, the reviewed labels)."""
     run_dir = Path(run_dir)
+    _check_run_dir_name(run_dir)
     # On resume the run's own device decides the backend, not this invocation's default.
     stored = run_dir / CONFIG_NAME
     device = json.loads(stored.read_text()).get("device", config.device) if resume and stored.is_file() \
@@ -750,7 +778,7 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
         log.info("run %s", outcome)
         return outcome
     except BaseException as exc:
-        _log_failure(log, to_terminal=not isinstance(exc, USER_ERRORS))
+        _log_failure(log, to_terminal=not isinstance(exc, USER_ERRORS + (KeyboardInterrupt,)))
         if touched:
             _mark_ended(writer, exc, log=log)
         raise
@@ -759,6 +787,15 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
             writer.close()
         os.close(lock_fd)
         distributed.shutdown()
+
+
+def _check_run_dir_name(run_dir: Path) -> None:
+    """Refuse a run folder path the file system would refuse (with a bare OSError) anyway."""
+    for part in run_dir.parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX_BYTES:
+            raise RunFolderError(f"the run folder name {part[:24]}… is {size} bytes long; file systems "
+                                 f"allow at most {NAME_MAX_BYTES} bytes a folder name: choose a shorter one")
 
 
 def _failed_before_training(run_dir: Path) -> bool:
@@ -780,7 +817,7 @@ def _remove_database(run_dir: Path) -> None:
 def _log_failure(log: logging.Logger, *, to_terminal: bool) -> None:
     """The traceback into the run's log file; on the terminal too only for an error that is not
     the user's (a user's gets one `error:` line from the command)."""
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "training failed:\n%s",
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "training ended early:\n%s",
                             (traceback.format_exc(),), None)
     for handler in log.handlers:
         if to_terminal or isinstance(handler, logging.FileHandler):

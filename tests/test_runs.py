@@ -301,3 +301,10 @@ def test_delete_run_refuses_while_training_and_removes_the_folder_after(run_dir,
         with pytest.raises(RunNotFoundError, match="is not a run folder"):
             runs.delete_run(path)
     assert (other / "keep.txt").exists()
+
+
+def test_a_long_run_name_is_capped_by_bytes_and_makes_a_folder(tmp_path):
+    name = runs.run_name("表情" * 40)  # 80 characters, 240 bytes in UTF-8
+    assert len(name.encode()) <= runs.MAX_NAME_BYTES and name == "表情" * 13
+    assert runs.run_name("x" * 300) == "x" * 80
+    assert runs.new_run_dir(root=tmp_path, label="表情" * 40).is_dir()

@@ -433,3 +433,101 @@ def test_a_data_error_is_one_line_and_the_folder_can_be_trained_once_the_data_is
     assert main(args) == 0
     assert RunReader(run_dir).status()["state"] == "finished"
     assert RunReader(run_dir).epoch_metrics()["epoch"].tolist() == [1]
+
+
+def test_a_reviewed_label_is_never_relabeled_again(tiny_rafdb, tmp_path):
+    run_dir = tmp_path / "reviewed"
+    # No margin: every sample the model disagrees with is relabeled, again and again.
+    config = tiny_config(tiny_rafdb, margin_2=0.0, relabel_epoch=1)
+    train(config, run_dir=run_dir, progress=False)
+    reader = RunReader(run_dir)
+    relabeled = sorted(set(reader.relabels(kind="scn")["idx"]))
+    assert len(relabeled) >= 3
+    original = reader.original_labels()
+    reverted, accepted = relabeled[:-1], relabeled[-1]
+    reader.write_image_reviews(labels={i: int(original[i]) for i in reverted}, decision="revert")
+    accepted_event = reader.relabels(kind="scn").query("idx == @accepted").iloc[-1]
+    reader.write_review(event_id=int(accepted_event["id"]), decision="accept")
+    train(config, run_dir=run_dir, resume=True, resume_changes={"epochs": 4, "reviewed_labels": True},
+          progress=False)
+    later = reader.relabels(kind="scn").query("epoch > 2")
+    assert len(later) > 0  # the rule still relabels the others
+    assert not set(later["idx"]) & set(relabeled)
+    labels = load_checkpoint(run_dir / "checkpoints" / "last.pt")["labels"]["current"]
+    assert [int(labels[i]) for i in reverted] == [int(original[i]) for i in reverted]
+    assert int(labels[accepted]) == int(accepted_event["new"])
+
+
+def test_a_second_ctrl_c_during_the_checkpoint_waits_for_it_and_marks_the_run_stopped(
+        tiny_rafdb, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from scn import train as train_module
+
+    real_save = train_module.save_checkpoint
+    handler = {}
+
+    def save_interrupted(path, checkpoint):
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the second Ctrl-C, mid-save
+        handler["saving"] = True
+        real_save(path, checkpoint)
+
+    interrupt_after(monkeypatch, 2, lambda trainer: trainer.stop._handle(signal.SIGINT, None))
+    monkeypatch.setattr(train_module, "save_checkpoint", save_interrupted)
+    run_dir = tmp_path / "ctrl-c"
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        code = main(["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "2",
+                     "--image-size", "32", "--batch-size", "16", "--no-progress"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    captured = capsys.readouterr()
+    assert handler["saving"] and code == 130
+    assert captured.err.splitlines() == [f"stopped: {run_dir} (interrupted; --resume continues from its "
+                                         "last checkpoint)"]
+    assert "Traceback" not in captured.out
+    assert RunReader(run_dir).status()["state"] == "stopped"
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["last.pt"]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step_in_epoch"] == 2
+
+
+def test_an_interrupted_save_leaves_no_temporary_file_and_the_old_checkpoint(tmp_path, monkeypatch):
+    from scn import checkpoint as checkpoint_module
+    from scn.checkpoint import save_checkpoint
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1})
+
+    def interrupted(obj, target):
+        open(target, "wb").write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"epoch": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+
+
+def test_a_second_ctrl_c_outside_a_save_is_still_a_hard_interrupt():
+    import signal
+
+    from scn.train import StopSignal
+
+    stop = StopSignal()
+    stop._handle(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt), stop.deferred():
+        stop._handle(signal.SIGINT, None)  # held while saving, raised once the save is done
+    stop.interrupted = False
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signal.SIGINT, None)
+
+
+def test_an_over_long_run_folder_name_is_one_error_line(tiny_rafdb, tmp_path, capsys):
+    run_dir = tmp_path / ("r" * 300)
+    assert main(["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: the run folder name {'r' * 24}… is 300 bytes long; file systems allow at most 255 bytes "
+        "a folder name: choose a shorter one"]
