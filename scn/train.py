@@ -237,6 +237,8 @@ def prepare_data(config: TrainConfig, *, log=None, progress: bool = False):
                                if split is not None))
         for bad in dataset.train.bad + dataset.test.bad + (dataset.val.bad if dataset.val else []):
             log.warning("skipped unreadable image %s", bad)
+        for warning in dataset.warnings:
+            log.warning(warning)
     if dataset.val is not None and config.val_fraction > 0:
         train, val = dataset.train, dataset.val
     else:
