@@ -381,7 +381,12 @@ class Trainer:
             raise CheckpointError(f"cannot resume: the dataset differs from the one {last} was trained on "
                                   f"({changed}); the run is left as it was")
         self.labels = labels
-        self.reviewed[[e.index for e in labels.history if e.kind == "review"]] = True
+        applied = [e.index for e in labels.history if e.kind == "review"]
+        if applied:
+            # The run has trained on reviewed labels: every image reviewed keeps its label from
+            # here on, also on a later resume without --reviewed-labels.
+            self.reviewed[applied] = True
+            self.reviewed[torch.from_numpy(reviewed_indices(RunReader(self.run_dir)))] = True
         try:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
