@@ -785,10 +785,13 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
         log.info("run %s", outcome)
         return outcome
     except BaseException as exc:
-        _log_failure(log, to_terminal=not isinstance(exc, USER_ERRORS + (KeyboardInterrupt,)))
+        error = _as_user_error(exc, run_dir=run_dir)
+        _log_failure(log, to_terminal=not isinstance(error, USER_ERRORS + (KeyboardInterrupt,)))
         if touched:
-            _mark_ended(writer, exc, log=log)
-        raise
+            _mark_ended(writer, error, log=log)
+        if error is exc:
+            raise
+        raise error from exc
     finally:
         if writer is not None:
             writer.close()
@@ -819,6 +822,14 @@ def _failed_before_training(run_dir: Path) -> bool:
 def _remove_database(run_dir: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         (run_dir / (DB_NAME + suffix)).unlink(missing_ok=True)
+
+
+def _as_user_error(exc: BaseException, *, run_dir: Path) -> BaseException:
+    """A full disk reaches the database as "database or disk is full": the user's to fix, like a
+    checkpoint the full disk refused."""
+    if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+        return RunFolderError(f"cannot write {run_dir / DB_NAME}: no space left on device")
+    return exc
 
 
 def _log_failure(log: logging.Logger, *, to_terminal: bool) -> None:

@@ -533,3 +533,21 @@ def test_an_over_long_run_folder_name_is_one_error_line(tiny_rafdb, tmp_path, ca
     assert capsys.readouterr().err.splitlines() == [
         f"error: the run folder name {'r' * 24}… is 300 bytes long; file systems allow at most 255 bytes "
         "a folder name: choose a shorter one"]
+
+
+def test_a_database_the_full_disk_refuses_is_one_error_line(tiny_rafdb, tmp_path, monkeypatch, capsys):
+    import sqlite3
+
+    from scn.store import RunWriter
+
+    def full(self, row):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(RunWriter, "log_step", full)
+    run_dir = tmp_path / "full-db"
+    assert main(["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1", "--image-size",
+                 "32", "--batch-size", "16", "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"error: cannot write {run_dir / 'run.db'}: no space left on device"]
+    assert "Traceback" not in captured.out
+    assert RunReader(run_dir).status()["state"] == "failed"
