@@ -346,6 +346,7 @@ def run_records(run_dir):
             (run_dir / "config.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_refused_resume_leaves_the_run_as_it_was(tiny_rafdb, tmp_path, capsys):
     from scn.checkpoint import CheckpointError, save_checkpoint
     from scn.data import RAFDB_LABEL_FILE
@@ -435,6 +436,7 @@ def test_a_data_error_is_one_line_and_the_folder_can_be_trained_once_the_data_is
     assert RunReader(run_dir).epoch_metrics()["epoch"].tolist() == [1]
 
 
+@pytest.mark.slow
 def test_a_reviewed_label_is_never_relabeled_again(tiny_rafdb, tmp_path):
     run_dir = tmp_path / "reviewed"
     # No margin: every sample the model disagrees with is relabeled, again and again.
