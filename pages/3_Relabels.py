@@ -12,6 +12,7 @@ import streamlit as st
 from studio import ui
 from scn import analysis, charts, metrics, review, thumbnails
 from scn.export import sample_csv
+from scn.store import RunReadOnlyError
 
 PAGE_ROWS = 50
 KINDS = {"all": "all", "scn": "SCN relabels", "review": "review changes"}
@@ -75,16 +76,25 @@ def reviewed() -> None:
     st.session_state.pop("confirm_all_shown", None)
 
 
+def save_reviews(write, *, done: str) -> None:
+    """Run `write` and flash `done`, or why nothing was saved (a read-only run folder)."""
+    try:
+        write()
+    except RunReadOnlyError as exc:
+        ui.flash(f"Not saved: {exc}", kind="error")
+    else:
+        reviewed()
+        ui.flash(done)
+
+
 def record_event_reviews(event_ids: list, decision: str) -> None:
-    reader.write_reviews(event_ids=event_ids, decision=decision)
-    reviewed()
-    ui.flash(f"Marked {len(event_ids)} relabel(s) as {decision}ed.")
+    save_reviews(lambda: reader.write_reviews(event_ids=event_ids, decision=decision),
+                 done=f"Marked {len(event_ids)} relabel(s) as {decision}ed.")
 
 
 def record_image_reviews(labels: dict, decision: str) -> None:
-    reader.write_image_reviews(labels=labels, decision=decision)
-    reviewed()
-    ui.flash(f"Reviewed {len(labels)} image(s): {decision}.")
+    save_reviews(lambda: reader.write_image_reviews(labels=labels, decision=decision),
+                 done=f"Reviewed {len(labels)} image(s): {decision}.")
 
 
 def ask_all_shown(decision: str, event_ids: list) -> None:
@@ -215,7 +225,10 @@ def resume_controls() -> None:
                "Resuming applies them to the training labels (recorded as review events) and trains "
                f"on from the last checkpoint; {done} of {total} epochs are done.")
     if reader.status()["alive"]:
-        st.info("The run is still training: stop it (or let it finish) to train on with reviewed labels.")
+        if resumed := ui.resumed_message(reader):
+            st.success(resumed)
+        else:
+            st.info("The run is still training: stop it (or let it finish) to train on with reviewed labels.")
         return
     if "last" not in reader.checkpoints():
         st.info("The run has no last checkpoint (checkpoints/last.pt) to resume from.")
@@ -266,7 +279,7 @@ def export() -> None:
                          file_name=f"{reader.name}_list_patition_label.txt", mime="text/plain",
                          help=f"Relabelled training labels, with the {reverted} reverted relabel(s) "
                               "back at their original label and reviewed images at their reviewed "
-                              "label; test labels unchanged.")
+                              "label; validation and test labels unchanged: every image of the dataset.")
     right.download_button("Download per-sample table (CSV)", lambda: sample_csv(reader),
                           file_name=f"{reader.name}_samples.csv", mime="text/csv", key="sample_csv",
                           help="One row per training sample: image, original, final and reviewed "
@@ -274,11 +287,13 @@ def export() -> None:
 
 
 if reader is not None:
-    config = reader.config()
-    if config.get("method") == "baseline" or config.get("relabel") is False:
-        st.info(f"{reader.name} trains without relabelling ({config.get('method_label') or config.get('method')}).")
-    else:
-        with ui.run_guard(reader):
+    with ui.run_guard(reader):
+        ui.refuse_damaged(reader)
+        config = reader.config()
+        if config.get("method") == "baseline" or config.get("relabel") is False:
+            method = config.get("method_label") or config.get("method")
+            st.info(f"{reader.name} trains without relabelling ({method}).")
+        else:
             class_names = reader.class_names()
             truth = ui.ground_truth(reader)
             ui.live(overview, class_names, truth, readers=[reader])

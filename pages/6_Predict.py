@@ -172,6 +172,8 @@ ui.page("Predict")
 reader = ui.pick_run(default_state="finished")
 if reader is None:
     st.stop()
+if (status := reader.status())["state"] == "damaged":
+    st.error(f"{status['message']}. Its records cannot be shown; its checkpoints still predict.")
 available = reader.checkpoints()
 if not available:
     st.warning(f"Run {reader.name} has no checkpoint yet: it writes one at the end of its first epoch.")

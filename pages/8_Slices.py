@@ -61,6 +61,7 @@ def await_groundtruth(reader: RunReader) -> None:
 
 if reader is not None:
     with ui.run_guard(reader):
+        ui.refuse_damaged(reader)
         if not reader.has_groundtruth() and groundtruth_pending(reader):
             ui.live(await_groundtruth, reader, readers=[reader])
         elif not reader.has_groundtruth():

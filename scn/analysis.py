@@ -120,14 +120,21 @@ def reviewed_labels(*, original, events: pd.DataFrame, reviews: pd.DataFrame,
     """Training labels after review. Each sample keeps the label its latest relabel event (in the
     order of `events`) gave it, unless that event's id was reverted in `reviews`, in which case it
     goes back to its original label; a review of the image itself (`image_reviews`: idx, label)
-    overrides both."""
+    overrides both. Where a sample has both, the later action wins (`time` of either review;
+    without times, the image review)."""
     labels = np.asarray(original, dtype=np.int64).copy()
+    event_review_time = pd.Series(dtype=float)
     if len(events):
         latest = events.groupby("idx").last()
         reverted = set(reviews.loc[reviews["decision"] == "revert", "event_id"])
         keep = ~latest["id"].isin(reverted)
         labels[latest.index[keep].to_numpy()] = latest.loc[keep, "new"].to_numpy()
+        if "time" in reviews:
+            event_review_time = latest["id"].map(reviews.set_index("event_id")["time"]).dropna()
     if image_reviews is not None and len(image_reviews):
+        if "time" in image_reviews:
+            overruled = image_reviews["idx"].map(event_review_time) > image_reviews["time"]
+            image_reviews = image_reviews[~overruled]
         labels[image_reviews["idx"].to_numpy()] = image_reviews["label"].to_numpy()
     return labels
 

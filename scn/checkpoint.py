@@ -38,9 +38,11 @@ def save_checkpoint(path, checkpoint: dict) -> None:
     try:
         torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
+    except BaseException as exc:  # a Ctrl-C too: never leave a half-written temporary file behind
         tmp.unlink(missing_ok=True)
-        raise CheckpointWriteError(f"cannot write {path}: {_write_failure(exc)}") from exc
+        if isinstance(exc, (OSError, RuntimeError)):
+            raise CheckpointWriteError(f"cannot write {path}: {_write_failure(exc)}") from exc
+        raise
 
 
 def _write_failure(exc: Exception) -> str:

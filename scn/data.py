@@ -24,6 +24,7 @@ from scn.classes import CLASS_NAMES, CLASS_NAMES_WITH_CONTEMPT, RAFDB_LABELS, cl
 from scn.formats import FORMATS, affectnet, fer2013, ferplus
 from scn.formats.sources import DatasetError
 from scn.images import ImageLoadError, load_image
+from scn.label_lines import read_name_labels
 from scn.noise_files import NoiseFileError, match_names, read_noise_file
 
 RAFDB_LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
@@ -67,6 +68,9 @@ class Dataset:
     test: Split
     val: Split | None = None  # a dataset's own validation split (FER2013's PublicTest)
     decoded_cache: str = "memory"  # where the pixels are: memory, or disk (scn.decoded)
+    # What about the data a user should hear before training on it (a noise file listing only part
+    # of the training images), in sentences for the run's log.
+    warnings: list = field(default_factory=list)
 
 
 def rafdb_image_path(root: Path, name: str) -> Path:
@@ -79,27 +83,14 @@ def read_label_file(path: Path, *, valid=RAFDB_LABELS) -> dict:
     """Parse the `name label` lines of RAF-DB's label list (1-based) into {name: 0-based label}."""
     if not path.is_file():
         raise DatasetError(f"label file not found: {path}")
-    labels, first_seen = {}, {}
-    # utf-8-sig: a byte-order mark (Windows editors write one) would otherwise stick to the first
-    # name, which then no longer starts with "train" and that image silently leaves the dataset.
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(),
-                                  start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise DatasetError(f"{path}, line {number}: expected 'NAME LABEL', found {line.strip()!r}")
-        label = int(parts[1])
+    labels = {}
+    for number, name, label in read_name_labels(path, error=DatasetError):
         if label not in valid:
             raise DatasetError(
                 f"{path}, line {number}: label {label} is outside {min(valid)}–{max(valid)} "
                 f"(RAF-DB labels are 1-based: {', '.join(f'{k} {v}' for k, v in valid.items())})"
             )
-        if parts[0] in first_seen:
-            raise DatasetError(f"{path}, lines {first_seen[parts[0]]} and {number}: {parts[0]} is listed "
-                               "twice; keep one line per image")
-        first_seen[parts[0]] = number
-        labels[parts[0]] = label - 1
+        labels[name] = label - 1
     if not labels:
         raise DatasetError(f"label file {path} holds no labels")
     return labels
@@ -183,14 +174,14 @@ def _decode_all(paths: list, *, size: int, workers: int) -> tuple:
 
 
 def list_splits(root, *, format: str = "rafdb", noise_file=None, noise_format: str | None = None,
-                seed: int = 0, contempt: bool = True) -> tuple:
+                seed: int = 0, contempt: bool = True, warnings: list | None = None) -> tuple:
     """({split: (names, labels, paths)}, class names) of a dataset folder, decoding nothing: what
     load_dataset will read, so a folder can be checked before a trainer is started on it. Splits
     are train and test, and val where the dataset has its own (FER2013, FERPlus). Paths are
     files, or scn.formats sources for csv pixels and face boxes. A `noise_file`
     (scn.noise_files: SCN or EAC format, detected unless `noise_format` says) replaces the labels
-    of the training images it lists. `contempt=False` drops FERPlus's and AffectNet's contempt
-    faces for 7 classes."""
+    of the training images it lists; `warnings`, a list, hears when it lists only some of them.
+    `contempt=False` drops FERPlus's and AffectNet's contempt faces for 7 classes."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root}")
@@ -205,8 +196,10 @@ def list_splits(root, *, format: str = "rafdb", noise_file=None, noise_format: s
     else:
         raise DatasetError(f"unknown dataset format {format!r}; use one of {', '.join(FORMATS)}")
     if noise_file is not None:
-        splits["train"] = _with_noise_file(splits, noise_file=noise_file, noise_format=noise_format,
-                                           num_classes=len(class_names))
+        splits["train"], partial = _with_noise_file(splits, noise_file=noise_file, noise_format=noise_format,
+                                                    num_classes=len(class_names))
+        if partial and warnings is not None:
+            warnings.append(partial)
     return splits, class_names
 
 
@@ -218,7 +211,12 @@ def _with_noise_file(splits: dict, *, noise_file, noise_format, num_classes: int
     except NoiseFileError as exc:
         # Most messages name the file already; those about its contents as a whole do not.
         raise DatasetError(str(exc) if str(noise_file) in str(exc) else f"{noise_file}: {exc}") from None
-    return names, [replaced.get(name, label) for name, label in zip(names, labels)], paths
+    partial = None
+    if len(replaced) < len(names):
+        partial = (f"the noise file {noise_file} lists {len(replaced):,} of the {len(names):,} training "
+                   f"images; the other {len(names) - len(replaced):,} keep the dataset's labels (a noise "
+                   "file lists every training image: is this one cut short?)")
+    return (names, [replaced.get(name, label) for name, label in zip(names, labels)], paths), partial
 
 
 def check_dataset(path, *, format: str, noise_file=None, noise_format: str | None = None,
@@ -254,8 +252,9 @@ def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=Non
     `Split.bad` for the run log.
     """
     root = Path(root)
+    warnings = []
     splits, class_names = list_splits(root, format=format, noise_file=noise_file, noise_format=noise_format,
-                                      seed=seed, contempt=contempt)
+                                      seed=seed, contempt=contempt, warnings=warnings)
     mode = decoded.resolve_mode(decoded_cache, images=sum(len(paths) for _, _, paths in splits.values()),
                                 size=image_size)
     loaded = {}
@@ -284,7 +283,7 @@ def load_dataset(root, *, format: str = "rafdb", image_size: int, noise_file=Non
             bad=bad,
         )
     return Dataset(root=root, format=format, class_names=class_names, train=loaded["train"],
-                   test=loaded["test"], val=loaded.get("val"), decoded_cache=mode)
+                   test=loaded["test"], val=loaded.get("val"), decoded_cache=mode, warnings=warnings)
 
 
 def split_validation(train: Split, *, fraction: float, seed: int) -> tuple:

@@ -15,6 +15,8 @@ folder, or an ImageFolder image's path relative to the dataset root (or any path
 """
 from pathlib import Path
 
+from scn.label_lines import read_name_labels
+
 FORMATS = ("scn", "eac")
 ALIGNED = "_aligned"
 
@@ -61,19 +63,7 @@ def read_noise_file(path, *, format: str | None = None, num_classes: int = 7) ->
     path = Path(path)
     if not path.is_file():
         raise NoiseFileError(f"noise file not found: {path}")
-    entries, first_seen = [], {}
-    # utf-8-sig: a byte-order mark would otherwise stick to the first name.
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise NoiseFileError(f"{path}, line {number}: expected 'NAME LABEL', found {line.strip()!r}")
-        if parts[0] in first_seen:
-            raise NoiseFileError(f"{path}, lines {first_seen[parts[0]]} and {number}: {parts[0]} is listed "
-                                 "twice; keep one line per image")
-        first_seen[parts[0]] = number
-        entries.append((number, parts[0], int(parts[1])))
+    entries = read_name_labels(path, error=NoiseFileError)
     if not entries:
         raise NoiseFileError(f"noise file {path} holds no labels")
     format = format or _detect(entries)

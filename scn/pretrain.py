@@ -66,16 +66,34 @@ def backbone_path() -> Path:
             / f"{SYNTH_FACE}-g{GENERATOR_VERSION}-r{RECIPE_VERSION}-{IMAGE_SIZE}px.pt")
 
 
+def backbone_problem(path: Path) -> str | None:
+    """Why the backbone file at `path` cannot be used (missing, or cut short by a full disk or a
+    killed build), or None when it loads."""
+    if not path.is_file():
+        return f"{path} is missing"
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, pickle errors alike
+        return f"{path} cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        return f"{path} holds no backbone weights"
+    return None
+
+
 def ensure_backbone(*, log=print, progress: bool = True) -> Path:
-    """The cached synth-face backbone, built first if it is missing (under a lock); returns its path."""
+    """The cached synth-face backbone, built first if it is missing or does not load (under a
+    lock); returns its path."""
     path = backbone_path()
-    if path.is_file():
+    if backbone_problem(path) is None:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_suffix(".lock")
     with builds.exclusive(lock):
         # Another process may have built it while this one waited for the lock.
-        if not path.is_file():
+        problem = backbone_problem(path)
+        if problem is not None:
+            if path.is_file():
+                log(f"the cached {SYNTH_FACE} backbone is damaged: {problem}; building it again")
             what = f"the {SYNTH_FACE} backbone once (about 6 minutes on 2 CPU cores) into {path}"
             with builds.progress(lock, what=what, log=log) as line:
                 checkpoint = build_backbone(log=line, progress=progress)

@@ -25,10 +25,14 @@ def reviewed_labels(reader: RunReader) -> np.ndarray:
 
 
 def corrected_label_file(reader: RunReader) -> str:
-    train, test = reader.samples("train"), reader.samples("test")
-    return analysis.rafdb_label_file(pd.concat([train["name"], test["name"]]),
-                                     np.concatenate([reviewed_labels(reader), test["label"].to_numpy()]),
-                                     class_names=reader.class_names())
+    """Every image of the dataset in RAF-DB's label format: training images at their reviewed
+    labels, validation (carved from the training images, or the dataset's own) and test images at
+    theirs, so that training on the file loses none of the data."""
+    train, val, test = reader.samples("train"), reader.samples("val"), reader.samples("test")
+    return analysis.rafdb_label_file(
+        pd.concat([train["name"], val["name"], test["name"]]),
+        np.concatenate([reviewed_labels(reader), val["label"].to_numpy(), test["label"].to_numpy()]),
+        class_names=reader.class_names())
 
 
 def review_events(labels: LabelState, *, reader: RunReader, epoch: int, step: int) -> list:
@@ -50,6 +54,13 @@ def review_events(labels: LabelState, *, reader: RunReader, epoch: int, step: in
                          p_max=float("nan"), p_given=float("nan"), alpha=float("nan"), group="",
                          kind="review")
             for i in np.flatnonzero(target != current)]
+
+
+def reviewed_indices(reader: RunReader) -> np.ndarray:
+    """The training samples a person reviewed: by an image review, or by a review of one of its
+    relabel events (accepted or reverted). The relabel rule leaves their labels alone."""
+    return np.union1d(reader.reviews()["idx"].to_numpy(np.int64),
+                      reader.image_reviews()["idx"].to_numpy(np.int64))
 
 
 def current_labels(reader: RunReader) -> np.ndarray:

@@ -31,7 +31,9 @@ SPAWN_LOCK_NAME = "spawn.lock"
 DEMO_LOCK_NAME = ".demo.lock"
 DEMO_MARKER_NAME = ".demo.json"
 STOP_REQUEST_NAME = "stop.request"
-MAX_NAME_LENGTH = 80
+# In UTF-8 bytes, which file systems count (255 a folder name): 80 letters of Latin script, 26 of
+# Chinese, with room to spare for the time stamp in front.
+MAX_NAME_BYTES = 80
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The one-click demo: SCN and the baseline side by side at the demo preset's scale and settings
@@ -61,7 +63,7 @@ def demo_minutes() -> int | None:
 
 class TrainerExitedError(RuntimeError):
     """Raised when a freshly spawned trainer fails before start_run has seen it hold its run lock
-    (bad options, or a dataset it cannot read); the message ends with the log's last line."""
+    (bad options, or a dataset it cannot read); the message holds the trainer's `error:` line."""
 
 
 def train_command(*, run_dir, options: dict, resume: bool = False) -> list:
@@ -91,7 +93,7 @@ def run_name(label: str) -> str:
     carry NUL and control characters."""
     name = re.sub(r"[^\w.+-]+", "-", str(label))
     name = re.sub(r"\.{2,}", ".", name).strip(".-")
-    return name[:MAX_NAME_LENGTH].rstrip(".-") or "run"
+    return name.encode()[:MAX_NAME_BYTES].decode(errors="ignore").rstrip(".-") or "run"
 
 
 def new_run_dir(*, root, label: str) -> Path:
@@ -322,6 +324,26 @@ def _child_env() -> dict:
     return env
 
 
+def _exit_reason(log_path: Path, *, start: int) -> str:
+    """Why a trainer exited, from what it wrote to its log after byte `start`: its `error:` line
+    (the reason, where the last line would be the end of a traceback), else the last line."""
+    with open(log_path, "rb") as log:
+        log.seek(start)
+        lines = log.read().decode("utf-8", errors="replace").strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    return errors[0][len("error: "):] if errors else lines[-1] if lines else "no output"
+
+
+def discard_unstarted(run_dir) -> bool:
+    """Remove a run folder whose trainer exited before creating its database (weights it could
+    not load, say): the app never lists such a folder, so it would only pile up. True if removed."""
+    run_dir = Path(run_dir)
+    if (run_dir / DB_NAME).exists() or lock.is_held(run_dir):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
+
+
 def _spawn(*, run_dir, argv: list, wait_s: float) -> int:
     """Start `argv` detached, then wait until it holds the run lock (or exits, or `wait_s` passes),
     all under the spawn lock, so a concurrent caller sees the run as held and is refused."""
@@ -331,6 +353,7 @@ def _spawn(*, run_dir, argv: list, wait_s: float) -> int:
         if lock.is_held(run_dir):
             raise lock.RunLockedError(f"a trainer is already running for {run_dir}")
         with open(run_dir / LOG_NAME, "ab") as log:
+            log_start = log.tell()
             process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=_child_env(), stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
@@ -343,9 +366,9 @@ def _spawn(*, run_dir, argv: list, wait_s: float) -> int:
             if code == 0:
                 break  # a tiny run can take and release its lock between two polls
             if code is not None:
-                lines = (run_dir / LOG_NAME).read_text(errors="replace").strip().splitlines()
                 raise TrainerExitedError(f"the trainer exited with code {code}: "
-                                         f"{lines[-1] if lines else 'no output'} (log: {run_dir / LOG_NAME})")
+                                         f"{_exit_reason(run_dir / LOG_NAME, start=log_start)} "
+                                         f"(log: {run_dir / LOG_NAME})")
             if time.monotonic() > deadline:
                 break
             time.sleep(0.1)

@@ -62,7 +62,12 @@ def load_start(model, start):
             raise PretrainedWeightsError(
                 f"the synth-face backbone is not built yet ({path}); build it once with "
                 "`scn pretrain` (under 11 minutes on 2 CPU cores)")
-        return load_backbone(model, _read(path), source=f"synth-face backbone ({path.name})")
+        try:
+            loaded = _read(path)
+        except PretrainedWeightsError as exc:
+            raise PretrainedWeightsError(f"the synth-face backbone cannot be read: {exc}; delete it and build "
+                                         "it again with `scn pretrain`") from exc
+        return load_backbone(model, loaded, source=f"synth-face backbone ({path.name})")
     if start == IMAGENET:
         weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name

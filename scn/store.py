@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,10 @@ class RunNotFoundError(FileNotFoundError):
     """Raised when a run folder (or its database) does not exist."""
 
 
+class RunReadOnlyError(PermissionError):
+    """Raised when a review or a note cannot be written because the run's folder is read-only."""
+
+
 class RunDamagedError(RuntimeError):
     """Raised when a run's database is truncated or otherwise unreadable; its checkpoints may
     still be fine (predict and eval work from them alone)."""
@@ -166,10 +171,14 @@ def runs_root() -> Path:
     return Path(os.environ.get("SCN_RUNS_DIR", "runs"))
 
 
-def connect(run_dir, *, create: bool = False) -> sqlite3.Connection:
+def connect(run_dir, *, create: bool = False, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to the run's database; `read_only` for readers, so that a runs folder on a
+    read-only disk, a shared mount or an archive can still be looked at."""
     path = Path(run_dir) / DB_NAME
     if not create and not path.exists():
         raise RunNotFoundError(f"no run at {run_dir} (missing {DB_NAME})")
+    if read_only:
+        return _connect_read_only(path)
     conn = sqlite3.connect(path, timeout=30.0)
     # WAL is a property of the file, set once by its writer. A reader setting it would write a
     # header into an empty (0-byte) run.db and so hide that the file was damaged.
@@ -177,6 +186,22 @@ def connect(run_dir, *, create: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """mode=ro reads a WAL database with its log, but needs run.db-wal and run.db-shm to exist or
+    be creatable; where neither holds (a read-only folder the trainer left cleanly, which removes
+    them) the file is complete on its own and is opened as immutable."""
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}"
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30.0)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "unable to open" not in str(exc) and "readonly" not in str(exc):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30.0)
 
 
 def columns(conn: sqlite3.Connection, table: str) -> set:
@@ -331,7 +356,7 @@ class RunReader:
         """The rows of `sql`; with `names`, (column names, rows)."""
         conn = None
         try:
-            conn = connect(self.run_dir)
+            conn = connect(self.run_dir, read_only=True)
             cursor = conn.execute(sql, params)
             rows = cursor.fetchall()
             return ([d[0] for d in cursor.description], rows) if names else rows
@@ -360,7 +385,11 @@ class RunReader:
             return f"{path} is not an SQLite database"
         page_size = int.from_bytes(header[16:18], "big")
         expected = int.from_bytes(header[28:32], "big") * (65536 if page_size == 1 else page_size)
-        if size < expected:
+        # Pages not yet copied back from the write-ahead log (a checkpoint cut short by a full
+        # disk, a trainer killed mid-checkpoint) are read from run.db-wal: the file is then
+        # shorter than its header says and nothing is lost. Queries still catch a damaged one.
+        wal = path.with_name(DB_NAME + "-wal")
+        if size < expected and not (wal.is_file() and wal.stat().st_size > 0):
             return f"{path} is truncated ({size:,} of {expected:,} bytes)"
         return None
 
@@ -588,23 +617,12 @@ class RunReader:
     def has_groundtruth(self) -> bool:
         """Whether the run was trained on the built-in benchmark and so has its ground truth; far
         cheaper than reading the table."""
-        conn = connect(self.run_dir)
-        try:
-            return conn.execute("SELECT 1 FROM groundtruth LIMIT 1").fetchone() is not None
-        except sqlite3.OperationalError:
-            return False
-        finally:
-            conn.close()
+        return bool(self._query("SELECT 1 FROM groundtruth LIMIT 1"))
 
     def groundtruth(self) -> pd.DataFrame | None:
         """The dataset's ground-truth table when the run was trained on the built-in benchmark."""
-        conn = connect(self.run_dir)
-        try:
-            return pd.read_sql("SELECT * FROM groundtruth", conn)
-        except (pd.errors.DatabaseError, sqlite3.OperationalError):
-            return None
-        finally:
-            conn.close()
+        columns, rows = self._query("SELECT * FROM groundtruth", names=True)
+        return pd.DataFrame(rows, columns=columns) if columns else None
 
     def reviews(self) -> pd.DataFrame:
         """Reviews of single relabel events (accept / revert)."""
@@ -655,14 +673,21 @@ class RunReader:
                     schema=IMAGE_REVIEWS_SCHEMA)
 
     def _write(self, sql: str, rows: list, *, schema: str | None = None) -> None:
-        conn = connect(self.run_dir)
+        conn = None
         try:
+            conn = connect(self.run_dir)
             if schema:
                 conn.executescript(schema)
             conn.executemany(sql, rows)
             conn.commit()
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) or "unable to open" in str(exc):
+                raise RunReadOnlyError(f"cannot write to run {self.name}: {self.run_dir / DB_NAME} is "
+                                       "read-only (its folder or disk); its records can still be read") from exc
+            raise
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def annotations(self) -> dict:
         """{"note": text, "tags": [tag, ...]} a person wrote about the run (empty when none)."""
@@ -682,14 +707,8 @@ class RunReader:
             current["note"] = note.strip()
         if tags is not None:
             current["tags"] = clean_tags(tags)
-        conn = connect(self.run_dir)
-        try:
-            conn.execute(ANNOTATIONS_SCHEMA)
-            conn.execute("INSERT OR REPLACE INTO annotations VALUES (1, ?, ?, ?)",
-                         (current["note"], json.dumps(current["tags"]), time.time()))
-            conn.commit()
-        finally:
-            conn.close()
+        self._write("INSERT OR REPLACE INTO annotations VALUES (1, ?, ?, ?)",
+                    [(current["note"], json.dumps(current["tags"]), time.time())], schema=ANNOTATIONS_SCHEMA)
         return current
 
     def checkpoint_path(self, which: str = "best") -> Path:

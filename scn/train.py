@@ -23,6 +23,7 @@ import sqlite3
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,25 +33,38 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from scn import augment, distributed, lock, pipeline, starts
-from scn.checkpoint import load_checkpoint, save_checkpoint
+from scn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scn.collapse import check_epoch, one_label
 from scn.config import SYNTH_FACE, TrainConfig, resumed_config
-from scn.data import Split, load_dataset, split_validation
+from scn.data import DatasetError, Split, load_dataset, split_validation
 from scn.decoded import DiskImages
 from scn.device import autocast, resolve_device, resolve_precision
 from scn.labels import LabelState, RelabelEvent
 from scn.losses import importance_groups, logit_weights, rank_regularization, weighted_cross_entropy
 from scn.metrics import truth_table
+from scn.model import PretrainedWeightsError
 from scn.pretrain import ensure_backbone
 from scn.relabel import relabel_rows
-from scn.review import review_events
-from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunReader, RunWriter, checkpoint_path
+from scn.review import review_events, reviewed_indices
+from scn.store import CONFIG_NAME, DB_NAME, LOG_NAME, RunDamagedError, RunReader, RunWriter, checkpoint_path
 
 EVAL_BATCH = 256
+# The longest file or folder name, in bytes, on the file systems runs live on (ext4, APFS, NTFS).
+NAME_MAX_BYTES = 255
 
 
 class RunExistsError(FileExistsError):
     """Raised when a new run is pointed at a folder that already holds one."""
+
+
+class RunFolderError(OSError):
+    """Raised when the run folder cannot be created or written (a read-only disk, say)."""
+
+
+# What a user can fix (their data, weights, options, folder): one `error:` line on the terminal,
+# the traceback in the run's log only.
+USER_ERRORS = (CheckpointError, DatasetError, PretrainedWeightsError, RunExistsError, RunFolderError,
+               ValueError, lock.RunLockedError)
 
 
 class StopSignal:
@@ -58,12 +72,15 @@ class StopSignal:
 
     A repeated SIGTERM (a second Stop click, a supervisor that signals twice) is only counted:
     raising inside the optimizer step would fail the run and lose the mid-epoch checkpoint the
-    first signal asked for. A second Ctrl-C stays a hard interrupt for someone at a terminal.
+    first signal asked for. A second Ctrl-C stays a hard interrupt for someone at a terminal, but
+    one that arrives while a checkpoint is written waits until it is complete (`deferred`).
     """
 
     def __init__(self):
         self.requested = False
         self.repeats = 0
+        self.deferring = False
+        self.interrupted = False
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,10 +89,23 @@ class StopSignal:
     def _handle(self, signum, frame):
         if not self.requested:
             self.requested = True
+        elif signum == signal.SIGINT and self.deferring:
+            self.interrupted = True
         elif signum == signal.SIGINT:
             raise KeyboardInterrupt
         else:
             self.repeats += 1
+
+    @contextmanager
+    def deferred(self):
+        """Hold a hard interrupt until the block (a checkpoint being written) is done, then raise it."""
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.interrupted:
+            raise KeyboardInterrupt
 
 
 @dataclass
@@ -165,13 +195,21 @@ def _writes_to(stream, path: Path) -> bool:
     return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
+class _LogFileHandler(logging.FileHandler):
+    """The run's log file. A line it cannot write (a full disk) is dropped, not reported with a
+    traceback on the terminal: the run's status and the command's `error:` line say what failed."""
+
+    def handleError(self, record) -> None:
+        pass
+
+
 def _logger(run_dir: Path) -> logging.Logger:
     log = logging.getLogger(f"scn.train.{run_dir.resolve()}")
     log.setLevel(logging.INFO)
     log.propagate = False
     log.handlers.clear()
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    handlers = [logging.FileHandler(run_dir / LOG_NAME)]
+    handlers = [_LogFileHandler(run_dir / LOG_NAME)]
     # A trainer spawned by the app writes its stdout into the log already; anyone else (a terminal,
     # a pipe, a batch job's output file) gets every line on stdout too, one per epoch at least.
     if not _writes_to(sys.stdout, run_dir / LOG_NAME):
@@ -217,6 +255,8 @@ def prepare_data(config: TrainConfig, *, log=None, progress: bool = False):
                                if split is not None))
         for bad in dataset.train.bad + dataset.test.bad + (dataset.val.bad if dataset.val else []):
             log.warning("skipped unreadable image %s", bad)
+        for warning in dataset.warnings:
+            log.warning(warning)
     if dataset.val is not None and config.val_fraction > 0:
         train, val = dataset.train, dataset.val
     else:
@@ -279,6 +319,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, run_dir: Path, writer: RunWriter, log, stop: StopSignal,
                  checkpoint: dict | None, progress: bool, ranks: distributed.Ranks = distributed.Ranks()):
         self.run_dir, self.writer, self.log, self.stop, self.ranks = run_dir, writer, log, stop, ranks
+        self.resumed = checkpoint is not None
         if config.batch_size < 2 * ranks.world:
             raise ValueError(f"batch size {config.batch_size} gives some of the {ranks.world} processes "
                              "fewer than 2 images per step; use a batch of at least 2 per process")
@@ -288,10 +329,10 @@ class Trainer:
             config, log=log, progress=progress)
         config = self.config
         useless = one_label(self.train_split.labels, class_names=config.class_names)
-        if useless is not None:
-            log.warning(useless.message)
-            if checkpoint is None:  # a resumed run has it recorded already
-                writer.log_warnings(0, [useless])
+        # Stored by record_samples: a refused resume must leave the run's records as they were.
+        self.warnings = [] if useless is None else [useless]
+        for warning in self.warnings:
+            log.warning(warning.message)
         self.dataset_info = {"description": config.dataset_description, "path": str(root),
                              "format": config.format, "classes": list(config.class_names),
                              "decoded_cache": "disk" if isinstance(self.train_split.images, DiskImages)
@@ -337,10 +378,13 @@ class Trainer:
         self.start_epoch, self.start_step, self.partial = 1, 0, None
         # The accuracy that opens relabeling (relabel_min_val_accuracy): the last epoch's on validation.
         self.gate_accuracy = 0.0
+        # Samples whose label a person reviewed: the relabel rule never changes them again.
+        self.reviewed = torch.zeros(len(self.train_split), dtype=torch.bool)
         if checkpoint is not None:
             self._restore(checkpoint)
             if config.reviewed_labels:
                 self._apply_reviews()
+        self.reviewed = self.reviewed.to(self.device)
         self.cache = pipeline.pin(self.train_split.images, self.device)
         # The labels batches are drawn with; relabels reach them at once and the history (on the
         # host, in self.labels) when `_flush_relabels` runs.
@@ -355,11 +399,26 @@ class Trainer:
 
     def _restore(self, checkpoint: dict) -> None:
         labels = LabelState.from_state_dict(checkpoint["labels"])
+        last = checkpoint_path(self.run_dir, "last")
         if len(labels) != len(self.train_split) or not torch.equal(labels.original, self.train_split.labels):
-            raise RuntimeError("the dataset differs from the one this run was trained on; cannot resume")
+            changed = (f"{len(self.train_split)} training images now, {len(labels)} then"
+                       if len(labels) != len(self.train_split) else
+                       f"{int((labels.original != self.train_split.labels).sum())} training labels differ")
+            raise CheckpointError(f"cannot resume: the dataset differs from the one {last} was trained on "
+                                  f"({changed}); the run is left as it was")
         self.labels = labels
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        applied = [e.index for e in labels.history if e.kind == "review"]
+        if applied:
+            # The run has trained on reviewed labels: every image reviewed keeps its label from
+            # here on, also on a later resume without --reviewed-labels.
+            self.reviewed[applied] = True
+            self.reviewed[torch.from_numpy(reviewed_indices(RunReader(self.run_dir)))] = True
+        try:
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"cannot resume: {last} holds a model of another architecture "
+                                  f"({str(exc).splitlines()[0]}); the run is left as it was") from exc
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.best = checkpoint["best"]
         self.start_epoch = checkpoint["epoch"] + 1
@@ -374,13 +433,15 @@ class Trainer:
     def _apply_reviews(self) -> None:
         """Bring the restored labels to the run's reviewed labels (scn.review), as review events at
         the step training resumes from; the store records them with that epoch's relabels."""
-        events = review_events(self.labels, reader=RunReader(self.run_dir), epoch=self.start_epoch,
-                               step=self.start_step)
+        reader = RunReader(self.run_dir)
+        events = review_events(self.labels, reader=reader, epoch=self.start_epoch, step=self.start_step)
         self.labels.apply(events)
+        self.reviewed[torch.from_numpy(reviewed_indices(reader))] = True
         self.log.info("reviewed labels: %d training label(s) changed by review", len(events))
 
     def record_samples(self) -> None:
         writer = self.writer
+        writer.set_meta("warnings", self.warnings)
         for name, split in (("train", self.train_split), ("val", self.val_split), ("test", self.test_split)):
             if split is not None:
                 writer.add_samples(name, split.names, split.labels.tolist())
@@ -497,8 +558,9 @@ class Trainer:
                            "augment_generator": augment_generator.get_state() if on_gpu else None,
                            "record": _on_host(record).state_dict()}
                 if ranks.is_main:
-                    save_checkpoint(checkpoint_path(self.run_dir, "last"),
-                                    self.checkpoint(epoch=epoch - 1, step_in_epoch=step + 1, partial=partial))
+                    with self.stop.deferred():
+                        save_checkpoint(checkpoint_path(self.run_dir, "last"),
+                                        self.checkpoint(epoch=epoch - 1, step_in_epoch=step + 1, partial=partial))
                 self.log.info("stopped at epoch %d step %d; checkpoint written%s", epoch, step + 1,
                               f" ({self.stop.repeats} repeated stop signal(s) ignored)"
                               if self.stop.repeats else "")
@@ -589,6 +651,7 @@ class Trainer:
         config, ranks = self.config, self.ranks
         rows = ranks.share(len(positions))
         eligible = ~is_high if config.relabel_scope == "low" else torch.ones_like(is_high)
+        eligible = eligible & ~self.reviewed[positions]
         change, new, p_max, p_given = relabel_rows(probs, targets_all[rows],
                                                    margin=config.margin_2, eligible=eligible[rows])
         decided = ranks.gather(torch.stack([change.float(), new.float(), p_max, p_given], dim=1),
@@ -671,10 +734,11 @@ class Trainer:
         if improved:
             self.best = {"split": "val", "epoch": epoch, "accuracy": val["accuracy"]}
         checkpoint = self.checkpoint(epoch=epoch, step_in_epoch=0, partial=None)
-        save_checkpoint(checkpoint_path(self.run_dir, "last"), checkpoint)
-        if improved:
-            save_checkpoint(checkpoint_path(self.run_dir, "best"), checkpoint)
-        writer.set_status("running", epoch=epoch, step=0)
+        with self.stop.deferred():
+            save_checkpoint(checkpoint_path(self.run_dir, "last"), checkpoint)
+            if improved:
+                save_checkpoint(checkpoint_path(self.run_dir, "best"), checkpoint)
+            writer.set_status("running", epoch=epoch, step=0)
         self.log.info(
             "epoch %d/%d: train acc %.4f, loss %.4f (rr %.4f), test acc %.4f%s, alpha %.3f±%.3f, "
             "%d relabels, %.0f img/s", epoch, config.epochs, record.correct / seen,
@@ -691,6 +755,7 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
     A resumed run trains with its checkpoint's configuration, changed only by `resume_changes`
     (scn.config.RESUME_OPTIONS: more epochs, the reviewed labels)."""
     run_dir = Path(run_dir)
+    _check_run_dir_name(run_dir)
     # On resume the run's own device decides the backend, not this invocation's default.
     stored = run_dir / CONFIG_NAME
     device = json.loads(stored.read_text()).get("device", config.device) if resume and stored.is_file() \
@@ -702,7 +767,7 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
     if not ranks.active and config.processes > 1 and not resume:
         raise ValueError(f"--processes {config.processes} needs the processes started by torchrun: "
                          f"torchrun --standalone --nproc-per-node {config.processes} -m scn train …")
-    if not resume and (run_dir / DB_NAME).exists():
+    if not resume and (run_dir / DB_NAME).exists() and not _failed_before_training(run_dir):
         raise RunExistsError(f"{run_dir} already holds a run; resume it with --resume or choose another run folder")
     if not resume and config.reviewed_labels:
         raise ValueError("--reviewed-labels applies to a resumed run (--resume): a new run has no "
@@ -712,27 +777,38 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
         # be left behind, and running the command again would say "already holds a run". The
         # synth-face backbone is ours: a missing one is built by the trainer, not an error.
         starts.build_model(len(config.class_names), start=config.pretrained, method=config.method)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock_fd = lock.acquire(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock_fd = lock.acquire(run_dir)
+    except OSError as exc:
+        raise RunFolderError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}") from exc
     log = _logger(run_dir)
     stop = StopSignal()
     stop.install()
-    writer = None
+    # Set once this invocation has changed the run's records: a failure before that (a refused
+    # resume) leaves the run exactly as it was, status included.
+    writer = touched = None
     try:
         checkpoint = None
         if resume:
             checkpoint, config = _resume_from(run_dir, resume_changes)
+        elif (run_dir / DB_NAME).exists():
+            log.info("starting over: the run in this folder failed before its first checkpoint")
+            _remove_database(run_dir)
         writer = RunWriter(run_dir)
-        writer.write_config(config.to_dict())
-        fields = {"pid": os.getpid(), "total_epochs": config.epochs, "message": None, "finished": None}
         if not resume:
-            fields["started"] = time.time()
-        writer.set_status("starting", **fields)
-        if checkpoint is not None:
-            writer.discard_from(epoch=checkpoint["epoch"] + 1, step=checkpoint["step_in_epoch"])
+            touched = True
+            writer.write_config(config.to_dict())
+            writer.set_status("starting", pid=os.getpid(), total_epochs=config.epochs, started=time.time())
+        # Loads the data and, on resume, checks the checkpoint against it and against the model.
         trainer = Trainer(config, run_dir=run_dir, writer=writer, log=log, stop=stop,
                           checkpoint=checkpoint, progress=sys.stderr.isatty() if progress is None else progress,
                           ranks=ranks)
+        touched = True
+        writer.set_status("starting", pid=os.getpid(), total_epochs=trainer.config.epochs, message=None,
+                          finished=None)
+        if checkpoint is not None:
+            writer.discard_from(epoch=checkpoint["epoch"] + 1, step=checkpoint["step_in_epoch"])
         writer.set_meta("processes", ranks.world)
         if ranks.active:
             log.info("%d process%s (torchrun, %s), %d images per process per step", ranks.world,
@@ -746,15 +822,13 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
             _save_slice_predictions(run_dir, log=log)
         return outcome
     except BaseException as exc:
-        log.error("training failed:\n%s", traceback.format_exc())
-        if writer is not None:
-            # The reason first: the app shows this message, and a traceback buries it.
-            reason = f"{exc}\n\n" if str(exc) else ""
-            try:
-                writer.set_status("failed", message=reason + traceback.format_exc(), finished=time.time())
-            except sqlite3.Error as db_error:  # e.g. the disk that failed the checkpoint is full
-                log.error("could not mark the run failed: %s", db_error)
-        raise
+        error = _as_user_error(exc, run_dir=run_dir)
+        _log_failure(log, to_terminal=not isinstance(error, USER_ERRORS + (KeyboardInterrupt,)))
+        if touched:
+            _mark_ended(writer, error, log=log)
+        if error is exc:
+            raise
+        raise error from exc
     finally:
         if writer is not None:
             writer.close()
@@ -773,6 +847,62 @@ def _save_slice_predictions(run_dir: Path, *, log) -> None:
             slices.save_predictions(reader, which=which)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("could not keep the %s checkpoint's predictions for the Slices page: %s", which, exc)
+
+
+def _check_run_dir_name(run_dir: Path) -> None:
+    """Refuse a run folder path the file system would refuse (with a bare OSError) anyway."""
+    for part in run_dir.parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX_BYTES:
+            raise RunFolderError(f"the run folder name {part[:24]}… is {size} bytes long; file systems "
+                                 f"allow at most {NAME_MAX_BYTES} bytes a folder name: choose a shorter one")
+
+
+def _failed_before_training(run_dir: Path) -> bool:
+    """Whether the run in `run_dir` failed before its first checkpoint (bad data, say): it has
+    nothing to resume, so a new run may take its folder."""
+    if checkpoint_path(run_dir, "last").exists() or checkpoint_path(run_dir, "best").exists():
+        return False
+    try:
+        return RunReader(run_dir).status()["state"] == "failed"
+    except RunDamagedError:
+        return False
+
+
+def _remove_database(run_dir: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        (run_dir / (DB_NAME + suffix)).unlink(missing_ok=True)
+
+
+def _as_user_error(exc: BaseException, *, run_dir: Path) -> BaseException:
+    """A full disk reaches the database as "database or disk is full": the user's to fix, like a
+    checkpoint the full disk refused."""
+    if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+        return RunFolderError(f"cannot write {run_dir / DB_NAME}: no space left on device")
+    return exc
+
+
+def _log_failure(log: logging.Logger, *, to_terminal: bool) -> None:
+    """The traceback into the run's log file; on the terminal too only for an error that is not
+    the user's (a user's gets one `error:` line from the command)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "training ended early:\n%s",
+                            (traceback.format_exc(),), None)
+    for handler in log.handlers:
+        if to_terminal or isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def _mark_ended(writer: RunWriter, exc: BaseException, *, log) -> None:
+    """Record how the run ended: stopped for an interrupt (its last checkpoint stands), else
+    failed with the reason first (the app shows this message, and a traceback buries it)."""
+    try:
+        if isinstance(exc, KeyboardInterrupt):
+            writer.set_status("stopped", message="interrupted; resume continues from the last checkpoint")
+        else:
+            reason = f"{exc}\n\n" if str(exc) else ""
+            writer.set_status("failed", message=reason + traceback.format_exc(), finished=time.time())
+    except sqlite3.Error as db_error:  # e.g. the disk that failed the checkpoint is full
+        log.error("could not record the run's end: %s", db_error)
 
 
 def _resume_from(run_dir: Path, changes: dict | None) -> tuple:

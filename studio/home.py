@@ -6,11 +6,13 @@ import streamlit as st
 import torch
 
 from studio import ui
-from scn import comparison, runs
+from scn import comparison, runs, starts
+from scn.classes import CLASS_NAMES
 from scn.config import PRESETS, START_NAMES, option_argv, option_specs
 from scn.data import check_dataset
 from scn.lock import RunLockedError
-from scn.store import RunNotFoundError, list_runs, runs_root
+from scn.model import PretrainedWeightsError
+from scn.store import RunNotFoundError, RunReadOnlyError, list_runs, runs_root
 
 # What the method choice turns on or off (config.json option names).
 METHODS = {
@@ -48,7 +50,9 @@ def start(*, label: str, options: dict) -> None:
     try:
         pid = runs.start_run(run_dir=run_dir, options=options)
     except (RunLockedError, runs.TrainerExitedError) as exc:
-        ui.flash(f"{run_dir.name}: {exc}", kind="error")
+        removed = runs.discard_unstarted(run_dir)
+        ui.flash(f"{run_dir.name}: {exc}" + (" Its empty run folder was removed." if removed else ""),
+                 kind="error")
     else:
         ui.flash(f"Started {run_dir.name} (pid {pid}); it trains in the background.")
 
@@ -73,7 +77,7 @@ def start_from_form() -> None:
         options |= {"data": str(Path(state.data_path).expanduser().resolve()),
                     "format": state.data_format, "noise_file": state.noise_file.strip() or None,
                     "contempt": state.contempt}
-    problem = pretrained_problem(state.pretrained)
+    problem = pretrained_problem(state.pretrained, load=True)
     if problem:
         ui.flash(f"Not started: {problem}", kind="error")
         return
@@ -94,13 +98,21 @@ def pretrained_option(text: str) -> str | None:
     return str(Path(text).expanduser().resolve())
 
 
-def pretrained_problem(text: str) -> str | None:
+def pretrained_problem(text: str, *, load: bool = False) -> str | None:
     """Caught here rather than by the trainer, so the form says so before a run folder exists.
-    A file that is not a weights file is refused by the trainer, with the reason in its log."""
+    With `load`, a file is loaded as the trainer would load it: done on Start, not on every
+    rerun of the form."""
     path = pretrained_option(text)
-    if path in (None, "imagenet") or Path(path).is_file():
+    if path is None or path in START_NAMES:
         return None
-    return f"pretrained weights file not found: {path}"
+    if not Path(path).is_file():
+        return f"pretrained weights file not found: {path}"
+    if load:
+        try:
+            starts.build_model(len(CLASS_NAMES), start=path)
+        except PretrainedWeightsError as exc:
+            return str(exc)
+    return None
 
 
 # The run's reported accuracy: the test split scores the checkpoint the validation split chose,
@@ -168,7 +180,7 @@ def save_annotations(reader) -> None:
     state = st.session_state
     try:
         reader.annotate(note=state[f"note-{reader.name}"], tags=state[f"tags-{reader.name}"])
-    except ValueError as exc:
+    except (ValueError, RunReadOnlyError) as exc:
         ui.flash(f"Not saved: {exc}", kind="error")
     else:
         ui.flash(f"Saved the notes and tags of {reader.name}.")

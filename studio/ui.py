@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from scn import analysis, builds, charts, collapse, comparison, lock, runs, thumbnails
+from scn import analysis, builds, charts, collapse, comparison, lock, review, runs, thumbnails
 from scn.lock import RunLockedError
 from scn.store import DB_NAME, RunDamagedError, RunNotFoundError, RunReader, list_runs, runs_root
 from scn.synth.cache import studio_cache
@@ -154,6 +154,14 @@ def run_guard(reader: RunReader):
         st.warning(f"The run folder {reader.run_dir} no longer exists (deleted or moved).")
 
 
+def refuse_damaged(reader: RunReader) -> None:
+    """Raise RunDamagedError for a run whose database is damaged, so that run_guard explains it
+    before a page reads tables that a damaged file can still seem to lack rather than fail on."""
+    status = reader.status()
+    if status["state"] == "damaged":
+        raise RunDamagedError(status["message"])
+
+
 def collapse_banner(reader: RunReader) -> None:
     """One warning per kind the trainer recorded (scn.collapse: a one-class training set, the ways
     a run collapses): when, the latest figures, what it means and what to try. Nothing when the
@@ -187,14 +195,31 @@ def _stop(run_dir: str) -> None:
 
 
 def resume(run_dir: str, **options) -> None:
-    """Button callback: resume a run (scn.runs.resume_run `options`), saying how it went."""
+    """Button callback: resume a run (scn.runs.resume_run `options`), saying how it went. The
+    confirmation is kept as the session's "resumed" entry too, for pages that show it for as long
+    as that trainer runs (see resumed_message)."""
+    what = ""
+    if options.get("reviewed_labels"):
+        reader = RunReader(run_dir)
+        what = (f" with {len(review.reviewed_indices(reader))} reviewed label(s), "
+                f"{len(review.pending_changes(reader))} of them changed by review")
     try:
         pid = runs.resume_run(run_dir, **options)
     except (RunLockedError, runs.CannotResumeError, runs.TrainerExitedError) as exc:
         flash(str(exc), kind="error")
     else:
-        what = " with its reviewed labels" if options.get("reviewed_labels") else ""
-        flash(f"Resumed {Path(run_dir).name} from its last checkpoint{what} (pid {pid}).")
+        message = f"Resumed {Path(run_dir).name} from its last checkpoint{what}: trainer pid {pid}."
+        flash(message)
+        st.session_state["resumed"] = {"run_dir": str(run_dir), "pid": pid, "message": message}
+
+
+def resumed_message(reader: RunReader) -> str | None:
+    """The confirmation of this session's resume of `reader`'s run while the trainer it started
+    is the one training it."""
+    resumed = st.session_state.get("resumed") or {}
+    if resumed.get("run_dir") != str(reader.run_dir) or resumed.get("pid") != runs.trainer_pid(reader.run_dir):
+        return None
+    return resumed["message"]
 
 
 def age(seconds: float | None) -> str:

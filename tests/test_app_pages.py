@@ -127,9 +127,34 @@ def test_home_form_refuses_missing_pretrained_weights(empty_root, tmp_path):
     assert list(empty_root.iterdir()) == []
 
 
-def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path, monkeypatch):
+def test_home_form_refuses_a_weights_file_it_cannot_load(empty_root, tmp_path):
     weights = tmp_path / "start.pt"
-    weights.write_bytes(b"checked by the trainer")
+    weights.write_bytes(b"not a weights file")
+    at = render()
+    at.text_input(key="pretrained").input(str(weights)).run()
+    at.button(key="start_run").click().run()
+    assert f"Not started: {weights} is not a readable PyTorch weights file" in texts(at.error)
+    assert list(empty_root.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["none", "synth-face", "dlib-face", "imagenet"])
+def test_home_form_passes_start_names_to_the_trainer(empty_root, monkeypatch, name):
+    started = {}
+    monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.update(options) or 1)
+    at = render()
+    at.text_input(key="pretrained").input(name).run()
+    assert not at.error
+    at.button(key="start_run").click().run()
+    assert started["pretrained"] == name
+
+
+def test_home_form_passes_pretrained_weights_to_the_trainer(empty_root, tmp_path, monkeypatch):
+    import torch
+
+    from scn.model import SCN
+
+    weights = tmp_path / "start.pt"
+    torch.save(SCN(7).state_dict(), weights)
     started = {}
     monkeypatch.setattr(runs, "start_run", lambda *, run_dir, options: started.update(options) or 1)
     at = render()
@@ -657,3 +682,22 @@ def test_a_starting_run_shows_the_shared_build_it_waits_for(empty_root, tmp_path
     assert "Waiting for a shared build" in texts(at.info)
     assert "synth-face epoch 3/16" in texts(at.code) and "building the backbone" in texts(at.code)
     assert "(empty)" not in texts(at.code) and "heartbeat" not in texts(at.markdown)
+
+
+@pytest.mark.parametrize("how", ["truncated", "malformed"])
+@pytest.mark.parametrize("page", PAGES + ["pages/6_Predict.py"])
+def test_every_page_explains_a_damaged_database(empty_root, page, how):
+    run_dir = empty_root / "20260101-120000-scn"
+    writer = RunWriter(run_dir)
+    writer.write_config({"method": "scn", "epochs": 2, "class_names": ["a", "b"], "relabel_epoch": 1})
+    writer.set_status("finished", started=100.0)
+    writer.log_epoch({"epoch": 1, "test_accuracy": 0.5})
+    writer.close()
+    db = run_dir / "run.db"
+    if how == "truncated":
+        os.truncate(db, 4096)
+    else:
+        size = db.stat().st_size
+        db.write_bytes(db.read_bytes()[:4096] + b"\xff" * (size - 4096))
+    at = render(page, session={"run_picker_choice": run_dir.name})
+    assert "damaged" in texts(at.error) or "truncated" in texts(at.error), texts(at.error)

@@ -128,3 +128,74 @@ def test_runs_shows_tags_and_filters_by_them(finished_runs, capsys):
     assert "tags" in header.split() and only.startswith("20260101-120000-scn") and "noise30,keep" in only.split()
     assert main(["runs", "--root", str(finished_runs["root"]), "--tag", "other"]) == 0
     assert capsys.readouterr().out.strip() == f"no runs under {finished_runs['root']} tagged other"
+
+
+def read_only(folder, argv: list) -> list:
+    """`argv` run with `folder` read-only: by its mode for a user, and for root (whom modes do not
+    stop) under a read-only bind mount in a mount namespace of its own."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(path.stat().st_mode & ~0o222)
+        return argv
+    wrapped = ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(folder)]
+    if shutil.which("unshare") is None or subprocess.run(wrapped + ["true"]).returncode != 0:
+        pytest.skip("no way to make a folder read-only for root here (unshare -m)")
+    return wrapped + argv
+
+
+@pytest.mark.slow
+def test_a_read_only_runs_folder_can_be_read_and_refuses_writes_in_one_line(tiny_rafdb, tmp_path,
+                                                                           grace_hopper_path):
+    import os
+    from pathlib import Path
+
+    from scn.train import train
+    from tests.helpers import tiny_config
+
+    root = tmp_path / "runs"
+    train(tiny_config(tiny_rafdb, epochs=1), run_dir=root / "done", progress=False)
+    project = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, SCN_RUNS_DIR=str(root), PYTHONPATH=str(project))
+
+    # One process for all of it: each start of Python with torch costs seconds on a small machine.
+    script = (
+        "import sys\nfrom streamlit.testing.v1 import AppTest\nfrom scn.cli import main\n"
+        f"runs = {str(root)!r}\n"
+        "codes = [main(['runs']), main(['eval', '--run', runs + '/done']),\n"
+        f"         main(['predict', {str(grace_hopper_path)!r}, '--run', runs + '/done', '--whole-image']),\n"
+        f"         main(['train', '--data', {str(tiny_rafdb)!r}, '--run-dir', runs + '/new', '--epochs', '1'])]\n"
+        "print('codes:', codes)\n"
+        "from scn.store import RunReader, RunReadOnlyError\n"
+        "try:\n    RunReader(runs + '/done').annotate(note='seen')\n"
+        "except RunReadOnlyError as exc:\n    print('refused:', exc)\n"
+        "at = AppTest.from_file('app.py', default_timeout=60)\nat.run()\n"
+        "print('exceptions:', [e.value for e in at.exception], 'tables:', len(at.dataframe))\n")
+    result = subprocess.run(read_only(root, [sys.executable, "-c", script]), capture_output=True, text=True,
+                            env=env, cwd=project, timeout=180)
+    out, err = result.stdout, result.stderr
+    assert "codes: [0, 0, 0, 2]" in out and "exceptions: [] tables: 1" in out, out + err
+    assert "finished" in out and "test accuracy" in out and "alpha" in out
+    assert "refused: cannot write to run done: " in out and "is read-only" in out
+    reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    assert f"error: cannot write the run folder {root / 'new'}: {reason}" in err.splitlines()
+    assert "Traceback" not in out + err
+
+
+def test_runs_names_only_the_damaged_run_beside_healthy_ones(tmp_path, capsys):
+    import os
+
+    from scn.cli import main
+    from scn.store import RunWriter
+
+    for name in ("healthy", "damaged"):
+        writer = RunWriter(tmp_path / name)
+        writer.write_config({"method": "scn", "epochs": 2})
+        writer.set_status("finished", started=100.0)
+        writer.close()
+    os.truncate(tmp_path / "damaged" / "run.db", 0)
+    assert main(["runs", "--root", str(tmp_path)]) == 0
+    problems = [line for line in capsys.readouterr().out.splitlines() if ": " in line]
+    assert problems == [f"damaged: {tmp_path / 'damaged' / 'run.db'} is empty (0 bytes)"]

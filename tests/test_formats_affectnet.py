@@ -99,3 +99,28 @@ def test_cli_trains_on_affectnet_with_seven_classes(tmp_path):
     assert config["class_names"] == list(CLASS_NAMES) and config["contempt"] is False
     dataset = RunReader(run_dir).meta("dataset")
     assert dataset["sizes"] == {"train": 19, "val": 2, "test": 7}
+
+
+def _edit_training_list(root, edit):
+    path = root / affectnet.LIST_DIR / affectnet.LISTS["train"]
+    lines = path.read_text().splitlines()
+    lines[1] = edit(lines[1])
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("name", ["../outside.jpg", "/etc/outside.jpg", "train0/../../outside.jpg"])
+def test_an_affectnet_path_outside_the_dataset_folder_is_refused(tmp_path, name):
+    root = write_affectnet(tmp_path / "affectnet", train=8, test=2)
+    Image.new("RGB", (64, 64)).save(root / "outside.jpg")
+    path = _edit_training_list(root, lambda line: name + line[line.index(","):])
+    with pytest.raises(DatasetError, match=f"{path}, line 2: '{name}' lies outside the dataset folder"):
+        list_splits(root, format="affectnet")
+
+
+@pytest.mark.parametrize("box", ["-200,-200,48,48", "64,4,48,48", "8,70,48,48"])
+def test_an_affectnet_face_box_off_the_photo_is_refused_not_trained_black(tmp_path, box):
+    root = write_affectnet(tmp_path / "affectnet", train=8, test=2)
+    _edit_training_list(root, lambda line: line.replace(",8,4,48,48,", f",{box},", 1))
+    with pytest.raises(DatasetError, match=r"face box .* lies outside the 64×64 image"):
+        load_dataset(root, format="affectnet", image_size=32)

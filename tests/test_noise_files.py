@@ -101,3 +101,14 @@ def test_a_noise_file_applies_to_an_imagefolder_dataset(tmp_path):
                         noise_file=tmp_path / "noise01.txt")
     labels = dict(zip(data.train.names, data.train.labels.tolist()))
     assert labels == {"train/happy/x.png": 5, "train/sad/x.png": 4}
+
+
+def test_a_noise_file_listing_part_of_the_training_set_is_logged_as_a_warning(tiny_rafdb, tmp_path):
+    path = tmp_path / "0.1noise_train.txt"
+    path.write_text("train_00001.jpg 2\ntrain_00002.jpg 3\n")
+    data = load_dataset(tiny_rafdb, image_size=16, noise_file=path)
+    assert data.warnings == [f"the noise file {path} lists 2 of the 48 training images; the other 46 keep "
+                             "the dataset's labels (a noise file lists every training image: is this one cut short?)"]
+    names = [f"train_{i:05d}.jpg" for i in range(1, 49)]
+    write_noise_file(path, names, [0] * 48, format="eac")
+    assert load_dataset(tiny_rafdb, image_size=16, noise_file=path).warnings == []

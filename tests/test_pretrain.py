@@ -79,3 +79,20 @@ def test_pretrain_command_writes_a_custom_backbone(tmp_path, capsys):
 def test_a_recipe_must_leave_training_images():
     with pytest.raises(ValueError, match="more than 2 images"):
         pretrain.build_backbone(people=3, images_per_person=2, epochs=1, log=lambda m: None, progress=False)
+
+
+def test_a_truncated_cached_backbone_is_named_and_rebuilt(cache, monkeypatch, capsys):
+    path = pretrain.backbone_path()
+    path.parent.mkdir(parents=True)
+    torch.save(tiny_build(), path)
+    path.write_bytes(path.read_bytes()[:2000])  # cut short, as a full disk or a killed build leaves it
+    with pytest.raises(PretrainedWeightsError, match=f"the synth-face backbone {path} cannot be read"):
+        SCN(7, pretrained="synth-face")
+    monkeypatch.setattr(pretrain, "build_backbone", lambda **kw: tiny_build())
+    assert main(["pretrain", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "already built" not in out and "is damaged" in out and "building it again" in out
+    assert pretrain.backbone_problem(path) is None
+    assert SCN(7, pretrained="synth-face").load_report.fraction == 1.0
+    assert main(["pretrain", "--no-progress"]) == 0
+    assert "already built" in capsys.readouterr().out

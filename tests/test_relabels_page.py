@@ -142,9 +142,29 @@ def test_resume_with_reviewed_labels_button(finished_runs, monkeypatch):
     at.number_input(key="review_more_epochs").set_value(2).run()
     at.button(key="resume_reviewed").click().run()
     assert calls == [(str(finished_runs["scn_dir"]), {"reviewed_labels": True, "epochs": 6})]
-    assert "with its reviewed labels (pid 4242)" in texts(at.success)
+    reader = RunReader(finished_runs["scn_dir"])
+    assert (f"Resumed {reader.name} from its last checkpoint with 0 reviewed label(s), 0 of them changed "
+            "by review: trainer pid 4242.") in texts(at.success)
     at.number_input(key="review_more_epochs").set_value(0).run()
     assert at.button(key="resume_reviewed").disabled  # nothing left to train
+
+
+def test_the_page_confirms_the_resume_while_its_trainer_runs(finished_runs, monkeypatch):
+    import os
+
+    run_dir = finished_runs["scn_dir"]
+    reader = RunReader(run_dir)
+    events = reader.relabels(kind="scn")
+    event = events[~events["idx"].duplicated(keep=False)].iloc[0]  # its image's only relabel
+    reader.write_review(event_id=int(event["id"]), decision="revert")
+    monkeypatch.setattr(runs, "resume_run", lambda run_dir, **options: os.getpid())
+    at = render(PAGE)
+    at.button(key="resume_reviewed").click().run()
+    confirmation = (f"Resumed {reader.name} from its last checkpoint with 1 reviewed label(s), 1 of them "
+                    f"changed by review: trainer pid {os.getpid()}.")
+    with lock_held(run_dir):  # the trainer it started, as far as the page can tell
+        at.run()
+        assert confirmation in texts(at.success) and "still training" not in texts(at.info)
 
 
 def test_resume_with_reviewed_labels_is_refused_while_training_or_without_a_checkpoint(finished_runs):

@@ -24,9 +24,13 @@ def test_corrected_label_file_keeps_relabels_and_undoes_reverted_ones(finished_r
     untouched = next(i for i in range(len(reader.original_labels())) if i not in latest.index)
     reader.write_image_reviews(labels={untouched: 6}, decision="set")
     lines = corrected_label_file(reader).splitlines()
-    samples, tests = reader.samples("train"), reader.samples("test")
-    assert len(lines) == len(samples) + len(tests)
+    samples, val, tests = reader.samples("train"), reader.samples("val"), reader.samples("test")
+    assert len(val) > 0 and len(lines) == len(samples) + len(val) + len(tests)
     by_name = dict(line.split() for line in lines)
+    # Every image of the dataset, the validation images carved from its training images included.
+    dataset = (finished_runs["data"] / "EmoLabel" / "list_patition_label.txt").read_text().splitlines()
+    assert set(by_name) == {line.split()[0] for line in dataset}
+    assert by_name[val["name"][0]] == str(int(val["label"][0]) + 1)
     name = samples["name"]
     assert by_name[name[kept.name]] == str(int(kept["new"]) + 1)
     assert by_name[name[reverted.name]] == str(int(reader.original_labels()[reverted.name]) + 1)
@@ -44,6 +48,16 @@ def test_reviewed_labels_follow_the_latest_event_and_image_reviews_win():
                                       image_reviews=image_reviews)
     # Sample 0: its reverted first relabel was superseded; 1: reverted; 2, 3: set by image review.
     assert labels.tolist() == [4, 0, 1, 2, 0]
+
+
+@pytest.mark.parametrize("last", ["event review", "image review"])
+def test_the_later_of_an_event_review_and_an_image_review_wins(last):
+    events = pd.DataFrame({"id": [1], "idx": [0], "new": [3]})
+    event_time, image_time = (2.0, 1.0) if last == "event review" else (1.0, 2.0)
+    reviews = pd.DataFrame({"event_id": [1], "idx": [0], "decision": ["revert"], "time": [event_time]})
+    image_reviews = pd.DataFrame({"idx": [0], "decision": ["set"], "label": [5], "time": [image_time]})
+    labels = analysis.reviewed_labels(original=[0, 0], events=events, reviews=reviews, image_reviews=image_reviews)
+    assert labels.tolist() == ([0, 0] if last == "event review" else [5, 0])
 
 
 def test_image_reviews_are_checked(finished_runs):

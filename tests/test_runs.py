@@ -243,6 +243,35 @@ def test_a_trainer_that_fails_on_its_data_is_marked_failed(tmp_path):
     assert status["state"] == "failed" and "dataset folder not found" in status["message"]
 
 
+@pytest.mark.slow
+def test_a_trainer_refusing_its_weights_says_why_and_leaves_no_folder(tmp_path):
+    weights = tmp_path / "start.pt"
+    weights.write_bytes(b"not a weights file")
+    run_dir = runs.new_run_dir(root=tmp_path / "runs", label="bad-weights")
+    with pytest.raises(runs.TrainerExitedError) as refused:
+        runs.start_run(run_dir=run_dir, options={"pretrained": str(weights), "threads": 1})
+    assert f"{weights} is not a readable PyTorch weights file" in str(refused.value)
+    assert runs.discard_unstarted(run_dir) and not run_dir.exists()
+
+
+def test_the_exit_reason_is_the_trainers_error_line_of_this_start(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("error: an earlier start's reason\n")
+    start = log.stat().st_size
+    with open(log, "a") as f:
+        f.write("Traceback (most recent call last):\n  File x\nValueError: bad\nerror: bad value\n"
+                "ignored trailing line\n")
+    assert runs._exit_reason(log, start=start) == "bad value"
+    assert runs._exit_reason(log, start=log.stat().st_size) == "no output"
+
+
+def test_a_started_run_folder_is_never_discarded(tmp_path):
+    from scn.store import RunWriter
+
+    RunWriter(tmp_path / "started").close()
+    assert not runs.discard_unstarted(tmp_path / "started") and (tmp_path / "started" / "run.db").exists()
+
+
 def test_demo_starts_from_the_face_backbone_and_new_options_map_to_flags():
     assert all(options["pretrained"] == "dlib-face" for options in runs.DEMO_RUNS.values())
     argv = runs.train_command(run_dir="r", options={"alpha_warmup_epochs": 2, "alpha_bias_init": 3.0,
@@ -273,3 +302,10 @@ def test_delete_run_refuses_while_training_and_removes_the_folder_after(run_dir,
         with pytest.raises(RunNotFoundError, match="is not a run folder"):
             runs.delete_run(path)
     assert (other / "keep.txt").exists()
+
+
+def test_a_long_run_name_is_capped_by_bytes_and_makes_a_folder(tmp_path):
+    name = runs.run_name("表情" * 40)  # 80 characters, 240 bytes in UTF-8
+    assert len(name.encode()) <= runs.MAX_NAME_BYTES and name == "表情" * 13
+    assert runs.run_name("x" * 300) == "x" * 80
+    assert runs.new_run_dir(root=tmp_path, label="表情" * 40).is_dir()

@@ -279,3 +279,28 @@ def test_a_store_written_before_event_kinds_and_image_reviews_is_read_and_migrat
     assert reader.relabels(kind="review")["margin"].isna().all()
     with pytest.raises(ValueError, match="kind must be one of scn, review"):
         reader.relabels(kind="user")
+
+
+def test_a_database_whose_pages_sit_in_its_write_ahead_log_is_not_damaged(tmp_path):
+    """As a full disk leaves it: the checkpoint that copies the log into run.db wrote the header
+    of the grown database and no more, so run.db is shorter than its header says."""
+    import shutil
+
+    writer = RunWriter(tmp_path / "live")
+    writer.conn.execute("PRAGMA wal_autocheckpoint=0")  # every page stays in run.db-wal
+    writer.log_relabels([RelabelEvent(1, 0, i, 0, 1, 0.9, 0.1, 0.2, "low") for i in range(3000)])
+    writer.set_status("failed", message="cannot write last.pt: no space left on device")
+    copy = tmp_path / "runs" / "full"
+    copy.mkdir(parents=True)
+    for name in ("run.db", "run.db-wal"):
+        shutil.copy(tmp_path / "live" / name, copy / name)
+    writer.close()
+    db = copy / "run.db"
+    data = bytearray(db.read_bytes())
+    assert len(data) == 4096 and (copy / "run.db-wal").stat().st_size > 100_000
+    data[28:32] = (71).to_bytes(4, "big")  # 71 pages of 4,096 bytes: 290,816
+    db.write_bytes(bytes(data))
+    reader = RunReader(copy)
+    assert reader.damage() is None
+    assert reader.status()["state"] == "failed" and len(reader.relabels()) == 3000
+    assert list_runs(tmp_path / "runs").loc[0, "status"] == "failed"

@@ -396,7 +396,7 @@ def test_stored_test_probabilities_are_the_classifiers_before_alpha_scales_them(
     model = SCN(7, method="scn", alpha_bias=-2.0)  # alpha near 0.12: scaled and unscaled softmax differ
     images = torch.randint(0, 255, (6, 3, 32, 32), dtype=torch.uint8)
     split = Split(names=[f"s{i}" for i in range(6)], labels=torch.arange(6) % 7, images=images)
-    config = make_config(image_size=32, channels_last=False)
+    config = make_config(image_size=32, channels_last=False, pretrained="none")
     result = evaluate(model, split, config=config, device=torch.device("cpu"),
                       precision=resolve_precision("fp32", torch.device("cpu")))
     model.eval()
@@ -405,3 +405,218 @@ def test_stored_test_probabilities_are_the_classifiers_before_alpha_scales_them(
     assert torch.allclose(result["probs"], torch.softmax(logits, dim=1), atol=1e-5)
     assert not torch.allclose(result["probs"], torch.softmax(alpha * logits, dim=1), atol=1e-3)
     assert torch.equal(result["pred"], logits.argmax(1))
+
+
+def run_records(run_dir):
+    reader = RunReader(run_dir)
+    return (reader.status()["state"], len(reader.relabels()), len(reader.step_metrics()),
+            (run_dir / "config.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_refused_resume_leaves_the_run_as_it_was(tiny_rafdb, tmp_path, capsys):
+    from scn.checkpoint import CheckpointError, save_checkpoint
+    from scn.data import RAFDB_LABEL_FILE
+
+    run_dir = tmp_path / "done"
+    train(tiny_config(tiny_rafdb), run_dir=run_dir, progress=False)
+    before = run_records(run_dir)
+    assert before[0] == "finished" and before[1] > 0
+    label_file = tiny_rafdb / RAFDB_LABEL_FILE
+    original = label_file.read_text()
+    # Every training image of class 1 now says class 2, whichever of them validation holds.
+    label_file.write_text("".join(line.replace(".jpg 1\n", ".jpg 2\n") if line.startswith("train_") else line
+                                  for line in original.splitlines(keepends=True)))
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--epochs", "3", "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: cannot resume: the dataset differs") and "training labels differ" in captured.err
+    assert "Traceback" not in captured.out + captured.err
+    assert "Traceback" in (run_dir / "train.log").read_text()
+    assert run_records(run_dir) == before
+
+    label_file.write_text(original)
+    last = run_dir / "checkpoints" / "last.pt"
+    checkpoint = load_checkpoint(last)
+    checkpoint["model"]["fc.weight"] = torch.zeros(8, 512)
+    checkpoint["model"]["fc.bias"] = torch.zeros(8)
+    save_checkpoint(last, checkpoint)
+    with pytest.raises(CheckpointError, match="holds a model of another architecture"):
+        train(tiny_config(tiny_rafdb), run_dir=run_dir, resume=True, resume_changes={"epochs": 3}, progress=False)
+    assert run_records(run_dir) == before
+
+
+def test_a_full_disk_prints_one_error_line_and_no_traceback(tiny_rafdb, tmp_path, monkeypatch, capsys):
+    import errno
+    import logging
+
+    from scn import checkpoint as checkpoint_module
+
+    def full(obj, path):
+        open(path, "wb").write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run_dir = tmp_path / "full"
+    monkeypatch.setattr(checkpoint_module.torch, "save", full)
+    args = ["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1", "--image-size", "32",
+            "--batch-size", "16", "--no-progress"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"error: cannot write {run_dir / 'checkpoints' / 'last.pt'}: "
+                                         "no space left on device"]
+    assert "Traceback" not in captured.out and "Traceback" in (run_dir / "train.log").read_text()
+    assert list((run_dir / "checkpoints").iterdir()) == []
+    # A log file the full disk refuses drops the line instead of printing a logging traceback.
+    log = logging.getLogger(f"scn.train.{run_dir.resolve()}")
+    handler = next(h for h in log.handlers if isinstance(h, logging.FileHandler))
+    monkeypatch.setattr(handler, "emit", lambda record: handler.handleError(record))
+    log.info("a line the disk has no room for")
+    assert "Logging error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fault", ["label file", "noise file"])
+def test_a_data_error_is_one_line_and_the_folder_can_be_trained_once_the_data_is_fixed(
+        tiny_rafdb, tmp_path, capsys, fault):
+    from scn.data import RAFDB_LABEL_FILE
+
+    label_file = tiny_rafdb / RAFDB_LABEL_FILE
+    original = label_file.read_text()
+    noise = tmp_path / "noise.txt"
+    noise.write_text("train_00001.jpg 3\n")
+    if fault == "label file":
+        label_file.write_text(original + "train_09999.jpg\n")
+    else:
+        noise.write_text("train_00001.jpg three\n")
+    run_dir = tmp_path / "r"
+    args = ["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1", "--image-size", "32",
+            "--batch-size", "16", "--no-progress", "--noise-file", str(noise)]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.splitlines()) == 1 and captured.err.startswith("error: ")
+    assert "expected 'NAME LABEL'" in captured.err
+    assert "Traceback" not in captured.out and "Traceback" in (run_dir / "train.log").read_text()
+    assert RunReader(run_dir).status()["state"] == "failed"
+
+    label_file.write_text(original)
+    noise.write_text("train_00001.jpg 3\n")
+    assert main(args) == 0
+    assert RunReader(run_dir).status()["state"] == "finished"
+    assert RunReader(run_dir).epoch_metrics()["epoch"].tolist() == [1]
+
+
+@pytest.mark.slow
+def test_a_reviewed_label_is_never_relabeled_again(tiny_rafdb, tmp_path):
+    run_dir = tmp_path / "reviewed"
+    # No margin: every sample the model disagrees with is relabeled, again and again.
+    config = tiny_config(tiny_rafdb, margin_2=0.0, relabel_epoch=1)
+    train(config, run_dir=run_dir, progress=False)
+    reader = RunReader(run_dir)
+    relabeled = sorted(set(reader.relabels(kind="scn")["idx"]))
+    assert len(relabeled) >= 3
+    original = reader.original_labels()
+    reverted, accepted = relabeled[:-1], relabeled[-1]
+    reader.write_image_reviews(labels={i: int(original[i]) for i in reverted}, decision="revert")
+    accepted_event = reader.relabels(kind="scn").query("idx == @accepted").iloc[-1]
+    reader.write_review(event_id=int(accepted_event["id"]), decision="accept")
+    train(config, run_dir=run_dir, resume=True, resume_changes={"epochs": 3, "reviewed_labels": True},
+          progress=False)
+    # And on a later resume that does not ask for the reviewed labels again.
+    train(config, run_dir=run_dir, resume=True, resume_changes={"epochs": 4}, progress=False)
+    later = reader.relabels(kind="scn").query("epoch > 2")
+    assert len(later) > 0  # the rule still relabels the others
+    assert not set(later["idx"]) & set(relabeled)
+    labels = load_checkpoint(run_dir / "checkpoints" / "last.pt")["labels"]["current"]
+    assert [int(labels[i]) for i in reverted] == [int(original[i]) for i in reverted]
+    assert int(labels[accepted]) == int(accepted_event["new"])
+
+
+def test_a_second_ctrl_c_during_the_checkpoint_waits_for_it_and_marks_the_run_stopped(
+        tiny_rafdb, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from scn import train as train_module
+
+    real_save = train_module.save_checkpoint
+    handler = {}
+
+    def save_interrupted(path, checkpoint):
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the second Ctrl-C, mid-save
+        handler["saving"] = True
+        real_save(path, checkpoint)
+
+    interrupt_after(monkeypatch, 2, lambda trainer: trainer.stop._handle(signal.SIGINT, None))
+    monkeypatch.setattr(train_module, "save_checkpoint", save_interrupted)
+    run_dir = tmp_path / "ctrl-c"
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        code = main(["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "2",
+                     "--image-size", "32", "--batch-size", "16", "--no-progress"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    captured = capsys.readouterr()
+    assert handler["saving"] and code == 130
+    assert captured.err.splitlines() == [f"stopped: {run_dir} (interrupted; --resume continues from its "
+                                         "last checkpoint)"]
+    assert "Traceback" not in captured.out
+    assert RunReader(run_dir).status()["state"] == "stopped"
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["last.pt"]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step_in_epoch"] == 2
+
+
+def test_an_interrupted_save_leaves_no_temporary_file_and_the_old_checkpoint(tmp_path, monkeypatch):
+    from scn import checkpoint as checkpoint_module
+    from scn.checkpoint import save_checkpoint
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1})
+
+    def interrupted(obj, target):
+        open(target, "wb").write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"epoch": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+
+
+def test_a_second_ctrl_c_outside_a_save_is_still_a_hard_interrupt():
+    import signal
+
+    from scn.train import StopSignal
+
+    stop = StopSignal()
+    stop._handle(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt), stop.deferred():
+        stop._handle(signal.SIGINT, None)  # held while saving, raised once the save is done
+    stop.interrupted = False
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signal.SIGINT, None)
+
+
+def test_an_over_long_run_folder_name_is_one_error_line(tiny_rafdb, tmp_path, capsys):
+    run_dir = tmp_path / ("r" * 300)
+    assert main(["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: the run folder name {'r' * 24}… is 300 bytes long; file systems allow at most 255 bytes "
+        "a folder name: choose a shorter one"]
+
+
+def test_a_database_the_full_disk_refuses_is_one_error_line(tiny_rafdb, tmp_path, monkeypatch, capsys):
+    import sqlite3
+
+    from scn.store import RunWriter
+
+    def full(self, row):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(RunWriter, "log_step", full)
+    run_dir = tmp_path / "full-db"
+    assert main(["train", "--data", str(tiny_rafdb), "--run-dir", str(run_dir), "--epochs", "1", "--image-size",
+                 "32", "--batch-size", "16", "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"error: cannot write {run_dir / 'run.db'}: no space left on device"]
+    assert "Traceback" not in captured.out
+    assert RunReader(run_dir).status()["state"] == "failed"

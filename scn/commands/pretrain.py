@@ -24,7 +24,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import torch
 
-    from scn.pretrain import EPOCHS, IMAGES_PER_PERSON, PEOPLE, backbone_path, build_backbone, ensure_backbone
+    from scn.pretrain import (EPOCHS, IMAGES_PER_PERSON, PEOPLE, backbone_path, backbone_problem, build_backbone,
+                              ensure_backbone)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -40,7 +41,7 @@ def run(args) -> int:
             torch.save(checkpoint, args.out)
             path = args.out
         else:
-            cached = backbone_path().is_file()
+            cached = backbone_problem(backbone_path()) is None
             path = ensure_backbone(progress=args.progress)
             if cached:
                 print(f"already built: {path}")

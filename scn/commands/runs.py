@@ -45,8 +45,9 @@ def run(args) -> int:
         print(f"no runs under {root}" + (f" tagged {', '.join(args.tag)}" if args.tag else ""))
         return 0
     print(readable_table(runs).to_string(index=False))
+    # A healthy run's problem reads as NaN once another run's is text: only text is a problem.
     for name, path, problem in zip(runs["name"], runs["path"], runs["problem"]):
-        if problem:
+        if isinstance(problem, str) and problem:
             print(f"{name}: {problem}")
             continue
         for line in summary(RunReader(path).warnings()):

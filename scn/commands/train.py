@@ -23,12 +23,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from scn.checkpoint import CheckpointError
-    from scn.data import DatasetError
     from scn.distributed import is_rank_zero
     from scn.lock import RunLockedError
-    from scn.model import PretrainedWeightsError
-    from scn.train import RunExistsError, train
+    from scn.train import USER_ERRORS, train
 
     try:
         config = config_from_args(args)
@@ -40,9 +37,13 @@ def run(args) -> int:
     except RunLockedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    except (CheckpointError, DatasetError, PretrainedWeightsError, RunExistsError, ValueError) as exc:
+    except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"stopped: {args.run_dir} (interrupted; --resume continues from its last checkpoint)",
+              file=sys.stderr)
+        return 130
     if not is_rank_zero():
         return 0  # torchrun's other processes would repeat rank 0's line in the log
     print(f"{outcome}: {args.run_dir}")

@@ -11,7 +11,7 @@ the papers (AffectNet's own test set is not public).
 from pathlib import Path
 
 from scn.classes import CLASS_NAMES, CLASS_NAMES_WITH_CONTEMPT, class_index
-from scn.formats.sources import DatasetError, FaceCrop, group, integer, read_csv
+from scn.formats.sources import DatasetError, FaceCrop, group, inside, integer, read_csv
 
 LISTS = {"train": "training.csv", "test": "validation.csv"}
 LIST_DIR = "Manually_Annotated_file_lists"
@@ -54,7 +54,8 @@ def splits(root: Path, *, contempt: bool = True) -> tuple:
             if not name:
                 raise DatasetError(f"{path}, line {line}: subDirectory_filePath is empty")
             if expression in index:
-                items.append((split, name, index[expression], FaceCrop(path=images / name, box=box)))
+                source = FaceCrop(path=inside(images, name, path=path, line=line), box=box)
+                items.append((split, name, index[expression], source))
     found = group(items)
     for split in LISTS:
         if split not in found:

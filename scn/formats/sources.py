@@ -55,6 +55,16 @@ def integer(cell: str, *, path: Path, line: int, column: str) -> int:
         raise DatasetError(f"{path}, line {line}: {column} {cell[:40]!r} is not a whole number") from None
 
 
+def inside(folder: Path, name: str, *, path: Path, line: int) -> Path:
+    """`folder / name` for a file name a list gives, refused (DatasetError naming the line) when
+    it is absolute or climbs out of `folder` with '..': a list must not read files elsewhere."""
+    target = folder / name
+    if Path(name).is_absolute() or not target.resolve().is_relative_to(folder.resolve()):
+        raise DatasetError(f"{path}, line {line}: {name!r} lies outside the dataset folder {folder}; "
+                           "paths in the list must be relative to it")
+    return target
+
+
 def group(items: list) -> dict:
     """{split: (names, labels, sources)} of (split, name, label, source) items, each split present."""
     splits = {}
@@ -118,7 +128,7 @@ class FaceCrop:
     def decode(self, *, size: int) -> np.ndarray:
         image = load_image(self.path)
         left, top, width, height = self.box
-        if left >= image.width or top >= image.height:
+        if left >= image.width or top >= image.height or left + width <= 0 or top + height <= 0:
             raise ImageLoadError(f"{self.path}: face box {self.box} lies outside the "
                                  f"{image.width}×{image.height} image")
         # PIL pads a box that overhangs the edge with black, as a detector's box often does.
