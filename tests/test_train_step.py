@@ -1,0 +1,236 @@
+"""SCN's training step and relabel step (scn.train), one batch at a time on a real trainer.
+
+Each test builds a trainer on 8 tiny training images (the whole set is one batch) with random
+weights, seeded, so trainers that differ in one option start from the same weights and see the same
+augmented batch: comparing their steps isolates that option. Where a test needs to know what the
+relabel rule will see, it zeroes the classifier's weights, so every image gets the classifier's
+bias as logits and every sample's prediction is the class that bias favours.
+"""
+import logging
+from dataclasses import replace
+
+import pytest
+import torch
+
+from scn import distributed
+from scn.config import make_config
+from scn.losses import high_group_size, rank_regularization
+from scn.train import EpochRecord, StopSignal, Trainer
+from tests.helpers import write_rafdb
+
+BATCH = 8
+FAVOURED = 6  # the class the zeroed classifier predicts for every image (see predict_one_class)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    # Labels i % 7 for i = 0..7: [0, 1, 2, 3, 4, 5, 6, 0], so one sample already has FAVOURED.
+    return write_rafdb(tmp_path_factory.mktemp("step") / "rafdb", train=BATCH, test=2, size=32)
+
+
+@pytest.fixture
+def build(data, tmp_path):
+    """A trainer with the given options; the same seed gives every one the same initial weights."""
+    def trainer(**overrides) -> Trainer:
+        config = make_config(**({"data": str(data), "pretrained": "none", "epochs": 3, "batch_size": BATCH,
+                                 "image_size": 32, "val_fraction": 0.0, "precision": "fp32", "seed": 0, "threads": 1}
+                                | overrides))
+        return Trainer(config, run_dir=tmp_path, writer=distributed.SilentWriter(),
+                       log=logging.getLogger("tests.train_step"), stop=StopSignal(), checkpoint=None,
+                       progress=False)
+    return trainer
+
+
+def step(trainer: Trainer, *, epoch: int) -> torch.Tensor:
+    """One training step on the whole training set as one batch, with its relabels flushed into
+    the label history; returns the step's [wce sum, rr sum, correct, seen]."""
+    trainer.record = EpochRecord.empty(len(trainer.train_split))
+    positions = torch.arange(BATCH)
+    sums = trainer._train_step(epoch, 0, positions, trainer.cache[positions], torch.Generator().manual_seed(0))
+    trainer._flush_relabels()
+    return sums
+
+
+def predict_one_class(trainer: Trainer) -> Trainer:
+    with torch.no_grad():
+        trainer.model.fc.weight.zero_()
+        trainer.model.fc.bias.copy_(torch.nn.functional.one_hot(torch.tensor(FAVOURED), 7) * 3.0)
+    return trainer
+
+
+def equal_alphas(trainer: Trainer, *, bias: float) -> Trainer:
+    """Every image gets alpha = sigmoid(bias): a batch whose groups have no gap."""
+    with torch.no_grad():
+        trainer.model.alpha[0].weight.zero_()
+        trainer.model.alpha[0].bias.fill_(bias)
+    return trainer
+
+
+def alpha_head_grad(trainer: Trainer) -> torch.Tensor:
+    return trainer.model.alpha[0].weight.grad
+
+
+def changed(trainer: Trainer) -> torch.Tensor:
+    return trainer.labels.changed()
+
+
+def test_a_step_records_every_sample_and_returns_the_batch_sums(build):
+    trainer = build()
+    loss_wce, loss_rr, correct, seen = step(trainer, epoch=1).tolist()
+    record = trainer.record
+    assert seen == BATCH
+    assert record.label.tolist() == trainer.train_split.labels.tolist()
+    # The loss is the batch's cross-entropy on the probabilities the relabel rule reads.
+    assert loss_wce == pytest.approx(-torch.log(record.p_given).sum().item(), rel=1e-4)
+    assert correct == (record.pred == record.label).sum().item()
+    assert torch.all(record.p_max >= record.p_given) and bool(((record.alpha > 0) & (record.alpha < 1)).all())
+    high, low = record.alpha[record.is_high], record.alpha[~record.is_high]
+    assert len(high) == high_group_size(BATCH, beta=0.7) and high.min() >= low.max()
+    assert loss_rr == pytest.approx(BATCH * rank_regularization(record.alpha, beta=0.7, margin=0.07).item(),
+                                    abs=1e-5)
+
+
+def test_scope_low_relabels_only_the_low_importance_group(build):
+    """Every sample not labelled FAVOURED is over margin_2 = 0: scope "all" relabels each of them,
+    the default scope "low" only those the attention head put in the low group."""
+    low_scope = predict_one_class(build(relabel_epoch=1, margin_2=0.0))
+    assert low_scope.config.relabel_scope == "low"
+    step(low_scope, epoch=1)
+    wrong = low_scope.train_split.labels != FAVOURED
+    low = ~low_scope.record.is_high
+    assert changed(low_scope).tolist() == (wrong & low).tolist()
+    assert {event.group for event in low_scope.labels.history} == {"low"}
+    assert low_scope.labels.current[changed(low_scope)].eq(FAVOURED).all()
+
+    every = predict_one_class(build(relabel_epoch=1, margin_2=0.0, relabel_scope="all"))
+    step(every, epoch=1)
+    assert changed(every).tolist() == wrong.tolist()
+    assert (changed(every) & every.record.is_high).any()  # so scope "low" had high samples to refuse
+
+
+def test_margin_2_is_the_relabel_threshold(build):
+    """The rule relabels a sample when p_max - p_given exceeds margin_2, strictly."""
+    probe = predict_one_class(build(relabel_epoch=1, margin_2=0.0, relabel_scope="all"))
+    step(probe, epoch=1)
+    lead = (probe.record.p_max - probe.record.p_given)[probe.train_split.labels != FAVOURED]
+    threshold = float(lead.median())
+    strict = predict_one_class(build(relabel_epoch=1, margin_2=threshold, relabel_scope="all"))
+    step(strict, epoch=1)
+    expected = (probe.record.p_max - probe.record.p_given > threshold) & (probe.train_split.labels != FAVOURED)
+    assert 0 < expected.sum() < len(lead)
+    assert changed(strict).tolist() == expected.tolist()
+    events = {event.index: event for event in strict.labels.history}
+    for index, event in events.items():
+        assert (event.old, event.new, event.epoch) == (int(strict.train_split.labels[index]), FAVOURED, 1)
+        assert event.p_max == pytest.approx(float(strict.record.p_max[index]), abs=1e-6)
+        assert event.p_given == pytest.approx(float(strict.record.p_given[index]), abs=1e-6)
+        assert event.alpha == pytest.approx(float(strict.record.alpha[index]), abs=1e-6)
+
+
+def test_relabeled_labels_are_what_the_next_step_trains_with(build):
+    trainer = predict_one_class(build(relabel_epoch=1, margin_2=0.0, relabel_scope="all"))
+    step(trainer, epoch=1)
+    assert trainer.current_labels.tolist() == trainer.labels.current.tolist() == [FAVOURED] * BATCH
+    step(trainer, epoch=2)
+    assert trainer.record.label.tolist() == [FAVOURED] * BATCH
+
+
+def test_relabeling_starts_at_relabel_epoch_after_the_warmup_and_the_gate(build):
+    trainer = build(relabel_epoch=3)
+    assert [trainer.relabels_in(epoch) for epoch in (1, 2, 3, 4)] == [False, False, True, True]
+    trainer.config = replace(trainer.config, relabel_epoch=2, alpha_warmup_epochs=3)
+    assert [trainer.relabels_in(epoch) for epoch in (2, 3, 4)] == [False, False, True]
+    trainer.config = replace(trainer.config, alpha_warmup_epochs=0, relabel_min_val_accuracy=0.5)
+    trainer.gate_accuracy = 0.49
+    assert not trainer.relabels_in(5)
+    trainer.gate_accuracy = 0.5
+    assert trainer.relabels_in(5)
+    trainer.config = replace(trainer.config, relabel=False)
+    assert not trainer.relabels_in(5)
+
+
+def test_no_relabels_before_relabel_epoch(build):
+    trainer = predict_one_class(build(relabel_epoch=2, margin_2=0.0, relabel_scope="all"))
+    step(trainer, epoch=1)
+    assert not changed(trainer).any() and trainer.labels.history == []
+    step(trainer, epoch=2)
+    assert changed(trainer).any()
+
+
+def test_the_rank_regularization_hinge_trains_the_attention_head(build):
+    """margin_1 = 1 exceeds any gap between sigmoid outputs, so the hinge is positive: it must add
+    its gradient to the attention head and nothing to the classifier."""
+    with_rr, without_rr = build(margin_1=1.0), build(margin_1=1.0, rank_reg=False)
+    sums_with, sums_without = step(with_rr, epoch=1), step(without_rr, epoch=1)
+    hinge = rank_regularization(with_rr.record.alpha, beta=0.7, margin=1.0).item()
+    assert hinge > 0 and sums_with[1].item() == pytest.approx(BATCH * hinge, rel=1e-5)
+    assert sums_without[1].item() == 0.0
+    assert sums_with[0].item() == pytest.approx(sums_without[0].item(), rel=1e-6)
+    assert torch.allclose(with_rr.model.fc.weight.grad, without_rr.model.fc.weight.grad)
+    assert not torch.allclose(alpha_head_grad(with_rr), alpha_head_grad(without_rr), atol=1e-7)
+
+
+def test_a_closed_hinge_adds_no_gradient(build):
+    """margin_1 = 0 with distinct alphas: the high group already leads, the hinge is 0 and flat."""
+    with_rr, without_rr = build(margin_1=0.0), build(margin_1=0.0, rank_reg=False)
+    assert step(with_rr, epoch=1)[1].item() == 0.0
+    step(without_rr, epoch=1)
+    assert torch.allclose(alpha_head_grad(with_rr), alpha_head_grad(without_rr))
+
+
+def test_margin_1_is_the_hinge_s_margin(build):
+    """With equal alphas the groups have no gap, so the hinge is margin_1 itself."""
+    for margin in (0.07, 0.15, 0.6):
+        trainer = equal_alphas(build(margin_1=margin), bias=0.5)
+        assert step(trainer, epoch=1)[1].item() == pytest.approx(BATCH * margin, rel=1e-5)
+
+
+def test_alpha_normalize_removes_a_common_alpha_level_from_the_loss(build):
+    """Equal alphas of 0.27: plain WCE trains on logits shrunk by 0.27 and pushes that level; with
+    alpha_normalize every weight is 1, so the loss is plain cross-entropy and the level gets no
+    gradient. (Rank regularization is off: its gradient is not the subject here.)"""
+    def trained(**options):
+        trainer = equal_alphas(build(rank_reg=False, **options), bias=-1.0)
+        return trainer, step(trainer, epoch=1)[0].item()
+
+    normalized, normalized_loss = trained(alpha_normalize=True)
+    plain_wce, plain_wce_loss = trained()
+    _, unweighted_loss = trained(attention=False)
+    assert normalized_loss == pytest.approx(unweighted_loss, rel=1e-6)
+    assert abs(plain_wce_loss - unweighted_loss) > 0.05
+    assert abs(normalized.model.alpha[0].bias.grad.item()) < 1e-7
+    assert abs(plain_wce.model.alpha[0].bias.grad.item()) > 1e-4
+
+
+def test_alpha_normalize_keeps_the_ranking_in_the_loss(build):
+    """Distinct alphas: normalised weights still differ per sample, so the loss is not plain
+    cross-entropy and the head that ranks the samples is trained."""
+    normalized = build(rank_reg=False, alpha_normalize=True)
+    unweighted = build(rank_reg=False, attention=False)
+    normalized_loss, unweighted_loss = step(normalized, epoch=1)[0].item(), step(unweighted, epoch=1)[0].item()
+    assert normalized_loss != pytest.approx(unweighted_loss, rel=1e-4)
+    assert alpha_head_grad(normalized).abs().sum() > 0 and alpha_head_grad(unweighted) is None
+
+
+def test_the_warmup_trains_plain_cross_entropy_then_switches_the_head_on(build):
+    options = dict(alpha_warmup_epochs=1, margin_1=1.0, relabel_epoch=1, margin_2=0.0, relabel_scope="all")
+    warming = predict_one_class(build(**options))
+    sums = step(warming, epoch=1)
+    unweighted = predict_one_class(build(attention=False, rank_reg=False, relabel=False))
+    assert sums[0].item() == pytest.approx(step(unweighted, epoch=1)[0].item(), rel=1e-6)
+    assert sums[1].item() == 0.0 and alpha_head_grad(warming) is None
+    assert not changed(warming).any()
+
+    on = predict_one_class(build(**options))
+    sums = step(on, epoch=2)
+    assert sums[1].item() > 0 and alpha_head_grad(on).abs().sum() > 0
+    assert changed(on).any()
+
+
+def test_the_baseline_has_alpha_1_no_rank_regularization_and_no_relabels(build):
+    baseline = predict_one_class(build(method="baseline", relabel_epoch=1, margin_2=0.0, relabel_scope="all",
+                                       margin_1=1.0))
+    sums = step(baseline, epoch=1)
+    assert baseline.record.alpha.tolist() == [1.0] * BATCH
+    assert sums[1].item() == 0.0 and not changed(baseline).any()
+    assert sums[0].item() == pytest.approx(-torch.log(baseline.record.p_given).sum().item(), rel=1e-4)
