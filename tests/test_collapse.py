@@ -4,8 +4,7 @@ import pytest
 from scn import collapse
 from scn.classes import CLASS_NAMES
 from scn.store import RunReader
-from scn.train import train
-from tests.helpers import tiny_config, write_rafdb
+from tests.helpers import train_collapsing_run
 
 HEALTHY = np.diag([20, 5, 10, 60, 25, 10, 30]) + 1  # rows given label, columns prediction
 
@@ -92,12 +91,7 @@ def test_every_kind_has_a_title_and_advice():
 
 
 def test_a_tiny_run_whose_alpha_collapses_is_warned_about(tmp_path):
-    """alpha starts at sigmoid(-12) ~ 0: the scaled logits are ~0, so the rule relabels almost every
-    sample the (random) model's argmax disagrees with, once margin_2 is 0."""
-    data = write_rafdb(tmp_path / "rafdb", train=32, test=14, size=32)
-    run_dir = tmp_path / "run"
-    config = tiny_config(data, epochs=1, relabel_epoch=1, margin_2=0.0, alpha_bias_init=-12.0, lr=1e-6)
-    assert train(config, run_dir=run_dir, progress=False) == "finished"
+    run_dir = train_collapsing_run(tmp_path / "rafdb", tmp_path / "run")
     warnings = RunReader(run_dir).warnings()
     kinds = set(warnings["kind"])
     assert {"alpha_collapsed", "relabel_surge"} <= kinds

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -50,12 +52,15 @@ def test_importance_groups_marks_top_m_with_stable_ties():
     assert importance_groups(torch.tensor([0.3]), beta=0.7).tolist() == [True]
 
 
-def test_weighted_cross_entropy_is_ce_on_scaled_logits():
-    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
-    alpha = torch.tensor([[0.5], [1.0]])
-    labels = torch.tensor([0, 1])
-    expected = torch.nn.functional.cross_entropy(alpha * logits, labels)
-    assert weighted_cross_entropy(alpha * logits, labels).item() == pytest.approx(expected.item())
+def test_weighted_cross_entropy_is_the_batch_mean_of_ce_on_scaled_logits():
+    # alpha (0.5, 1) scales the logits to [[1, 0], [0, 1]]; against labels (1, 1) the rows' losses are
+    # -log(1 / (e + 1)) = log(1 + e) and -log(e / (e + 1)) = log(1 + 1/e).
+    scaled = torch.tensor([[0.5], [1.0]]) * torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    expected = (math.log(1 + math.e) + math.log(1 + 1 / math.e)) / 2
+    assert weighted_cross_entropy(scaled, torch.tensor([1, 1])).item() == pytest.approx(expected)
+    # Half-precision logits (autocast) are scored in float32.
+    loss = weighted_cross_entropy(scaled.bfloat16(), torch.tensor([1, 1]))
+    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_normalized_logit_weights_ignore_alpha_level_and_keep_its_ranking():
