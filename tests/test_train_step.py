@@ -7,15 +7,16 @@ relabel rule will see, it zeroes the classifier's weights, so every image gets t
 bias as logits and every sample's prediction is the class that bias favours.
 """
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
 
-from scn import distributed
+from scn import augment, distributed
 from scn.config import make_config
+from scn.distributed import Ranks
 from scn.losses import high_group_size, rank_regularization
-from scn.train import EpochRecord, StopSignal, Trainer
+from scn.train import EpochRecord, StopSignal, Trainer, step_losses
 from tests.helpers import write_rafdb
 
 BATCH = 8
@@ -28,6 +29,16 @@ def data(tmp_path_factory):
     return write_rafdb(tmp_path_factory.mktemp("step") / "rafdb", train=BATCH, test=2, size=32)
 
 
+@dataclass(frozen=True)
+class CheckedRanks(Ranks):
+    """A single process whose gather holds its callers to the contract torchrun's processes need:
+    `total` is the size of the global batch being gathered."""
+
+    def gather(self, tensor, *, total):
+        assert len(tensor) == total
+        return super().gather(tensor, total=total)
+
+
 @pytest.fixture
 def build(data, tmp_path):
     """A trainer with the given options; the same seed gives every one the same initial weights."""
@@ -37,16 +48,17 @@ def build(data, tmp_path):
                                 | overrides))
         return Trainer(config, run_dir=tmp_path, writer=distributed.SilentWriter(),
                        log=logging.getLogger("tests.train_step"), stop=StopSignal(), checkpoint=None,
-                       progress=False)
+                       progress=False, ranks=CheckedRanks())
     return trainer
 
 
-def step(trainer: Trainer, *, epoch: int) -> torch.Tensor:
-    """One training step on the whole training set as one batch, with its relabels flushed into
-    the label history; returns the step's [wce sum, rr sum, correct, seen]."""
+def step(trainer: Trainer, *, epoch: int, number: int = 0) -> torch.Tensor:
+    """Training step `number` of `epoch` on the whole training set as one batch, with its relabels
+    flushed into the label history; returns the step's [wce sum, rr sum, correct, seen]."""
     trainer.record = EpochRecord.empty(len(trainer.train_split))
     positions = torch.arange(BATCH)
-    sums = trainer._train_step(epoch, 0, positions, trainer.cache[positions], torch.Generator().manual_seed(0))
+    sums = trainer._train_step(epoch, number, positions, trainer.cache[positions],
+                               torch.Generator().manual_seed(0))
     trainer._flush_relabels()
     return sums
 
@@ -101,11 +113,15 @@ def test_scope_low_relabels_only_the_low_importance_group(build):
     assert changed(low_scope).tolist() == (wrong & low).tolist()
     assert {event.group for event in low_scope.labels.history} == {"low"}
     assert low_scope.labels.current[changed(low_scope)].eq(FAVOURED).all()
+    # The labels the next batches are drawn with changed exactly as the history says.
+    assert low_scope.current_labels.tolist() == low_scope.labels.current.tolist()
 
     every = predict_one_class(build(relabel_epoch=1, margin_2=0.0, relabel_scope="all"))
     step(every, epoch=1)
     assert changed(every).tolist() == wrong.tolist()
     assert (changed(every) & every.record.is_high).any()  # so scope "low" had high samples to refuse
+    assert [event.group for event in every.labels.history] == [
+        "high" if every.record.is_high[event.index] else "low" for event in every.labels.history]
 
 
 def test_margin_2_is_the_relabel_threshold(build):
@@ -115,13 +131,15 @@ def test_margin_2_is_the_relabel_threshold(build):
     lead = (probe.record.p_max - probe.record.p_given)[probe.train_split.labels != FAVOURED]
     threshold = float(lead.median())
     strict = predict_one_class(build(relabel_epoch=1, margin_2=threshold, relabel_scope="all"))
-    step(strict, epoch=1)
+    step(strict, epoch=1, number=3)
     expected = (probe.record.p_max - probe.record.p_given > threshold) & (probe.train_split.labels != FAVOURED)
     assert 0 < expected.sum() < len(lead)
     assert changed(strict).tolist() == expected.tolist()
     events = {event.index: event for event in strict.labels.history}
     for index, event in events.items():
-        assert (event.old, event.new, event.epoch) == (int(strict.train_split.labels[index]), FAVOURED, 1)
+        assert (event.old, event.new, event.epoch, event.step) == (int(strict.train_split.labels[index]), FAVOURED,
+                                                                   1, 3)
+        assert event.kind == "scn"
         assert event.p_max == pytest.approx(float(strict.record.p_max[index]), abs=1e-6)
         assert event.p_given == pytest.approx(float(strict.record.p_given[index]), abs=1e-6)
         assert event.alpha == pytest.approx(float(strict.record.alpha[index]), abs=1e-6)
@@ -234,3 +252,61 @@ def test_the_baseline_has_alpha_1_no_rank_regularization_and_no_relabels(build):
     assert baseline.record.alpha.tolist() == [1.0] * BATCH
     assert sums[1].item() == 0.0 and not changed(baseline).any()
     assert sums[0].item() == pytest.approx(-torch.log(baseline.record.p_given).sum().item(), rel=1e-4)
+
+
+def test_the_cpu_step_trains_on_the_batch_augmented_by_the_epoch_s_generator(build):
+    """On the CPU the whole global batch is augmented with the epoch's generator (so a resumed run
+    draws what an uninterrupted one drew), not with the GPU's augmentation."""
+    trainer = build()
+    seen = []
+    heads = trainer.heads
+    trainer.heads = lambda x: seen.append(x) or heads(x)
+    step(trainer, epoch=1)
+    images = trainer.cache[torch.arange(BATCH)]
+    expected = augment.train_batch(images, generator=torch.Generator().manual_seed(0), mean=trainer.config.mean,
+                                   std=trainer.config.std)
+    assert torch.equal(seen[0], expected)
+
+
+@dataclass(frozen=True)
+class SimulatedRank(Ranks):
+    """One process of `world` whose gather is answered from the whole batch's `batch_alpha`, where
+    torchrun's processes would send their rows: the loss of each rank, in one process."""
+    batch_alpha: torch.Tensor = None
+
+    def gather(self, tensor, *, total):
+        rows = self.share(total)
+        return torch.cat([self.batch_alpha[:rows.start], tensor, self.batch_alpha[rows.stop:]])
+
+
+def test_the_ranks_losses_average_to_the_global_batch_loss():
+    """DDP averages the processes' gradients: each rank's loss is scaled so that their mean is the
+    single-process loss of the global batch, and every rank sees the global batch's alphas (its
+    mean for alpha_normalize, its groups for rank regularization)."""
+    torch.manual_seed(0)
+    alpha, logits, targets = torch.rand(7), torch.randn(7, 3), torch.randint(0, 3, (7,))
+    config = make_config(data="unused", margin_1=0.9, alpha_normalize=True)
+    single_wce, single_rr, _, _ = step_losses(alpha, logits, targets, config=config, epoch=1, ranks=Ranks(),
+                                              total=7)
+    wce, rr = [], []
+    for rank in (0, 1):
+        ranks = SimulatedRank(rank=rank, world=2, batch_alpha=alpha)
+        rows = ranks.share(7)
+        loss_wce, loss_rr, _, alpha_all = step_losses(alpha[rows], logits[rows], targets[rows], config=config,
+                                                      epoch=1, ranks=ranks, total=7)
+        assert torch.equal(alpha_all, alpha)
+        wce.append(loss_wce.item())
+        rr.append(loss_rr.item())
+    assert (wce[0] + wce[1]) / 2 == pytest.approx(single_wce.item(), rel=1e-6)
+    assert rr[0] == rr[1] == pytest.approx(single_rr.item()) and rr[0] > 0
+
+
+def test_the_step_losses_stay_on_the_model_s_device():
+    """The meta device stands in for a GPU: every loss term, the zero of a run without rank
+    regularization too, is on the device of the model's outputs."""
+    alpha, logits = torch.rand(7, device="meta"), torch.randn(7, 3, device="meta")
+    targets = torch.zeros(7, dtype=torch.long, device="meta")
+    for rank_reg in (True, False):
+        config = make_config(data="unused", rank_reg=rank_reg)
+        terms = step_losses(alpha, logits, targets, config=config, epoch=1, ranks=Ranks(), total=7)
+        assert {term.device.type for term in terms} == {"meta"}
