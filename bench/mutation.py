@@ -35,8 +35,27 @@ MUTATED = {
     "scn/labels.py": ["scn.labels.*"],
     "scn/train.py": [f"scn.train.{function}__mutmut_*" for function in STEP_FUNCTIONS],
 }
-# Mutants that change no behaviour, found by reading each survivor's diff.
-EQUIVALENT: dict[str, str] = {}
+# Mutants that change no behaviour, found by reading each survivor's diff (`mutmut show NAME`).
+INTEGER_LABELS = "the trainer passes the events' new labels as Python ints, which np.asarray makes integers anyway"
+STORED_LONG = ("`current` comes from state_dict() as an int64 tensor (or ints), which as_tensor keeps int64")
+FRESH_GRADIENTS = ("no parameter gets a gradient in one step and none in a later one (a warm-up only switches "
+                   "the head on), so zeroed instead of freed gradients give Adam the same steps")
+EQUIVALENT = {
+    "scn.collapse.x_dominant_prediction__mutmut_5": "the counts are integers: their shares divide to the same floats",
+    "scn.collapse.x_dominant_prediction__mutmut_7": "the counts are integers: their shares divide to the same floats",
+    "scn.collapse.x_alpha_collapse__mutmut_21": ("a mean equal to ALPHA_LOW has returned None above, so < and <= "
+                                                 "pick the same side"),
+    "scn.collapse.x_relabel_one_class__mutmut_3": INTEGER_LABELS,
+    "scn.collapse.x_relabel_one_class__mutmut_5": INTEGER_LABELS,
+    "scn.collapse.x_relabel_one_class__mutmut_11": ("zeros padded after the largest label change neither the "
+                                                    "counts' argmax nor its share"),
+    "scn.collapse.x_past_half__mutmut_2": "for whole epochs, epoch > n // 2 and epoch > n / 2 agree",
+    "scn.labels.xǁLabelStateǁfrom_state_dict__mutmut_7": STORED_LONG,
+    "scn.labels.xǁLabelStateǁfrom_state_dict__mutmut_9": STORED_LONG,
+    "scn.train.xǁTrainerǁ_train_step__mutmut_43": FRESH_GRADIENTS,
+    "scn.train.xǁTrainerǁ_train_step__mutmut_44": FRESH_GRADIENTS,
+    "scn.train.xǁTrainerǁ_relabel__mutmut_33": "the gathered change flag is 0 or 1: > 0.5 and >= 0.5 agree",
+}
 
 
 def scratch_copy(work: Path, *, names=COPIED) -> Path:

@@ -73,6 +73,13 @@ def test_alpha_collapse_reports_its_figures():
     assert warning.message == "alpha has collapsed toward 0: mean 0.010, std 0.000"
 
 
+def test_alpha_collapse_figures_are_float64_over_the_trainer_s_float32_weights():
+    alpha = np.random.default_rng(0).uniform(0, 0.02, 100_001).astype(np.float32)
+    figures = collapse.alpha_collapse(alpha).figures
+    assert figures["alpha_mean"] == alpha.astype(np.float64).mean()
+    assert figures["alpha_std"] == alpha.astype(np.float64).std()
+
+
 def test_alpha_collapse_limits_are_inclusive_for_a_healthy_run():
     assert collapse.alpha_collapse([0.02, 0.06]) is None  # std exactly ALPHA_MIN_STD: still spread
     assert collapse.alpha_collapse([collapse.ALPHA_LOW] * 2) is None

@@ -46,6 +46,14 @@ def test_rank_regularization_has_gradient_toward_separating_groups():
     assert alpha.grad[1] < 0 and alpha.grad[0] < 0 and alpha.grad[2] > 0
 
 
+def test_rank_regularization_groups_are_the_importance_groups_ties_included():
+    """The loss pushes up exactly the samples importance_groups calls high (which relabeling spares),
+    even when every alpha ties: ties go by position in both."""
+    alpha = torch.full((100,), 0.5, requires_grad=True)
+    rank_regularization(alpha, beta=0.7, margin=0.15).backward()
+    assert torch.equal(alpha.grad < 0, importance_groups(alpha.detach(), beta=0.7))
+
+
 def test_importance_groups_marks_top_m_with_stable_ties():
     groups = importance_groups(torch.tensor([0.2, 0.9, 0.5, 0.5, 0.1]), beta=0.4)
     assert groups.tolist() == [False, True, True, False, False]

@@ -104,14 +104,14 @@ def test_a_step_records_every_sample_and_returns_the_batch_sums(build):
 
 def test_scope_low_relabels_only_the_low_importance_group(build):
     """Every sample not labelled FAVOURED is over margin_2 = 0: scope "all" relabels each of them,
-    the default scope "low" only those the attention head put in the low group."""
-    low_scope = predict_one_class(build(relabel_epoch=1, margin_2=0.0))
-    assert low_scope.config.relabel_scope == "low"
+    scope "low" (the paper's) only those the attention head put in the low group."""
+    low_scope = predict_one_class(build(relabel_epoch=1, margin_2=0.0, relabel_scope="low"))
     step(low_scope, epoch=1)
     wrong = low_scope.train_split.labels != FAVOURED
     low = ~low_scope.record.is_high
     assert changed(low_scope).tolist() == (wrong & low).tolist()
     assert {event.group for event in low_scope.labels.history} == {"low"}
+    assert low_scope.record.pred.tolist() == [FAVOURED] * BATCH
     assert low_scope.labels.current[changed(low_scope)].eq(FAVOURED).all()
     # The labels the next batches are drawn with changed exactly as the history says.
     assert low_scope.current_labels.tolist() == low_scope.labels.current.tolist()
@@ -183,15 +183,37 @@ def test_the_rank_regularization_hinge_trains_the_attention_head(build):
     hinge = rank_regularization(with_rr.record.alpha, beta=0.7, margin=1.0).item()
     assert hinge > 0 and sums_with[1].item() == pytest.approx(BATCH * hinge, rel=1e-5)
     assert sums_without[1].item() == 0.0
+    # The epoch's hinge counts: one step with rank regularization, above 0, and its hinge.
+    assert with_rr.record.rr_hinge.tolist() == [1.0, 1.0, pytest.approx(hinge, rel=1e-5)]
+    assert without_rr.record.rr_hinge.tolist() == [0.0, 0.0, 0.0]
     assert sums_with[0].item() == pytest.approx(sums_without[0].item(), rel=1e-6)
     assert torch.allclose(with_rr.model.fc.weight.grad, without_rr.model.fc.weight.grad)
     assert not torch.allclose(alpha_head_grad(with_rr), alpha_head_grad(without_rr), atol=1e-7)
+
+
+def test_a_rank_regularization_step_widens_the_gap_between_the_groups(build):
+    """Only the attention head trains (the classifier and trunk are frozen, and cross-entropy ignores
+    alpha): one step on the hinge alone must raise the high group's mean alpha over the low one's,
+    so the next step on the same batch finds a smaller hinge."""
+    trainer = build(margin_1=1.0, attention=False)
+    for parameter in [*trainer.model.features.parameters(), *trainer.model.fc.parameters()]:
+        parameter.requires_grad_(False)
+    before = step(trainer, epoch=1)[1].item()
+    after = step(trainer, epoch=1)[1].item()
+    assert after < before
+
+
+def test_a_bfloat16_step_scores_its_loss_in_float32(build):
+    trainer = build(precision="bf16")
+    loss_wce = step(trainer, epoch=1)[0].item()
+    assert loss_wce == pytest.approx(-torch.log(trainer.record.p_given).sum().item(), rel=1e-3)
 
 
 def test_a_closed_hinge_adds_no_gradient(build):
     """margin_1 = 0 with distinct alphas: the high group already leads, the hinge is 0 and flat."""
     with_rr, without_rr = build(margin_1=0.0), build(margin_1=0.0, rank_reg=False)
     assert step(with_rr, epoch=1)[1].item() == 0.0
+    assert with_rr.record.rr_hinge.tolist() == [1.0, 0.0, 0.0]
     step(without_rr, epoch=1)
     assert torch.allclose(alpha_head_grad(with_rr), alpha_head_grad(without_rr))
 
@@ -290,7 +312,7 @@ def test_the_ranks_losses_average_to_the_global_batch_loss():
                                               total=7)
     wce, rr = [], []
     for rank in (0, 1):
-        ranks = SimulatedRank(rank=rank, world=2, batch_alpha=alpha)
+        ranks = SimulatedRank(rank=rank, world=2, backend="simulated", batch_alpha=alpha)
         rows = ranks.share(7)
         loss_wce, loss_rr, _, alpha_all = step_losses(alpha[rows], logits[rows], targets[rows], config=config,
                                                       epoch=1, ranks=ranks, total=7)
