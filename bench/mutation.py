@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results_io import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("scn", "tests", "setup.cfg", "pytest.ini")
 STEP_FUNCTIONS = ("x_step_losses", "xǁTrainerǁ_train_step", "xǁTrainerǁrelabels_in", "xǁTrainerǁ_relabel",
@@ -143,16 +145,14 @@ def main(argv=None) -> dict:
             shutil.rmtree(work, ignore_errors=True)
     from importlib.metadata import version
 
-    report = {"command": " ".join(["python -m bench.mutation", *(sys.argv[1:] if argv is None else argv)]),
-              "mutmut": version("mutmut"), "max_children": args.max_children,
+    report = {"mutmut": version("mutmut"), "max_children": args.max_children,
               "minutes": round((time.perf_counter() - started) / 60, 1), "modules": modules,
               "mutated": "every line of MUTATED the tests execute (setup.cfg: mutate_only_covered_lines)",
               "tests": "setup.cfg [mutmut] pytest_add_cli_args_test_selection, not slow"}
     for module, row in modules.items():
         print(f"{module:18s} {row['killed']:4d} killed {row['survived']:4d} survived {row['timeout']:3d} timeout "
               f"{len(row['equivalent']):3d} equivalent  score {row['score']:.1%}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_results(args.json, report, module="bench.mutation", argv=argv)
     return report
 
 
