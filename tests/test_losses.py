@@ -13,6 +13,7 @@ def test_high_group_size_is_floor_of_beta_b_clamped():
     assert high_group_size(2, beta=0.7) == 1
     assert high_group_size(2, beta=0.1) == 1  # floor gives 0, clamped to 1
     assert high_group_size(3, beta=0.99) == 2  # floor gives 2 = B-1
+    assert high_group_size(10, beta=0.05) == 1  # floor gives 0, clamped to 1
 
 
 def test_rank_regularization_hand_worked():
@@ -57,7 +58,14 @@ def test_rank_regularization_groups_are_the_importance_groups_ties_included():
 def test_importance_groups_marks_top_m_with_stable_ties():
     groups = importance_groups(torch.tensor([0.2, 0.9, 0.5, 0.5, 0.1]), beta=0.4)
     assert groups.tolist() == [False, True, True, False, False]
-    assert importance_groups(torch.tensor([0.3]), beta=0.7).tolist() == [True]
+    alone = importance_groups(torch.tensor([0.3]), beta=0.7)
+    assert alone.dtype == torch.bool and alone.tolist() == [True]
+    assert importance_groups(torch.tensor([0.3, 0.8]), beta=0.7).tolist() == [False, True]
+
+
+def test_importance_groups_stay_on_the_device_of_alpha():
+    """The meta device stands in for a GPU: the ranking is built there, not copied from the host."""
+    assert importance_groups(torch.rand(5, device="meta"), beta=0.7).device.type == "meta"
 
 
 def test_weighted_cross_entropy_is_the_batch_mean_of_ce_on_scaled_logits():
