@@ -49,7 +49,10 @@ def build(data, tmp_path):
         return Trainer(config, run_dir=tmp_path, writer=distributed.SilentWriter(),
                        log=logging.getLogger("tests.train_step"), stop=StopSignal(), checkpoint=None,
                        progress=False, ranks=CheckedRanks())
-    return trainer
+    # threads=1 sets the whole process's torch threads: the tests after these get theirs back.
+    threads = torch.get_num_threads()
+    yield trainer
+    torch.set_num_threads(threads)
 
 
 def step(trainer: Trainer, *, epoch: int, number: int = 0) -> torch.Tensor:
