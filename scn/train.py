@@ -295,6 +295,34 @@ def evaluate(model, split: Split, *, config: TrainConfig, device, precision) -> 
             "probs": torch.cat(probs) if probs else torch.zeros(0, num_classes)}
 
 
+def step_losses(alpha: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, *, config: TrainConfig,
+                epoch: int, ranks: distributed.Ranks, total: int, rr_hinge: torch.Tensor | None = None) -> tuple:
+    """SCN's loss terms for this process's rows of a global batch of `total` in epoch `epoch`:
+    (loss_wce, loss_rr, the logits the loss and the relabel rule read, alpha of the global batch).
+
+    alpha: [B] or [B, 1] and logits: [B, C] (not yet scaled) from the model's heads; targets: [B].
+    A step with rank regularization adds [1, hinge above 0, hinge] to `rr_hinge` (EpochRecord's)."""
+    alpha, logits = alpha.float().reshape(-1), logits.float()
+    attention_on = epoch > config.alpha_warmup_epochs
+    weighted = config.uses_alpha and config.attention and attention_on
+    # SCN's high/low split and rank regularization are over the global batch.
+    alpha_all = ranks.gather(alpha, total=total)
+    weight = logit_weights(alpha, batch_alpha=alpha_all, normalize=config.alpha_normalize)
+    scaled = weight[:, None] * logits if weighted else logits
+    loss_wce = weighted_cross_entropy(scaled, targets)
+    if ranks.active:
+        # DDP averages gradients over processes; scaled so, the step is the global batch mean.
+        loss_wce = loss_wce * (len(targets) * ranks.world / total)
+    if config.uses_alpha and config.rank_reg and attention_on:
+        loss_rr = rank_regularization(alpha_all, beta=config.beta, margin=config.margin_1)
+        if rr_hinge is not None:
+            hinge = loss_rr.detach().double()
+            rr_hinge += torch.stack([torch.ones_like(hinge), (hinge > 0).double(), hinge])
+    else:
+        loss_rr = torch.zeros((), device=logits.device)
+    return loss_wce, loss_rr, scaled, alpha_all
+
+
 def _model_config(config: TrainConfig) -> dict:
     return {"num_classes": len(config.class_names), "class_names": list(config.class_names),
             "method": config.method, "backbone": starts.backbone_for(config.pretrained),
@@ -590,23 +618,8 @@ class Trainer:
         targets = targets_all[rows]
         with autocast(device, self.precision):
             alpha, logits = self.heads(x)
-        alpha, logits = alpha.float().reshape(-1), logits.float()
-        attention_on = epoch > config.alpha_warmup_epochs
-        weighted = config.uses_alpha and config.attention and attention_on
-        # SCN's high/low split and rank regularization are over the global batch.
-        alpha_all = ranks.gather(alpha, total=total)
-        weight = logit_weights(alpha, batch_alpha=alpha_all, normalize=config.alpha_normalize)
-        scaled = weight[:, None] * logits if weighted else logits
-        loss_wce = weighted_cross_entropy(scaled, targets)
-        if ranks.active:
-            # DDP averages gradients over processes; scaled so, the step is the global batch mean.
-            loss_wce = loss_wce * (len(targets) * ranks.world / total)
-        if config.uses_alpha and config.rank_reg and attention_on:
-            loss_rr = rank_regularization(alpha_all, beta=config.beta, margin=config.margin_1)
-            hinge = loss_rr.detach().double()
-            record.rr_hinge += torch.stack([torch.ones_like(hinge), (hinge > 0).double(), hinge])
-        else:
-            loss_rr = torch.zeros((), device=device)
+        loss_wce, loss_rr, scaled, alpha_all = step_losses(alpha, logits, targets, config=config, epoch=epoch,
+                                                           ranks=ranks, total=total, rr_hinge=record.rr_hinge)
         loss = loss_wce + loss_rr
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:

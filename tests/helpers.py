@@ -12,7 +12,7 @@ from scn.classes import CLASS_NAMES_WITH_CONTEMPT, class_index
 from scn.config import make_config
 from scn.data import RAFDB_IMAGE_DIR, RAFDB_LABEL_FILE
 from scn.formats import affectnet, fer2013, ferplus
-from scn.train import Trainer
+from scn.train import Trainer, train
 
 
 def class_image(label: int, *, size: int, rng: np.random.Generator) -> Image.Image:
@@ -153,6 +153,16 @@ def tiny_config(data, **overrides):
     values = dict(data=str(data), epochs=2, batch_size=16, image_size=32, relabel_epoch=2,
                   relabel_scope="all", margin_2=0.05, val_fraction=0.125, log_every=1, seed=5)
     return make_config(**(values | overrides))
+
+
+def train_collapsing_run(data_dir, run_dir) -> Path:
+    """A one-epoch run that scn.collapse warns about: alpha starts at sigmoid(-12) ~ 0, so the scaled
+    logits are ~0 and, with margin_2 0, the rule relabels almost every sample the (random) model's
+    argmax disagrees with."""
+    data = write_rafdb(data_dir, train=32, test=14, size=32)
+    config = tiny_config(data, epochs=1, relabel_epoch=1, margin_2=0.0, alpha_bias_init=-12.0, lr=1e-6)
+    assert train(config, run_dir=run_dir, progress=False) == "finished"
+    return Path(run_dir)
 
 
 def interrupt_after(monkeypatch, calls, action):

@@ -4,8 +4,7 @@ import pytest
 from scn import collapse
 from scn.classes import CLASS_NAMES
 from scn.store import RunReader
-from scn.train import train
-from tests.helpers import tiny_config, write_rafdb
+from tests.helpers import train_collapsing_run
 
 HEALTHY = np.diag([20, 5, 10, 60, 25, 10, 30]) + 1  # rows given label, columns prediction
 
@@ -25,6 +24,35 @@ def test_dominant_prediction_flags_a_model_that_predicts_one_class():
                                                                       split="test").message
 
 
+def confusion_of(*, labelled: int, predicted: int, total: int) -> np.ndarray:
+    """A confusion matrix of `total` images of which `labelled` carry happiness (3) and `predicted`
+    are predicted happiness, the rest given and predicted neutral (6)."""
+    confusion = np.zeros((7, 7), int)
+    confusion[3, 3] = min(labelled, predicted)
+    confusion[3, 6] = labelled - confusion[3, 3]
+    confusion[6, 3] = predicted - confusion[3, 3]
+    confusion[6, 6] = total - confusion.sum()
+    return confusion
+
+
+@pytest.mark.parametrize("labelled, predicted, flagged", [
+    (65, 92, False),  # 92% of the predictions, but happiness is 65% of the labels: under 1.5 times
+    (10, 50, False),  # five times its share of the labels, but only half of the predictions
+    (50, 90, True),  # exactly DOMINANT_SHARE, under two thirds of it labelled
+    (100, 150, True),  # of 160: 93.75% of the predictions, exactly 1.5 times its 62.5% of the labels
+])
+def test_dominant_prediction_needs_both_the_share_and_the_ratio(labelled, predicted, flagged):
+    total = 160 if labelled == 100 else 100
+    warning = collapse.dominant_prediction(confusion_of(labelled=labelled, predicted=predicted, total=total),
+                                           class_names=CLASS_NAMES)
+    assert (warning is not None) == flagged
+    if flagged:
+        assert warning.figures == {"class": "happiness", "prediction_share": predicted / total,
+                                   "label_share": labelled / total}
+        assert warning.message == (f"{predicted / total:.0%} of the validation predictions are happiness "
+                                   f"(it is {labelled / total:.0%} of the labels)")
+
+
 def test_dominant_prediction_allows_a_majority_class_predicted_at_its_own_share():
     # 70% of the labels are happiness and 72% of the predictions: a majority, not a collapse.
     confusion = np.diag([5, 5, 5, 70, 5, 5, 5])
@@ -39,6 +67,26 @@ def test_alpha_collapse_near_zero_or_one_without_spread(alpha, where):
     assert warning.kind == "alpha_collapsed" and f"toward {where}" in warning.message
 
 
+def test_alpha_collapse_reports_its_figures():
+    warning = collapse.alpha_collapse([0.01, 0.011])  # two weights are enough to judge
+    assert warning.figures == {"alpha_mean": pytest.approx(0.0105), "alpha_std": pytest.approx(0.0005)}
+    assert warning.message == "alpha has collapsed toward 0: mean 0.010, std 0.000"
+
+
+def test_alpha_collapse_figures_are_float64_over_the_trainer_s_float32_weights():
+    alpha = np.random.default_rng(0).uniform(0, 0.02, 100_001).astype(np.float32)
+    figures = collapse.alpha_collapse(alpha).figures
+    assert figures["alpha_mean"] == alpha.astype(np.float64).mean()
+    assert figures["alpha_std"] == alpha.astype(np.float64).std()
+
+
+def test_alpha_collapse_limits_are_inclusive_for_a_healthy_run():
+    assert collapse.alpha_collapse([0.02, 0.06]) is None  # std exactly ALPHA_MIN_STD: still spread
+    assert collapse.alpha_collapse([collapse.ALPHA_LOW] * 2) is None
+    assert collapse.alpha_collapse([collapse.ALPHA_HIGH] * 2) is None
+    assert collapse.alpha_collapse([0.96, 0.96]).kind == "alpha_collapsed"
+
+
 def test_alpha_with_spread_or_mid_range_is_not_collapsed():
     rng = np.random.default_rng(0)
     assert collapse.alpha_collapse(np.clip(rng.normal(0.9, 0.08, 500), 0, 1)) is None
@@ -47,15 +95,21 @@ def test_alpha_with_spread_or_mid_range_is_not_collapsed():
 
 
 def test_relabel_surge_above_the_share():
-    assert collapse.relabel_surge(relabels=300, train_size=1000).figures["share"] == 0.3
+    warning = collapse.relabel_surge(relabels=300, train_size=1000)
+    assert warning.figures == {"relabels": 300, "train_size": 1000, "share": 0.3}
+    assert warning.message == "300 relabels in one epoch, 30% of the 1000 training labels"
     assert collapse.relabel_surge(relabels=150, train_size=1000) is None
+    assert collapse.relabel_surge(relabels=200, train_size=1000) is None  # exactly RELABEL_SHARE
+    assert collapse.relabel_surge(relabels=1, train_size=1).figures["share"] == 1.0
 
 
 def test_relabels_into_one_class():
     into_happiness = [3] * 45 + [6] * 5
     warning = collapse.relabel_one_class(into_happiness, class_names=CLASS_NAMES)
     assert warning.figures == {"class": "happiness", "share": 0.9, "relabels": 50}
+    assert warning.message == "90% of this epoch's 50 relabels are to happiness"
     assert collapse.relabel_one_class([3] * 10, class_names=CLASS_NAMES) is None  # too few to say
+    assert collapse.relabel_one_class([3] * collapse.RELABEL_MIN_EVENTS, class_names=CLASS_NAMES) is not None
     assert collapse.relabel_one_class([3] * 20 + [0] * 20, class_names=CLASS_NAMES) is None
     # A healthy run's relabels may lean toward the majority class without flooding into it.
     assert collapse.relabel_one_class([3] * 25 + [0, 1, 2, 4, 5, 6] * 1, class_names=CLASS_NAMES) is None
@@ -77,6 +131,14 @@ def test_check_epoch_over_a_collapsing_sequence():
     assert baseline == []
 
 
+def test_check_epoch_judges_the_validation_split_unless_told():
+    def warning(**split):
+        return collapse.check_epoch(confusion=one_class_confusion(3), alpha=np.linspace(0.5, 1, 50), new_labels=[],
+                                    train_size=1000, class_names=CLASS_NAMES, epoch=6, epochs=6, **split)[0]
+    assert "of the validation predictions" in warning().message
+    assert "of the test predictions" in warning(split="test").message
+
+
 def test_one_class_predictions_early_in_a_run_are_a_slow_start_not_a_collapse():
     """Measured from synth-face: runs that end at 55-76% predict the majority class for most
     validation images in their first epochs; only a model still doing so past half-way is flagged."""
@@ -92,12 +154,7 @@ def test_every_kind_has_a_title_and_advice():
 
 
 def test_a_tiny_run_whose_alpha_collapses_is_warned_about(tmp_path):
-    """alpha starts at sigmoid(-12) ~ 0: the scaled logits are ~0, so the rule relabels almost every
-    sample the (random) model's argmax disagrees with, once margin_2 is 0."""
-    data = write_rafdb(tmp_path / "rafdb", train=32, test=14, size=32)
-    run_dir = tmp_path / "run"
-    config = tiny_config(data, epochs=1, relabel_epoch=1, margin_2=0.0, alpha_bias_init=-12.0, lr=1e-6)
-    assert train(config, run_dir=run_dir, progress=False) == "finished"
+    run_dir = train_collapsing_run(tmp_path / "rafdb", tmp_path / "run")
     warnings = RunReader(run_dir).warnings()
     kinds = set(warnings["kind"])
     assert {"alpha_collapsed", "relabel_surge"} <= kinds

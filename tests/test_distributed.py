@@ -18,9 +18,10 @@ import torch
 from scn import runs
 from scn.checkpoint import load_checkpoint
 from scn.distributed import Ranks
-from scn.losses import high_group_size, rank_regularization
+from scn.config import make_config
+from scn.losses import high_group_size
 from scn.store import RunReader
-from scn.train import train
+from scn.train import step_losses, train
 from tests.helpers import tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,19 +46,18 @@ def _gradient_worker(rank, world, port, queue):
 
 
 def _scn_loss_gradient(ranks: Ranks):
-    """The trainer's loss on a batch of 7 (shares 4 and 3 on two ranks), reduced as DDP does."""
+    """The trainer's loss (scn.train.step_losses) on a batch of 7 (shares 4 and 3 on two ranks),
+    reduced as DDP does, with a wide margin_1 so rank regularization contributes."""
     torch.manual_seed(0)
     model = torch.nn.Linear(5, 4)
     x, targets = torch.randn(7, 5), torch.randint(0, 3, (7,))
     rows = ranks.share(7)
     out = model(x[rows])
-    alpha = torch.sigmoid(out[:, 3])
-    scaled = alpha[:, None] * out[:, :3]
-    loss_wce = torch.nn.functional.cross_entropy(scaled, targets[rows])
-    if ranks.active:
-        loss_wce = loss_wce * (len(scaled) * ranks.world / 7)
-    loss = loss_wce + rank_regularization(ranks.gather(alpha, total=7), beta=0.7, margin=0.9)
-    loss.backward()
+    config = make_config(data="unused", margin_1=0.9, alpha_normalize=True)
+    loss_wce, loss_rr, _, _ = step_losses(torch.sigmoid(out[:, 3]), out[:, :3], targets[rows], config=config,
+                                          epoch=1, ranks=ranks, total=7)
+    assert loss_rr > 0
+    (loss_wce + loss_rr).backward()
     grads = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
     if ranks.active:
         torch.distributed.all_reduce(grads)

@@ -33,3 +33,10 @@ def test_state_dict_round_trip_survives_torch_save(tmp_path):
     assert restored.current.tolist() == [1, 1, 5, 3]
     assert restored.original.tolist() == [0, 1, 2, 3]
     assert restored.history == labels.history
+
+
+def test_labels_are_held_as_int64_whatever_they_come_as():
+    """Labels index class tables and compare with relabels' int64 labels: a dataset's int32 or uint8
+    labels are widened."""
+    labels = LabelState(torch.tensor([0, 1, 6], dtype=torch.uint8))
+    assert labels.original.dtype == labels.current.dtype == torch.long

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ def test_high_group_size_is_floor_of_beta_b_clamped():
     assert high_group_size(2, beta=0.7) == 1
     assert high_group_size(2, beta=0.1) == 1  # floor gives 0, clamped to 1
     assert high_group_size(3, beta=0.99) == 2  # floor gives 2 = B-1
+    assert high_group_size(10, beta=0.05) == 1  # floor gives 0, clamped to 1
 
 
 def test_rank_regularization_hand_worked():
@@ -44,18 +47,36 @@ def test_rank_regularization_has_gradient_toward_separating_groups():
     assert alpha.grad[1] < 0 and alpha.grad[0] < 0 and alpha.grad[2] > 0
 
 
+def test_rank_regularization_groups_are_the_importance_groups_ties_included():
+    """The loss pushes up exactly the samples importance_groups calls high (which relabeling spares),
+    even when every alpha ties: ties go by position in both."""
+    alpha = torch.full((100,), 0.5, requires_grad=True)
+    rank_regularization(alpha, beta=0.7, margin=0.15).backward()
+    assert torch.equal(alpha.grad < 0, importance_groups(alpha.detach(), beta=0.7))
+
+
 def test_importance_groups_marks_top_m_with_stable_ties():
     groups = importance_groups(torch.tensor([0.2, 0.9, 0.5, 0.5, 0.1]), beta=0.4)
     assert groups.tolist() == [False, True, True, False, False]
-    assert importance_groups(torch.tensor([0.3]), beta=0.7).tolist() == [True]
+    alone = importance_groups(torch.tensor([0.3]), beta=0.7)
+    assert alone.dtype == torch.bool and alone.tolist() == [True]
+    assert importance_groups(torch.tensor([0.3, 0.8]), beta=0.7).tolist() == [False, True]
 
 
-def test_weighted_cross_entropy_is_ce_on_scaled_logits():
-    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
-    alpha = torch.tensor([[0.5], [1.0]])
-    labels = torch.tensor([0, 1])
-    expected = torch.nn.functional.cross_entropy(alpha * logits, labels)
-    assert weighted_cross_entropy(alpha * logits, labels).item() == pytest.approx(expected.item())
+def test_importance_groups_stay_on_the_device_of_alpha():
+    """The meta device stands in for a GPU: the ranking is built there, not copied from the host."""
+    assert importance_groups(torch.rand(5, device="meta"), beta=0.7).device.type == "meta"
+
+
+def test_weighted_cross_entropy_is_the_batch_mean_of_ce_on_scaled_logits():
+    # alpha (0.5, 1) scales the logits to [[1, 0], [0, 1]]; against labels (1, 1) the rows' losses are
+    # -log(1 / (e + 1)) = log(1 + e) and -log(e / (e + 1)) = log(1 + 1/e).
+    scaled = torch.tensor([[0.5], [1.0]]) * torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    expected = (math.log(1 + math.e) + math.log(1 + 1 / math.e)) / 2
+    assert weighted_cross_entropy(scaled, torch.tensor([1, 1])).item() == pytest.approx(expected)
+    # Half-precision logits (autocast) are scored in float32.
+    loss = weighted_cross_entropy(scaled.bfloat16(), torch.tensor([1, 1]))
+    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_normalized_logit_weights_ignore_alpha_level_and_keep_its_ranking():

@@ -44,3 +44,13 @@ def test_rows_give_the_decision_for_every_row_without_data_dependent_shapes():
                                                eligible=torch.tensor([True, True, True, False]))
     assert change.tolist() == [True, False, False, False]
     assert new.tolist() == [0, 0, 2, 1] and p_max.shape == p_given.shape == (4,)
+
+
+def test_labels_and_eligibility_move_to_the_device_of_the_probabilities():
+    """The official code crashes when the labels live on another device than the model's output; the
+    meta device stands in for a GPU (its tensors have no data, only a device)."""
+    from scn.relabel import relabel_rows
+
+    change, new, p_max, p_given = relabel_rows(PROBS.to("meta"), LABELS, margin=0.2,
+                                               eligible=torch.ones(4, dtype=torch.bool))
+    assert {t.device.type for t in (change, new, p_max, p_given)} == {"meta"}

@@ -353,14 +353,6 @@ def test_alpha_warmup_trains_plain_cross_entropy_first(tiny_rafdb, tmp_path):
     assert reader.config()["alpha_warmup_epochs"] == 1
 
 
-def test_alpha_normalize_trains_and_is_recorded(tiny_rafdb, tmp_path):
-    run_dir = tmp_path / "normalized"
-    train(tiny_config(tiny_rafdb, epochs=1, relabel_epoch=1, alpha_normalize=True), run_dir=run_dir, progress=False)
-    reader = RunReader(run_dir)
-    assert reader.config()["alpha_normalize"] is True
-    assert np.isfinite(reader.epoch_metrics()["train_loss"]).all()
-
-
 def test_relabeling_waits_for_the_validation_accuracy_gate(tiny_rafdb, tmp_path):
     run_dir = tmp_path / "gated"
     train(tiny_config(tiny_rafdb, relabel_epoch=1, relabel_min_val_accuracy=1.0), run_dir=run_dir, progress=False)
