@@ -12,7 +12,7 @@ import streamlit as st
 from studio import ui
 from scn import analysis, charts, metrics, review, thumbnails
 from scn.export import sample_csv
-from scn.store import RunReadOnlyError
+from scn.store import AppWriter, RunReadOnlyError
 
 PAGE_ROWS = 50
 KINDS = {"all": "all", "scn": "SCN relabels", "review": "review changes"}
@@ -88,12 +88,12 @@ def save_reviews(write, *, done: str) -> None:
 
 
 def record_event_reviews(event_ids: list, decision: str) -> None:
-    save_reviews(lambda: reader.write_reviews(event_ids=event_ids, decision=decision),
+    save_reviews(lambda: AppWriter(reader.run_dir).write_reviews(event_ids=event_ids, decision=decision),
                  done=f"Marked {len(event_ids)} relabel(s) as {decision}ed.")
 
 
 def record_image_reviews(labels: dict, decision: str) -> None:
-    save_reviews(lambda: reader.write_image_reviews(labels=labels, decision=decision),
+    save_reviews(lambda: AppWriter(reader.run_dir).write_image_reviews(labels=labels, decision=decision),
                  done=f"Reviewed {len(labels)} image(s): {decision}.")
 
 

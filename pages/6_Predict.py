@@ -20,7 +20,7 @@ from scn.faces import DETECTORS, Box, DetectorUnavailableError, draw_boxes, zoom
 from scn.images import ImageLoadError, load_image
 from scn.predict import (PROBABILITIES, UNSURE_ALPHA, alpha_percentile, predict_image, trained_on,
                          training_alphas)
-from scn.store import RunDamagedError
+from scn.store import CONFIG_NAME, RunDamagedError
 
 PREVIEW_SIDE = 1200
 DETECTOR_NAMES = {"mtcnn": "MTCNN, aligned on 5 landmarks", "haar": "Haar cascades (older, no alignment)"}
@@ -180,7 +180,7 @@ if not available:
     st.stop()
 which = st.radio("Checkpoint", available, horizontal=True)
 if "best" not in available:
-    st.caption(f"No best checkpoint: {missing_best_reason(reader.run_dir)}. The last one is used.")
+    st.caption(f"No best checkpoint: {missing_best_reason(reader.run_dir / CONFIG_NAME)}. The last one is used.")
 checkpoint_file = reader.checkpoint_path(which).resolve()
 checkpoint = (str(checkpoint_file), checkpoint_file.stat().st_mtime_ns)
 try:

@@ -1,7 +1,7 @@
 """A run's training labels after the user's review, as a RAF-DB label file and as the changes a
 resumed run applies (`python -m scn train --resume --reviewed-labels`).
 
-Reviews live in the run (RunReader.write_reviews for single relabel events, write_image_reviews
+Reviews live in the run (scn.store.AppWriter.write_reviews for single relabel events, write_image_reviews
 for an image's final label); this turns them, with the relabel history, into the labels a user
 trains on next: relabels kept, reverted ones back at their original label, reviewed images at
 the label their review gave them, test labels as they were.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+
 BY_VALIDATION = "validation"
 BY_LAST_EPOCH = "last epoch"
 
@@ -29,13 +30,10 @@ def selected_epoch(epochs: pd.DataFrame) -> dict | None:
             "val_accuracy": None if by == BY_LAST_EPOCH else float(row["val_accuracy"]), "by": by}
 
 
-def missing_best_reason(run_dir) -> str:
-    """Why the run in `run_dir` has no `best` checkpoint, as a clause for a message."""
-    # Imported here: scn.store reads its summaries with selected_epoch above.
-    from scn.store import CONFIG_NAME
-
+def missing_best_reason(config_file) -> str:
+    """Why the run whose config.json is `config_file` has no `best` checkpoint, as a clause for a message."""
     try:
-        val_fraction = json.loads((Path(run_dir) / CONFIG_NAME).read_text()).get("val_fraction")
+        val_fraction = json.loads(Path(config_file).read_text()).get("val_fraction")
     except (OSError, ValueError):
         val_fraction = None
     if val_fraction == 0:

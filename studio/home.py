@@ -12,7 +12,7 @@ from scn.config import PRESETS, START_NAMES, option_argv, option_specs
 from scn.data import check_dataset
 from scn.lock import RunLockedError
 from scn.model import PretrainedWeightsError
-from scn.store import RunNotFoundError, RunReadOnlyError, list_runs, runs_root
+from scn.store import AppWriter, RunNotFoundError, RunReadOnlyError, list_runs, runs_root
 
 # What the method choice turns on or off (config.json option names).
 METHODS = {
@@ -179,7 +179,7 @@ def run_panel(reader) -> None:
 def save_annotations(reader) -> None:
     state = st.session_state
     try:
-        reader.annotate(note=state[f"note-{reader.name}"], tags=state[f"tags-{reader.name}"])
+        AppWriter(reader.run_dir).annotate(note=state[f"note-{reader.name}"], tags=state[f"tags-{reader.name}"])
     except (ValueError, RunReadOnlyError) as exc:
         ui.flash(f"Not saved: {exc}", kind="error")
     else:

@@ -119,10 +119,10 @@ def test_runs_prints_a_readable_table(finished_runs, capsys):
 
 
 def test_runs_shows_tags_and_filters_by_them(finished_runs, capsys):
-    from scn.store import RunReader
+    from scn.store import AppWriter
 
-    RunReader(finished_runs["scn_dir"]).annotate(tags=["noise30", "keep"])
-    RunReader(finished_runs["baseline_dir"]).annotate(tags=["noise30"])
+    AppWriter(finished_runs["scn_dir"]).annotate(tags=["noise30", "keep"])
+    AppWriter(finished_runs["baseline_dir"]).annotate(tags=["noise30"])
     assert main(["runs", "--root", str(finished_runs["root"]), "--tag", "noise30", "--tag", "keep"]) == 0
     header, only = capsys.readouterr().out.splitlines()
     assert "tags" in header.split() and only.startswith("20260101-120000-scn") and "noise30,keep" in only.split()
@@ -168,8 +168,8 @@ def test_a_read_only_runs_folder_can_be_read_and_refuses_writes_in_one_line(tiny
         f"         main(['predict', {str(grace_hopper_path)!r}, '--run', runs + '/done', '--whole-image']),\n"
         f"         main(['train', '--data', {str(tiny_rafdb)!r}, '--run-dir', runs + '/new', '--epochs', '1'])]\n"
         "print('codes:', codes)\n"
-        "from scn.store import RunReader, RunReadOnlyError\n"
-        "try:\n    RunReader(runs + '/done').annotate(note='seen')\n"
+        "from scn.store import AppWriter, RunReadOnlyError\n"
+        "try:\n    AppWriter(runs + '/done').annotate(note='seen')\n"
         "except RunReadOnlyError as exc:\n    print('refused:', exc)\n"
         "at = AppTest.from_file('app.py', default_timeout=60)\nat.run()\n"
         "print('exceptions:', [e.value for e in at.exception], 'tables:', len(at.dataframe))\n")

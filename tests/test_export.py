@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from scn.export import COLUMNS, sample_csv, sample_table
-from scn.store import RunReader
+from scn.store import AppWriter, RunReader
 
 
 def test_one_row_per_training_sample_with_labels_alpha_and_reviews(run_dir):
@@ -13,8 +13,8 @@ def test_one_row_per_training_sample_with_labels_alpha_and_reviews(run_dir):
     events = reader.relabels()
     latest = events.sort_values("id").groupby("idx").last()
     kept, reverted = int(latest.index[0]), int(latest.index[1])
-    reader.write_review(event_id=int(latest.at[kept, "id"]), decision="accept")
-    reader.write_review(event_id=int(latest.at[reverted, "id"]), decision="revert")
+    AppWriter(reader.run_dir).write_review(event_id=int(latest.at[kept, "id"]), decision="accept")
+    AppWriter(reader.run_dir).write_review(event_id=int(latest.at[reverted, "id"]), decision="revert")
     table = pd.read_csv(io.StringIO(sample_csv(reader)), keep_default_na=False)
     names, samples = reader.class_names(), reader.samples("train")
     assert table.columns.tolist() == COLUMNS and table["image"].tolist() == samples["name"].tolist()
@@ -26,7 +26,7 @@ def test_one_row_per_training_sample_with_labels_alpha_and_reviews(run_dir):
     assert (table["reviewed_label"] != "").sum() == 2
     untouched = [i for i in range(len(samples)) if i not in latest.index]
     # An image reviewed by its final label (no relabel event reviewed) is exported at that label.
-    reader.write_image_reviews(labels={untouched[0]: 3}, decision="set")
+    AppWriter(reader.run_dir).write_image_reviews(labels={untouched[0]: 3}, decision="set")
     again = pd.read_csv(io.StringIO(sample_csv(reader)), keep_default_na=False)
     assert again.at[untouched[0], "reviewed_label"] == names[3] and (again["reviewed_label"] != "").sum() == 3
     assert (table.loc[untouched, "final_label"] == table.loc[untouched, "original_label"]).all()

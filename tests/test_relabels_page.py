@@ -3,7 +3,7 @@ every event, reviews of relabels, of images and of a whole filter, review events
 SCN's, and the button that trains on with the reviewed labels."""
 from scn import runs
 from scn.labels import RelabelEvent
-from scn.store import RunReader, RunWriter
+from scn.store import AppWriter, RunReader, RunWriter
 from tests.test_app_pages import elements, lock_held, render, texts
 
 PAGE = "pages/3_Relabels.py"
@@ -156,7 +156,7 @@ def test_the_page_confirms_the_resume_while_its_trainer_runs(finished_runs, monk
     reader = RunReader(run_dir)
     events = reader.relabels(kind="scn")
     event = events[~events["idx"].duplicated(keep=False)].iloc[0]  # its image's only relabel
-    reader.write_review(event_id=int(event["id"]), decision="revert")
+    AppWriter(reader.run_dir).write_review(event_id=int(event["id"]), decision="revert")
     monkeypatch.setattr(runs, "resume_run", lambda run_dir, **options: os.getpid())
     at = render(PAGE)
     at.button(key="resume_reviewed").click().run()

@@ -10,7 +10,7 @@ from scn.checkpoint import load_checkpoint
 from scn.cli import main
 from scn.config import TrainConfig, make_config
 from scn.review import corrected_label_file
-from scn.store import RunReader
+from scn.store import AppWriter, RunReader
 from scn.train import train
 
 
@@ -19,10 +19,10 @@ def test_corrected_label_file_keeps_relabels_and_undoes_reverted_ones(finished_r
     events = reader.relabels()
     latest = events.groupby("idx").last()
     kept, reverted = latest.iloc[0], latest.iloc[1]
-    reader.write_review(event_id=int(reverted["id"]), decision="revert")
-    reader.write_review(event_id=int(kept["id"]), decision="accept")
+    AppWriter(reader.run_dir).write_review(event_id=int(reverted["id"]), decision="revert")
+    AppWriter(reader.run_dir).write_review(event_id=int(kept["id"]), decision="accept")
     untouched = next(i for i in range(len(reader.original_labels())) if i not in latest.index)
-    reader.write_image_reviews(labels={untouched: 6}, decision="set")
+    AppWriter(reader.run_dir).write_image_reviews(labels={untouched: 6}, decision="set")
     lines = corrected_label_file(reader).splitlines()
     samples, val, tests = reader.samples("train"), reader.samples("val"), reader.samples("test")
     assert len(val) > 0 and len(lines) == len(samples) + len(val) + len(tests)
@@ -63,13 +63,13 @@ def test_the_later_of_an_event_review_and_an_image_review_wins(last):
 def test_image_reviews_are_checked(finished_runs):
     reader = RunReader(finished_runs["scn_dir"])
     with pytest.raises(KeyError, match="no training image 9999"):
-        reader.write_image_reviews(labels={9999: 1}, decision="set")
+        AppWriter(reader.run_dir).write_image_reviews(labels={9999: 1}, decision="set")
     with pytest.raises(ValueError, match="label 7 is not a class"):
-        reader.write_image_reviews(labels={0: 7}, decision="set")
+        AppWriter(reader.run_dir).write_image_reviews(labels={0: 7}, decision="set")
     with pytest.raises(ValueError, match="decision must be one of"):
-        reader.write_image_reviews(labels={0: 1}, decision="maybe")
+        AppWriter(reader.run_dir).write_image_reviews(labels={0: 1}, decision="maybe")
     with pytest.raises(KeyError, match="no relabel event 99999"):
-        reader.write_reviews(event_ids=[99999], decision="revert")
+        AppWriter(reader.run_dir).write_reviews(event_ids=[99999], decision="revert")
     assert not len(reader.image_reviews()) and not len(reader.reviews())
 
 
@@ -86,9 +86,9 @@ def test_resume_with_reviewed_labels_records_review_events(run_dir, dataset_cach
     original = reader.original_labels()
     latest = reader.relabels().groupby("idx").last()
     reverted = latest.iloc[0]
-    reader.write_review(event_id=int(reverted["id"]), decision="revert")
+    AppWriter(reader.run_dir).write_review(event_id=int(reverted["id"]), decision="revert")
     untouched = next(i for i in range(len(original)) if i not in latest.index)
-    reader.write_image_reviews(labels={untouched: (original[untouched] + 1) % 7}, decision="set")
+    AppWriter(reader.run_dir).write_image_reviews(labels={untouched: (original[untouched] + 1) % 7}, decision="set")
     expected = {(int(reverted.name), int(reverted["new"]), int(original[reverted.name])),
                 (untouched, int(original[untouched]), int((original[untouched] + 1) % 7))}
     pending = review.pending_changes(reader)

@@ -7,7 +7,7 @@ import pytest
 
 from scn import lock
 from scn.labels import RelabelEvent
-from scn.store import RunNotFoundError, RunReader, RunWriter, list_runs
+from scn.store import AppWriter, RunNotFoundError, RunReader, RunWriter, list_runs
 
 
 def make_run(run_dir, *, epochs=3, n=10):
@@ -145,12 +145,12 @@ def test_discard_from_drops_a_partial_epoch(tmp_path):
 def test_reviews_are_stored_and_validated(tmp_path):
     make_run(tmp_path / "r")
     reader = RunReader(tmp_path / "r")
-    reader.write_review(event_id=2, decision="revert")
-    reader.write_review(event_id=2, decision="accept")
+    AppWriter(reader.run_dir).write_review(event_id=2, decision="revert")
+    AppWriter(reader.run_dir).write_review(event_id=2, decision="accept")
     reviews = reader.reviews()
     assert reviews[["event_id", "idx", "decision"]].values.tolist() == [[2, 2, "accept"]]
     with pytest.raises(KeyError, match="no relabel event 99"):
-        reader.write_review(event_id=99, decision="accept")
+        AppWriter(reader.run_dir).write_review(event_id=99, decision="accept")
 
 
 def test_groundtruth_is_kept_inside_the_run(tmp_path):
@@ -239,9 +239,9 @@ def test_notes_and_tags_are_kept_in_the_run_and_listed(run_dir):
     reader = RunReader(run_dir)  # written before the annotations table existed
     assert reader.annotations() == {"note": "", "tags": []}
     assert list_runs(run_dir.parent).loc[0, "tags"] == []
-    reader.annotate(note="  lr too high?\nrerun with 1e-4 ", tags="noise30, demo ,, noise30")
+    AppWriter(reader.run_dir).annotate(note="  lr too high?\nrerun with 1e-4 ", tags="noise30, demo ,, noise30")
     assert reader.annotations() == {"note": "lr too high?\nrerun with 1e-4", "tags": ["noise30", "demo"]}
-    reader.annotate(tags=["demo"])
+    AppWriter(reader.run_dir).annotate(tags=["demo"])
     assert reader.annotations() == {"note": "lr too high?\nrerun with 1e-4", "tags": ["demo"]}
     row = list_runs(run_dir.parent).iloc[0]
     assert row["tags"] == ["demo"] and row["note"].startswith("lr too high?")
@@ -252,11 +252,11 @@ def test_notes_and_tags_are_kept_in_the_run_and_listed(run_dir):
                                           ([3], "must be text")])
 def test_bad_tags_and_notes_are_refused_before_anything_is_written(run_dir, tags, message):
     reader = RunReader(run_dir)
-    reader.annotate(note="kept", tags=["kept"])
+    AppWriter(reader.run_dir).annotate(note="kept", tags=["kept"])
     with pytest.raises(ValueError, match=message):
-        reader.annotate(note="lost", tags=tags)
+        AppWriter(reader.run_dir).annotate(note="lost", tags=tags)
     with pytest.raises(ValueError, match="at most 20,000"):
-        reader.annotate(note="x" * 20_001)
+        AppWriter(reader.run_dir).annotate(note="x" * 20_001)
     assert reader.annotations() == {"note": "kept", "tags": ["kept"]}
 
 
@@ -269,7 +269,7 @@ def test_a_store_written_before_event_kinds_and_image_reviews_is_read_and_migrat
     assert reader.relabels()["kind"].tolist() == ["scn"] * 3 and len(reader.relabels(kind="scn")) == 3
     assert not len(reader.relabels(kind="review")) and not len(reader.image_reviews())
     assert reader.relabel_counts()["kind"].tolist() == ["scn"] * 3
-    reader.write_image_reviews(labels={4: 1}, decision="set")
+    AppWriter(reader.run_dir).write_image_reviews(labels={4: 1}, decision="set")
     assert reader.image_reviews()[["idx", "decision", "label"]].values.tolist() == [[4, "set", 1]]
     writer = RunWriter(tmp_path / "r")  # a resumed trainer opens it: the column is added
     writer.log_relabels([RelabelEvent(4, 0, 5, 0, 1, float("nan"), float("nan"), float("nan"), "",

@@ -6,7 +6,7 @@ from scn import analysis, lock
 from scn.checkpoint import load_checkpoint
 from scn.cli import main
 from scn.config import make_config
-from scn.store import RunReader
+from scn.store import AppWriter, RunReader
 from scn.train import train
 from tests.helpers import interrupt_after, tiny_config
 
@@ -506,9 +506,9 @@ def test_a_reviewed_label_is_never_relabeled_again(tiny_rafdb, tmp_path):
     assert len(relabeled) >= 3
     original = reader.original_labels()
     reverted, accepted = relabeled[:-1], relabeled[-1]
-    reader.write_image_reviews(labels={i: int(original[i]) for i in reverted}, decision="revert")
+    AppWriter(reader.run_dir).write_image_reviews(labels={i: int(original[i]) for i in reverted}, decision="revert")
     accepted_event = reader.relabels(kind="scn").query("idx == @accepted").iloc[-1]
-    reader.write_review(event_id=int(accepted_event["id"]), decision="accept")
+    AppWriter(reader.run_dir).write_review(event_id=int(accepted_event["id"]), decision="accept")
     train(config, run_dir=run_dir, resume=True, resume_changes={"epochs": 3, "reviewed_labels": True},
           progress=False)
     # And on a later resume that does not ask for the reviewed labels again.

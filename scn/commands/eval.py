@@ -40,7 +40,7 @@ def run(args) -> int:
     from scn.data import DatasetError
     from scn.device import resolve_precision
     from scn.selection import missing_best_reason
-    from scn.store import RunDamagedError, RunNotFoundError, RunReader
+    from scn.store import CONFIG_NAME, RunDamagedError, RunNotFoundError, RunReader
     from scn.train import evaluate, prepare_data
 
     try:
@@ -53,7 +53,7 @@ def run(args) -> int:
                       file=sys.stderr)
         which = ("last", "best") if args.checkpoint == "both" else (args.checkpoint,)
         if "best" in which and not reader.checkpoint_path("best").is_file():
-            reason = missing_best_reason(reader.run_dir)
+            reason = missing_best_reason(reader.run_dir / CONFIG_NAME)
             if args.checkpoint == "best":
                 print(f"error: run {reader.name} has no best checkpoint: {reason}; use --checkpoint last",
                       file=sys.stderr)

@@ -88,7 +88,7 @@ def run(args) -> int:
     from scn.images import ImageLoadError, load_image
     from scn.predict import alpha_percentile, load_model_cached, predict_image, trained_on, training_alphas
     from scn.selection import missing_best_reason
-    from scn.store import RunDamagedError, RunNotFoundError, checkpoint_path
+    from scn.store import CONFIG_NAME, RunDamagedError, RunNotFoundError, checkpoint_path
 
     run_dir = Path(args.run)
     which = args.checkpoint or "best"
@@ -97,7 +97,7 @@ def run(args) -> int:
         _error(f"no run folder at {run_dir}")
         return 2
     if which == "best" and not checkpoint.is_file():
-        reason = missing_best_reason(run_dir)
+        reason = missing_best_reason(run_dir / CONFIG_NAME)
         if args.checkpoint is None and checkpoint_path(run_dir, "last").is_file():
             print(f"note: run {run_dir.name} has no best checkpoint ({reason}); using its last checkpoint",
                   file=sys.stderr)
