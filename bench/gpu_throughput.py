@@ -18,7 +18,6 @@ rewritten after every measurement, so a run cut short keeps what it measured.
 """
 import argparse
 import json
-import logging
 import platform
 import tempfile
 import time
@@ -29,7 +28,7 @@ import torchvision
 from torchvision.transforms import v2
 
 from bench.results_io import write_results
-from bench.train_throughput import optimizer_step
+from bench.train_throughput import optimizer_step, quiet_log
 from scn.augment import NOISE_STD
 from scn.config import IMAGENET_MEAN, IMAGENET_STD, make_config
 from scn.data import load_dataset
@@ -123,13 +122,6 @@ def plain_loop(images, labels, batch: int, *, device, precision: str, steps: int
     return _timed(step, device=device, steps=steps, warmup=warmup, batch=batch)
 
 
-def _quiet_log():
-    log = logging.getLogger("bench.gpu_throughput")
-    log.addHandler(logging.NullHandler())
-    log.propagate = False
-    return log
-
-
 def trainer_epoch(data: Path, size: int, batch: int, *, method: str, device, tmp: Path) -> dict:
     """Our trainer's second epoch (the first warms kernels and cuDNN's choices), timed from outside."""
     config = make_config(data=str(data), image_size=size, batch_size=batch, method=method, epochs=1000,
@@ -137,7 +129,7 @@ def trainer_epoch(data: Path, size: int, batch: int, *, method: str, device, tmp
     run_dir = tmp / f"{method}-{size}-{batch}"
     writer = RunWriter(run_dir)
     writer.write_config(config.to_dict())
-    trainer = Trainer(config, run_dir=run_dir, writer=writer, log=_quiet_log(), stop=StopSignal(),
+    trainer = Trainer(config, run_dir=run_dir, writer=writer, log=quiet_log(), stop=StopSignal(),
                       checkpoint=None, progress=False)
     try:
         trainer.train_epoch(1)

@@ -127,13 +127,14 @@ def trainer_loop(data: Path, size: int, *, batch: int, method: str, tmp: Path):
     run_dir = tmp / f"{method}-{size}"
     writer = RunWriter(run_dir)
     writer.write_config(config.to_dict())
-    trainer = Trainer(config, run_dir=run_dir, writer=writer, log=_quiet_log(), stop=StopSignal(),
+    trainer = Trainer(config, run_dir=run_dir, writer=writer, log=quiet_log(), stop=StopSignal(),
                       checkpoint=None, progress=False)
     epochs = iter(range(1, 1000))
     return lambda: trainer.train_epoch(next(epochs))
 
 
-def _quiet_log():
+def quiet_log():
+    """A logger for a benchmark's trainer that prints nothing: the figures are the output."""
     import logging
 
     log = logging.getLogger("bench.quiet")
