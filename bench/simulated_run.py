@@ -52,6 +52,7 @@ def write_simulated_run(run_dir, *, data_dir, epochs: int = 4, relabel_epoch: in
     classes, n_train = len(class_names), len(names)
     config = TrainConfig(data=str(data_dir), dataset_description=f"built-in benchmark at {data_dir}",
                          method=method, epochs=epochs, relabel_epoch=relabel_epoch, image_size=112,
+                         relabel_scope="low",  # as the simulated relabels: from the low group
                          seed=seed, val_fraction=0.0, class_names=tuple(class_names))
     writer = RunWriter(run_dir)
     writer.write_config(config.to_dict())

@@ -44,7 +44,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SIZE = ("synth_train", "synth_test", "synth_noise", "image_size", "epochs", "relabel_epoch",
              "backbone_lr_scale", "relabel_scope")
 DEMO_DATA = {name: PRESETS["demo"][name] for name in DEMO_SIZE} | {
-    "threads": 1, "device": "cpu", "pretrained": BUILT_IN_START}
+    "preset": "demo", "threads": 1, "device": "cpu", "pretrained": BUILT_IN_START}
 DEMO_RUNS = {"scn": DEMO_DATA | {"method": "scn"}, "baseline": DEMO_DATA | {"method": "baseline"}}
 
 

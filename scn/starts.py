@@ -62,11 +62,14 @@ def load_start(model, start):
             raise PretrainedWeightsError(
                 f"the synth-face backbone is not built yet ({path}); build it once with "
                 "`scn pretrain` (under 11 minutes on 2 CPU cores)")
+        from scn.checkpoint import read_weights
+
         try:
-            loaded = _read(path)
-        except PretrainedWeightsError as exc:
-            raise PretrainedWeightsError(f"the synth-face backbone cannot be read: {exc}; delete it and build "
-                                         "it again with `scn pretrain`") from exc
+            loaded = read_weights(path)
+        except ValueError as exc:
+            raise PretrainedWeightsError(
+                f"the synth-face backbone {path} cannot be read ({str(exc.__cause__ or exc).splitlines()[0]}); "
+                "delete it and build it again with `scn pretrain`") from exc
         return load_backbone(model, loaded, source=f"synth-face backbone ({path.name})")
     if start == IMAGENET:
         weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1

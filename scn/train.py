@@ -469,7 +469,8 @@ class Trainer:
 
     def record_samples(self) -> None:
         writer = self.writer
-        writer.set_meta("warnings", self.warnings)
+        if not self.resumed:  # a resumed run has them recorded already
+            writer.log_warnings(0, self.warnings)
         for name, split in (("train", self.train_split), ("val", self.val_split), ("test", self.test_split)):
             if split is not None:
                 writer.add_samples(name, split.names, split.labels.tolist())

@@ -72,8 +72,9 @@ def test_the_demo_preset_is_the_one_click_demos_scn_and_switches_follow_presets(
     from scn.runs import DEMO_RUNS
 
     demo, one_click = parse(["--preset", "demo"]), make_config(**DEMO_RUNS["scn"])
-    assert {k for k, v in vars(demo).items() if vars(one_click)[k] != v} == {"threads", "device", "preset"}
-    assert demo.alpha_normalize and not parse([]).alpha_normalize
+    assert {k for k, v in vars(demo).items() if vars(one_click)[k] != v} == {"threads", "device"}
+    assert demo.relabel_scope == "low" and parse([]).relabel_scope == "all"
+    assert demo.backbone_lr_scale == 0.01 and parse([]).backbone_lr_scale == 1.0
     assert parse(["--preset", "demo", "--margin2", "0.3"]).margin_2 == 0.3
 
 

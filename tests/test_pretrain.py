@@ -3,7 +3,7 @@ import torch
 
 from scn import pretrain
 from scn.cli import main
-from scn.model import SCN, PretrainedWeightsError
+from scn.model import PretrainedWeightsError
 from scn.starts import build_model
 
 
@@ -87,12 +87,12 @@ def test_a_truncated_cached_backbone_is_named_and_rebuilt(cache, monkeypatch, ca
     torch.save(tiny_build(), path)
     path.write_bytes(path.read_bytes()[:2000])  # cut short, as a full disk or a killed build leaves it
     with pytest.raises(PretrainedWeightsError, match=f"the synth-face backbone {path} cannot be read"):
-        SCN(7, pretrained="synth-face")
+        build_model(7, start="synth-face")
     monkeypatch.setattr(pretrain, "build_backbone", lambda **kw: tiny_build())
     assert main(["pretrain", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "already built" not in out and "is damaged" in out and "building it again" in out
     assert pretrain.backbone_problem(path) is None
-    assert SCN(7, pretrained="synth-face").load_report.fraction == 1.0
+    assert build_model(7, start="synth-face").load_report.fraction == 1.0
     assert main(["pretrain", "--no-progress"]) == 0
     assert "already built" in capsys.readouterr().out
