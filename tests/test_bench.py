@@ -13,7 +13,6 @@ import pytest
 from bench import (ablation, batch_gather, gpu_step_split, gpu_throughput, linear_probe, noise_models,
                    noise_robustness, precision_accuracy, predict_latency, realism, relabel_quality, results_io,
                    speed_report, standing_start, store_queries, synth_calibration, synth_speed, train_throughput)
-from scn import runs
 from scn.classes import CLASS_NAMES
 from scn.synth.expressions import ACTION_UNITS
 from scn.store import RunReader
@@ -241,8 +240,7 @@ def test_standing_start_demo_part(tmp_path, tiny_face_backbone, capsys):
     run = next(r for r in report["runs"] if r["variant"] == "scn")
     config = RunReader(tmp_path / "runs" / run["name"]).config()
     assert config["pretrained"] == "synth-face" and config["synth_train"] == 40
-    # The demo's own SCN options, not the bench's copy of them.
-    assert all(config[k] == v for k, v in runs.DEMO_RUNS["scn"].items() if k not in runs.DEMO_DATA)
+    assert all(config[k] == v for k, v in standing_start.SYNTH_FACE_PAIR["scn"].items())
     assert isinstance(run["warnings"], dict) and "best-on-val" in capsys.readouterr().out
     assert run["start_weights"].startswith("pretrained weights: synth-face backbone")
     assert 0 <= run["last_auroc_wrong_now"] <= 1 and len(run["relabel_precision_by_epoch"]) == len(run["test_accuracy_by_epoch"])
@@ -277,7 +275,8 @@ def test_standing_start_scale_part_runs_both_noise_models_at_its_own_size():
 
 
 def test_linear_probe_compares_three_starts(tmp_path, tiny_face_backbone):
-    linear_probe.main(["--train", "40", "--test", "14", "--image-size", "32", "--expression-train", "40",
+    linear_probe.main(["--starts", "random", "synth-face", "expression", "--train", "40", "--test", "14",
+                       "--image-size", "32", "--expression-train", "40",
                        "--expression-epochs", "1", "--runs-dir", str(tmp_path / "runs"),
                        "--json", str(tmp_path / "probe.json")])
     report = json.loads((tmp_path / "probe.json").read_text())
