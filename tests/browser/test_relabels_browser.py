@@ -83,7 +83,7 @@ def test_pick_rows_revert_and_train_on_with_reviewed_labels(finished_runs, monke
         page.get_by_text(f"{len(expected)} training label(s) differ").wait_for()
 
         page.get_by_role("button", name="Resume with reviewed labels").click()
-        page.get_by_text("changed by review: trainer pid").wait_for()
+        page.get_by_text("changed by review: trainer pid").first.wait_for()
         wait_until_finished(reader, epochs=5)
         applied = reader.relabels(kind="review")
         assert sorted(zip(applied["idx"], applied["old"], applied["new"])) == sorted(
