@@ -182,8 +182,8 @@ def _layer_parameters(data: bytes) -> dict:
     return layers
 
 
-def load_dlib_weights(net: DlibFaceNet, path=None) -> int:
-    """Fill `net` with the weights of dlib's `.dat` file; returns the number of tensors set.
+def load_dlib_weights(net: DlibFaceNet, path=None) -> None:
+    """Fill `net` with the weights of dlib's `.dat` file.
 
     Raises DlibWeightsError when the file's layers do not match the network one to one."""
     path = Path(path) if path else weights_path()
@@ -198,7 +198,6 @@ def load_dlib_weights(net: DlibFaceNet, path=None) -> int:
             f"{path} is not dlib's face-recognition ResNet: {len(layers['con_4'])} convolutions, "
             f"{len(layers['affine_'])} affine layers and {len(layers['fc_2'])} fully connected layers, "
             f"expected {len(convs)}, {len(affines)} and 1")
-    state = {}
     with torch.no_grad():
         for conv, params in zip(convs, layers["con_4"]):
             weights = conv.weight.numel()
@@ -207,7 +206,6 @@ def load_dlib_weights(net: DlibFaceNet, path=None) -> int:
                                        f"expected {weights + conv.out_channels}")
             conv.weight.copy_(params[:weights].view_as(conv.weight))
             conv.bias.copy_(params[weights:])
-            state[conv] = 2
         for affine, params in zip(affines, layers["affine_"]):
             channels = affine.weight.numel()
             if params.numel() != 2 * channels:
@@ -215,11 +213,9 @@ def load_dlib_weights(net: DlibFaceNet, path=None) -> int:
                                        f"expected {2 * channels}")
             affine.weight.copy_(params[:channels])
             affine.bias.copy_(params[channels:])
-            state[affine] = 2
         params, outputs, inputs = layers["fc_2"][0]
         if (outputs, inputs) != (EMBEDDING, FEATURES):
             raise DlibWeightsError(f"{path}: the embedding maps {inputs} to {outputs}, "
                                    f"expected {FEATURES} to {EMBEDDING}")
         # dlib multiplies row vectors by an inputs x outputs matrix; torch's Linear stores outputs x inputs.
         net.embedding.weight.copy_(params[:inputs * outputs].view(inputs, outputs).t())
-    return sum(state.values()) + 1
