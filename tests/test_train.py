@@ -612,3 +612,16 @@ def test_a_database_the_full_disk_refuses_is_one_error_line(tiny_rafdb, tmp_path
     assert captured.err.splitlines() == [f"error: cannot write {run_dir / 'run.db'}: no space left on device"]
     assert "Traceback" not in captured.out
     assert RunReader(run_dir).status()["state"] == "failed"
+
+
+def test_the_backbone_trains_at_its_share_of_the_rate_and_the_heads_at_lr():
+    from scn.model import SCN
+    from scn.train import _parameter_groups
+
+    model = SCN(7)
+    one = _parameter_groups(model, make_config(lr=1e-3, pretrained="none"))
+    assert len(one) == 1 and len(one[0]["params"]) == len(list(model.parameters()))
+    backbone, heads = _parameter_groups(model, make_config(lr=1e-3, backbone_lr_scale=0.01, pretrained="none"))
+    assert backbone["lr"] == pytest.approx(1e-5) and "lr" not in heads
+    assert {id(p) for p in backbone["params"]} == {id(p) for p in model.features.parameters()}
+    assert len(backbone["params"]) + len(heads["params"]) == len(list(model.parameters()))
