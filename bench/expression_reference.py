@@ -165,13 +165,20 @@ def find_face(image: np.ndarray, *, fallback: bool = True, min_size: int = 50):
     that found it, or None. fer's own detector (the default frontal cascade, fer's settings) is tried
     first; with `fallback`, then the alternative frontal cascade and the profile cascade, for photos
     with the head turned."""
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     for name in CASCADES if fallback else CASCADES[:1]:
-        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
-        boxes = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
-        if len(boxes):
-            return tuple(int(v) for v in max(boxes, key=lambda b: b[2] * b[3])), name
+        boxes = face_boxes(image, cascade=name, min_size=min_size)
+        if boxes:
+            return max(boxes, key=lambda b: b[2] * b[3]), name
     return None
+
+
+def face_boxes(image: np.ndarray, *, cascade: str = CASCADES[0], min_size: int = 50) -> list:
+    """Every face box (x, y, w, h) the OpenCV Haar `cascade` finds in an RGB uint8 image, with fer's
+    detector settings (by default fer's own cascade)."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    detector = cv2.CascadeClassifier(cv2.data.haarcascades + cascade)
+    boxes = detector.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
+    return [tuple(int(v) for v in box) for box in boxes]
 
 
 def _build_layer(kind: str, options: dict, *, name: str) -> nn.Module:

