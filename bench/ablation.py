@@ -18,7 +18,6 @@ hinge never opens has not been tested). Finished runs in --runs-dir are reused o
         --runs-dir /tmp/ablation --json /tmp/ablation.json
 """
 import argparse
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 from bench.results_io import write_results
 from bench.noise_robustness import ensure_trained, optional_float, summarize
 from scn import runs
-from scn.config import BUILT_IN_START, PRESETS
+from scn.config import BUILT_IN_START, PRESETS, SYNTH_FACE
 from scn.metrics import run_scores
 from scn.store import RunReader
 from scn.synth.noise import NOISE_MODELS
@@ -70,7 +69,7 @@ def prepare(args) -> None:
 
     default_dataset(train=args.train, test=args.test, noise=args.noise, noise_model=args.noise_model,
                     progress=False)
-    if (args.pretrained or BUILT_IN_START) == BUILT_IN_START:
+    if (args.pretrained or BUILT_IN_START) == SYNTH_FACE:
         from scn.pretrain import ensure_backbone
 
         ensure_backbone()
@@ -141,18 +140,20 @@ def effects(results: list) -> list:
     return rows
 
 
-def markdown(effect_rows: list) -> str:
-    def cell(figure):
-        if figure["mean"] is None:
-            return "–"
-        sd = "" if figure["sd"] is None else f" ± {figure['sd'] * 100:.1f}"
-        return f"{figure['mean'] * 100:+.1f}{sd}"
+def effect_cell(figure: dict) -> str:
+    """A paired difference in points: mean ± sample SD (no SD with one seed)."""
+    if figure["mean"] is None:
+        return "–"
+    sd = "" if figure["sd"] is None else f" ± {figure['sd'] * 100:.1f}"
+    return f"{figure['mean'] * 100:+.1f}{sd}"
 
+
+def markdown(effect_rows: list) -> str:
     lines = ["| part | seeds | effect on test acc., last epoch (points) | effect, val-selected (points) |",
              "|---|---|---|---|"]
     for row in effect_rows:
-        lines.append(f"| {row['part']} | {len(row['seeds'])} | {cell(row['last_test_accuracy'])} "
-                     f"| {cell(row['best_val_test_accuracy'])} |")
+        lines.append(f"| {row['part']} | {len(row['seeds'])} | {effect_cell(row['last_test_accuracy'])} "
+                     f"| {effect_cell(row['best_val_test_accuracy'])} |")
     return "\n".join(lines) + "\n(± sample SD of the per-seed differences)"
 
 
@@ -164,11 +165,11 @@ def main(argv=None) -> None:
     parser.add_argument("--noise-model", choices=NOISE_MODELS, default="symmetric")
     parser.add_argument("--pretrained", help="the trainer's start (default: the built-in benchmark's, "
                                              "--pretrained none: random weights)")
-    parser.add_argument("--preset", choices=tuple(PRESETS), default="official")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--relabel-epoch", type=int, default=5)
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="demo")
+    parser.add_argument("--image-size", type=int, help="default: the preset's")
+    parser.add_argument("--epochs", type=int, help="default: the preset's")
+    parser.add_argument("--batch-size", type=int, help="default: the preset's")
+    parser.add_argument("--relabel-epoch", type=int, help="default: the preset's")
     parser.add_argument("--margin1", type=float, help="default: the preset's")
     parser.add_argument("--margin2", type=float, help="default: the preset's")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -10,8 +10,8 @@ the JSON rewritten after each, so a run cut short keeps what it measured:
   3. bench.gpu_throughput: the bfloat16 ceiling, a plain PyTorch loop and our trainer (SCN and the
      baseline) at 224 and 112 px, batch 64 and 256;
   4. bench.official_loop: the official SCN training loop on the same device, data, size and batch
-     (224 px, batch 64), SCN and baseline, with their default 4 DataLoader workers and with one per
-     core (the check compares with the faster); needs official-scn/ (`bench.official_loop prepare`);
+     (224 px, batch 64), SCN and baseline, with one DataLoader worker per core (their default is 4);
+     needs official-scn/ (`bench.official_loop prepare`);
   5. `torchrun --nproc-per-node 1 -m scn train` on a small benchmark: NCCL on CUDA (gloo on a CPU);
   6. bench.gpu_step_split: where a step's time goes, at the two cells the checks care most about.
 Then `check`: every throughput cell at ≥ 70% of the measured ceiling, our trainer ≥ 2.5× the
@@ -39,7 +39,7 @@ MIN_PART_S = 5
 
 SCALES = {
     "device": {"train": 12271, "test": 3068, "sizes": [224, 112], "batches": [64, 256], "steps": 30, "warmup": 5,
-               "plain_workers": 8, "side_by_side": [224, 64], "official_workers": [4, os.cpu_count() or 4],
+               "plain_workers": 8, "side_by_side": [224, 64], "official_workers": [os.cpu_count() or 4],
                "official_warmup": 10, "official_steps": 60,
                "ddp": {"train": 512, "test": 128, "image_size": 112, "batch": 64},
                "step_split": [[224, 256, "baseline"], [224, 64, "scn"]]},

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench import (ablation, batch_gather, gpu_step_split, gpu_throughput, linear_probe, noise_models,
-                   noise_robustness, precision_accuracy, predict_latency, realism, relabel_quality, results_io,
+                   noise_robustness, paper_grid, precision_accuracy, predict_latency, realism, relabel_quality, results_io,
                    speed_report, standing_start, store_queries, synth_calibration, synth_speed, train_throughput)
 from scn.classes import CLASS_NAMES
 from scn.synth.expressions import ACTION_UNITS
@@ -92,6 +92,39 @@ def test_ablation_reports_each_part_with_its_spread_over_seeds(tmp_path, cache, 
     assert rank_reg["last_test_accuracy"]["sd"] == pytest.approx(np.std(differences, ddof=1))
     assert "sample standard deviation" in report["spread"]
     assert "| rank regularization | 2 |" in capsys.readouterr().out
+
+
+def test_paper_grid_pairs_scn_with_the_baseline_and_correlates_alpha_with_ambiguity(tmp_path, cache, capsys):
+    paper_grid.main([*TOY, "--seeds", "0", "--pretrained", "none", "--relabel-epoch", "1",
+                     "--settings", "annotators:0.2", "--runs-dir", str(tmp_path / "runs"),
+                     "--json", str(tmp_path / "grid.json")])
+    report = json.loads((tmp_path / "grid.json").read_text())
+    by_arm = {r["arm"]: r for r in report["runs"]}
+    assert set(by_arm) == {"baseline", "wce_rr_relabel"} and report["failed"] == report["not_started"] == []
+    config = RunReader(tmp_path / "runs" / "annotators-noise0.2-wce_rr_relabel-seed0").config()
+    assert (config["margin_1"], config["relabel_scope"], config["synth_noise_model"]) == (0.15, "low", "annotators")
+    assert by_arm["baseline"]["alpha_spearman"] is None
+    assert set(by_arm["wce_rr_relabel"]["alpha_spearman"]) == {"ambiguity", "intensity", "blur", "occluded"}
+    effect = report["table"][0]["scn_minus_baseline"]["last_test_accuracy"]
+    assert effect["differences"] == pytest.approx(
+        [by_arm["wce_rr_relabel"]["last_test_accuracy"] - by_arm["baseline"]["last_test_accuracy"]])
+    assert "| annotators:0.2 | 1 |" in capsys.readouterr().out
+
+    paper_grid.main([*TOY, "--seeds", "1", "--pretrained", "none", "--settings", "annotators:0.2", "--deadline-s", "0",
+                     "--runs-dir", str(tmp_path / "runs"), "--json", str(tmp_path / "late.json")])
+    late = json.loads((tmp_path / "late.json").read_text())
+    assert late["runs"] == [] and len(late["not_started"]) == 2
+
+
+def test_spearman_of_ranks_with_ties_and_constants():
+    import pandas as pd
+
+    alpha = pd.Series([0.1, 0.4, 0.2, 0.9])
+    assert paper_grid._rho(alpha, np.array([1.0, 3.0, 2.0, 4.0])) == pytest.approx(1.0)
+    assert paper_grid._rho(alpha, np.array([4.0, 2.0, 3.0, 1.0])) == pytest.approx(-1.0)
+    # Ties share their mean rank: alpha's ranks (1, 3, 2, 4) against (1.5, 3.5, 1.5, 3.5).
+    assert paper_grid._rho(alpha, np.array([0.0, 1.0, 0.0, 1.0])) == pytest.approx(np.corrcoef([1, 3, 2, 4], [1.5, 3.5, 1.5, 3.5])[0, 1])
+    assert paper_grid._rho(alpha, np.zeros(4)) is None
 
 
 def test_calibration_and_precision_scripts(tmp_path, cache, capsys):
