@@ -117,10 +117,10 @@ def split_truth(reader, split: str, *, groundtruth: pd.DataFrame) -> pd.DataFram
 
 
 @torch.no_grad()
-def run_predictions(reader, *, which: str = "last") -> dict:
-    """The predicted class of every training and test image of a run by its `which` checkpoint:
-    {"train": array by training idx, "test": array by test idx}. Reads the run's dataset, so it
-    raises FileNotFoundError when that is not on this machine."""
+def run_predictions(reader, *, which: str = "last", device="cpu") -> dict:
+    """The predicted class of every training and test image of a run by its `which` checkpoint, on
+    `device`: {"train": array by training idx, "test": array by test idx}. Reads the run's dataset,
+    so it raises FileNotFoundError when that is not on this machine."""
     # The model stack (torchvision) takes about a second to import; only this function needs it,
     # so the Slices page of a run without checkpoints does not pay for it.
     from scn.checkpoint import load_model
@@ -130,7 +130,7 @@ def run_predictions(reader, *, which: str = "last") -> dict:
     root = reader.config().get("data") or dataset.get("path")
     if not root:
         raise FileNotFoundError(f"{reader.name} does not record where its images are")
-    model, meta = load_model(reader.checkpoint_path(which))
+    model, meta = load_model(reader.checkpoint_path(which), device=device)
     config = meta["model_config"]
     data = load_dataset(root, format=dataset.get("format", "rafdb"), image_size=config["image_size"],
                         noise_file=reader.config().get("noise_file"), seed=reader.config().get("seed", 0),
@@ -138,8 +138,8 @@ def run_predictions(reader, *, which: str = "last") -> dict:
     predicted = {}
     for split, images, names in (("train", data.train.images, data.train.names),
                                  ("test", data.test.images, data.test.names)):
-        classes = torch.cat([model(augment.normalize(images[s:s + EVAL_BATCH], mean=config["mean"],
-                                                     std=config["std"]))[1].argmax(1)
+        classes = torch.cat([model(augment.normalize(images[s:s + EVAL_BATCH].to(device), mean=config["mean"],
+                                                     std=config["std"]))[1].argmax(1).cpu()
                              for s in range(0, len(images), EVAL_BATCH)])
         # The run's training samples leave out its validation images: match them by name.
         by_name = dict(zip(names, classes.tolist()))
@@ -152,12 +152,13 @@ def predictions_path(reader, which: str) -> Path:
     return reader.run_dir / PREDICTIONS_FILE.format(which=which)
 
 
-def save_predictions(reader, *, which: str) -> Path:
-    """Run `which` checkpoint over the run's images (run_predictions) and keep the result in the
-    run folder, marked with the checkpoint file's version, so the Slices page need not wait for it.
-    The trainer calls this when a run on the built-in benchmark finishes."""
+def save_predictions(reader, *, which: str, device="cpu", predicted: dict | None = None) -> Path:
+    """Run `which` checkpoint over the run's images (run_predictions), unless its `predicted` are
+    given, and keep the result in the run folder, marked with the checkpoint file's version, so the
+    Slices page need not wait for it."""
     version = reader.checkpoint_path(which).stat().st_mtime_ns
-    predicted = run_predictions(reader, which=which)
+    if predicted is None:
+        predicted = run_predictions(reader, which=which, device=device)
     target = predictions_path(reader, which)
     scratch = target.with_suffix(".tmp.npz")
     np.savez(scratch, checkpoint_version=version, **predicted)

@@ -833,7 +833,7 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
         writer.set_status(outcome, finished=time.time() if outcome == "finished" else None)
         log.info("run %s", outcome)
         if outcome == "finished" and trainer.true_labels is not None:
-            _save_slice_predictions(run_dir, log=log)
+            _save_slice_predictions(run_dir, device=trainer.device, log=log)
         return outcome
     except BaseException as exc:
         error = _as_user_error(exc, run_dir=run_dir)
@@ -850,16 +850,21 @@ def train(config: TrainConfig, *, run_dir, resume: bool = False, resume_changes:
         distributed.shutdown()
 
 
-def _save_slice_predictions(run_dir: Path, *, log) -> None:
-    """The checkpoints' predictions the Slices page scores, made now rather than on its first visit.
-    A failure costs only that wait, so it is logged, not raised."""
+def _save_slice_predictions(run_dir: Path, *, device, log) -> None:
+    """The checkpoints' predictions the Slices page scores, made now, on the training device, rather
+    than on the page's first visit. When `best` is the last epoch's checkpoint its predictions are
+    `last`'s. A failure costs only that wait, so it is logged, not raised."""
     from scn import slices
 
     reader = RunReader(run_dir)
+    by_epoch = {}
     for which in reader.checkpoints():
         try:
-            slices.save_predictions(reader, which=which)
-        except (OSError, ValueError, KeyError) as exc:
+            epoch = load_checkpoint(reader.checkpoint_path(which))["epoch"]
+            if epoch not in by_epoch:
+                by_epoch[epoch] = slices.run_predictions(reader, which=which, device=device)
+            slices.save_predictions(reader, which=which, predicted=by_epoch[epoch])
+        except (OSError, ValueError, KeyError, CheckpointError) as exc:
             log.warning("could not keep the %s checkpoint's predictions for the Slices page: %s", which, exc)
 
 

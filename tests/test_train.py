@@ -1,3 +1,4 @@
+import logging
 import numpy as np
 import pytest
 import torch
@@ -625,3 +626,34 @@ def test_the_backbone_trains_at_its_share_of_the_rate_and_the_heads_at_lr():
     assert backbone["lr"] == pytest.approx(1e-5) and "lr" not in heads
     assert {id(p) for p in backbone["params"]} == {id(p) for p in model.features.parameters()}
     assert len(backbone["params"]) + len(heads["params"]) == len(list(model.parameters()))
+
+
+def test_a_finished_run_scores_a_checkpoint_epoch_once_for_the_slices_page(finished_runs, tmp_path, monkeypatch):
+    """best saved at the last epoch is the same model as last: its Slices predictions are computed once."""
+    import shutil
+
+    from scn import slices
+    from scn import train as train_module
+
+    run_dir = shutil.copytree(finished_runs["scn_dir"], tmp_path / "run")
+    calls = []
+
+    def predictions(reader, *, which, device):
+        calls.append(which)
+        n = len(calls)
+        return {"train": np.full(len(reader.samples("train")), n), "test": np.full(len(reader.samples("test")), n)}
+
+    monkeypatch.setattr(slices, "run_predictions", predictions)
+    epochs = {"best": 3, "last": 3}
+    monkeypatch.setattr(train_module, "load_checkpoint", lambda path: {"epoch": epochs[path.stem]})
+    train_module._save_slice_predictions(run_dir, device="cpu", log=logging.getLogger("test"))
+    reader = RunReader(run_dir)
+    assert len(calls) == 1
+    assert np.array_equal(slices.saved_predictions(reader, which="best")["test"],
+                          slices.saved_predictions(reader, which="last")["test"])
+
+    epochs["best"] = 2
+    train_module._save_slice_predictions(run_dir, device="cpu", log=logging.getLogger("test"))
+    assert len(calls) == 3
+    assert not np.array_equal(slices.saved_predictions(reader, which="best")["test"],
+                              slices.saved_predictions(reader, which="last")["test"])
