@@ -61,10 +61,9 @@ def overview(class_names: list, truth: pd.DataFrame | None) -> None:
             events=reader.relabels(kind="scn"), epochs=epochs)
         ui.plotly(charts.relabel_quality_figure(quality))
         ui.noise_model_caption(truth)
-        st.dataframe(quality, hide_index=True, width="stretch", column_config={
-            "precision": st.column_config.NumberColumn(format="percent"),
-            "recall": st.column_config.NumberColumn(format="percent"),
-            "damage": st.column_config.NumberColumn(format="percent"),
+        # An epoch without relabels has no precision: a blank cell, not a raw "None".
+        shares = {name: ui.blank_missing(quality[name], "{:.1%}") for name in ("precision", "recall", "damage")}
+        st.dataframe(quality.assign(**shares), hide_index=True, width="stretch", column_config={
             "noisy_fixed": "noisy labels fixed", "noisy_total": "noisy labels",
             "clean_broken": "clean labels broken", "wrong_labels": "labels wrong after the epoch"})
 
@@ -106,14 +105,18 @@ def cancel_all_shown() -> None:
 
 
 # Opened from session state, as the home page's delete dialog, so it survives its own buttons' reruns.
+# A button in a dialog reruns only the dialog: without a rerun of the page it would stay open.
 @st.dialog("Review every event shown?", on_dismiss=cancel_all_shown)
 def confirm_all_shown(decision: str, event_ids: list) -> None:
     st.markdown(f"This marks **{len(event_ids)}** relabel(s) as {decision}ed: every event the filters "
                 "match, on every page of the table, not only the rows on screen.")
     yes, no = st.columns(2)
-    yes.button(f"{decision.capitalize()} {len(event_ids)}", type="primary", key="all_shown_confirmed",
-               on_click=record_event_reviews, args=(event_ids, decision))
-    no.button("Cancel", key="all_shown_cancelled", on_click=cancel_all_shown)
+    if yes.button(f"{decision.capitalize()} {len(event_ids)}", type="primary", key="all_shown_confirmed"):
+        record_event_reviews(event_ids, decision)
+        st.rerun()
+    if no.button("Cancel", key="all_shown_cancelled"):
+        cancel_all_shown()
+        st.rerun()
 
 
 def event_table(shown: pd.DataFrame, class_names: list, truth, names: pd.Series) -> pd.DataFrame:

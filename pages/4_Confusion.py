@@ -28,8 +28,10 @@ def matrix_view(reader, epoch: int, *, title: str, key: str, selectable: bool = 
     metrics = analysis.per_class_metrics(matrix, class_names=class_names)
     accuracy = matrix.trace() / max(1, matrix.sum())
     st.caption(f"Accuracy {accuracy:.1%} · macro F1 {analysis.macro_f1(matrix):.3f}")
-    st.dataframe(metrics, hide_index=True, width="stretch", column_config={
-        name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "f1")})
+    # A class never predicted has no precision: a blank cell, not a raw "None".
+    st.dataframe(metrics.assign(**{name: ui.blank_missing(metrics[name], "{:.3f}")
+                                   for name in ("precision", "recall", "f1")}),
+                 hide_index=True, width="stretch")
 
 
 def live() -> None:

@@ -90,28 +90,29 @@ def normalise_rows(matrix) -> np.ndarray:
 
 
 def per_class_metrics(matrix, *, class_names) -> pd.DataFrame:
-    """Precision, recall, F1 and support per class from a confusion matrix (rows = true class)."""
+    """Precision, recall, F1 and support per class from a confusion matrix (rows = true class).
+    F1 is 2·TP / (2·TP + FP + FN): 0, not undefined, for a class that occurs and is never hit,
+    and undefined (NaN) only for a class that neither occurs nor is predicted."""
     matrix = np.asarray(matrix, dtype=np.float64)
     tp = np.diag(matrix)
     predicted, support = matrix.sum(axis=0), matrix.sum(axis=1)
     precision = np.divide(tp, predicted, out=np.full_like(tp, np.nan), where=predicted > 0)
     recall = np.divide(tp, support, out=np.full_like(tp, np.nan), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.full_like(tp, np.nan),
-                   where=np.nan_to_num(denom) > 0)
+    occurring = predicted + support  # 2·TP + FP + FN
+    f1 = np.divide(2 * tp, occurring, out=np.full_like(tp, np.nan), where=occurring > 0)
     return pd.DataFrame({"class": list(class_names)[: len(tp)], "precision": precision,
                          "recall": recall, "f1": f1, "support": support.astype(int)})
 
 
 def macro_f1(matrix) -> float:
-    """Mean F1 over the classes that occur (as truth or as prediction), an undefined F1 counting as 0,
-    as scikit-learn's f1_score(average="macro", zero_division=0). Skipping undefined classes would
+    """Mean F1 over the classes that occur (as truth or as prediction), a class never hit counting
+    as 0, as scikit-learn's f1_score(average="macro", zero_division=0). Skipping such classes would
     praise a model that predicts one class: 0.56 instead of 0.08 on a 7-class matrix."""
     matrix = np.asarray(matrix, dtype=np.float64)
     occurring = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
     if not occurring.any():
         return float("nan")
-    f1 = per_class_metrics(matrix, class_names=range(len(matrix)))["f1"].fillna(0.0).to_numpy()
+    f1 = per_class_metrics(matrix, class_names=range(len(matrix)))["f1"].to_numpy()
     return float(f1[occurring].mean())
 
 

@@ -243,7 +243,9 @@ def run_controls(reader: RunReader, *, key: str) -> None:
         if status["alive"] and runs.stop_requested(run_dir):
             columns[0].markdown(":orange[stopping…]", help="Stop was pressed: the trainer finishes its "
                                 "step and writes checkpoints/last.pt")
-        elif status["alive"]:
+        elif status["alive"] and status["state"] != "finished":
+            # A finished run's trainer lives on a little to keep the Slices page's predictions;
+            # there is no training left to stop.
             columns[0].button("Stop", key=f"stop_{key}", on_click=_stop, args=(run_dir,),
                               help="Graceful: the trainer finishes its step and writes checkpoints/last.pt")
         elif status["state"] in ("stopped", "interrupted", "failed") and reader.checkpoint_path("last").exists():

@@ -67,6 +67,15 @@ def test_per_class_metrics_and_normalise():
     assert analysis.normalise_rows(np.array([[1, 3], [0, 0]])).tolist() == [[0.25, 0.75], [0, 0]]
 
 
+def test_f1_of_a_class_that_occurs_but_is_never_hit_is_zero():
+    # Class 1 occurs (3 images) and is predicted once, never rightly: precision and recall are 0,
+    # so F1 = 2·TP / (2·TP + FP + FN) = 0, a number a table can show; class 2 never occurs at all.
+    matrix = np.array([[5, 1, 0], [3, 0, 0], [0, 0, 0]])
+    metrics = analysis.per_class_metrics(matrix, class_names="abc")
+    assert metrics["f1"][:2].tolist() == pytest.approx([10 / 14, 0.0])
+    assert np.isnan(metrics["f1"][2])
+
+
 def test_macro_f1_counts_undefined_classes_as_zero():
     one_class = np.zeros((7, 7))
     one_class[:, 3] = [10, 2, 5, 40, 12, 6, 25]  # every test image predicted as class 3

@@ -228,6 +228,14 @@ def test_stop_is_offered_once_then_shows_stopping(empty_root, trained_runs, monk
         assert not [b for b in at.button if b.key == "stop_home"]
 
 
+def test_no_stop_for_a_finished_run_whose_trainer_still_keeps_its_predictions(finished_runs):
+    with lock_held(finished_runs["scn_dir"]):
+        for page, key in (("app.py", "stop_home"), ("pages/1_Training.py", "stop_training")):
+            at = render(page)
+            assert "finished" in texts(at.markdown)
+            assert not [b for b in at.button if b.key == key]
+
+
 def test_damaged_runs_are_listed_and_explained(finished_runs):
     os.truncate(finished_runs["baseline_dir"] / "run.db", 0)
     at = render()
@@ -353,11 +361,14 @@ def test_confusion_page_epoch_change_and_side_by_side(finished_runs):
     assert elements(at)["plotly_chart"] == 4
     per_class = at.dataframe[0].value
     assert per_class["class"].tolist()[:2] == ["surprise", "fear"]
+    # F1 of a class never hit is 0 and a missing precision blank: no cell st.dataframe draws as None.
+    assert per_class.notna().all().all()
     assert "Both at epoch 4" in texts(at.caption)
     matrix = RunReader(finished_runs["scn_dir"]).confusion(4)
     assert f"macro F1 {analysis.macro_f1(matrix):.3f}" in texts(at.caption)
     at.select_slider(key="confusion_epoch").set_value(1).run()
     assert "Epoch 1 is the first recorded epoch" in texts(at.info)
+    assert at.dataframe[0].value.notna().all().all()
 
 
 def test_confusion_page_opens_a_cell(finished_runs):

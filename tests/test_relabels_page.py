@@ -28,6 +28,8 @@ def test_relabels_page_scores_filters_and_reviews_selected_rows(finished_runs):
     assert [m.value for m in at.metric] == [str(len(events)), "0"]
     quality, table = at.dataframe[0].value, events_table(at).value
     assert quality["epoch"].tolist() == [1, 2, 3, 4]
+    # Epoch 1, before relabelling starts, has no precision: blank, as st.dataframe draws None raw.
+    assert quality["precision"].iloc[0] == "" and quality.notna().all().all()
     assert table["id"].tolist() == events["id"].tolist() and table["kind"].eq("scn").all()
     # The decision first: a narrow window cuts off the details, not the verdict.
     assert list(table.columns)[:8] == ["id", "image", "name", "epoch", "old", "new", "verdict", "review"]

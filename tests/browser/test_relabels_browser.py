@@ -95,3 +95,26 @@ def test_pick_rows_revert_and_train_on_with_reviewed_labels(finished_runs, monke
         expect(metrics.nth(0)).to_have_text(str(len(reader.relabels(kind="scn"))))
         choose_until(page, "Kind", "review changes",
                      shows=f"{len(expected)} of {len(reader.relabels())} events match")
+
+
+def test_the_all_shown_confirmation_closes_on_cancel_and_on_confirm(finished_runs):
+    from playwright.sync_api import expect
+
+    run_dir = finished_runs["scn_dir"]
+    reader = RunReader(run_dir)
+    shown = len(reader.relabels())
+    with serve_app(finished_runs["root"]) as url, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(f"{url}/Relabels?run={run_dir.name}")
+        page.get_by_text("click rows to select them").wait_for()
+        dialog = page.get_by_role("dialog")
+        page.get_by_role("button", name=f"Revert all {shown} shown…").click()
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(dialog).to_have_count(0, timeout=30_000)
+        assert reader.reviews().empty
+        page.get_by_role("button", name=f"Accept all {shown} shown…").click()
+        dialog.get_by_role("button", name=f"Accept {shown}", exact=True).click()
+        page.get_by_text(f"Marked {shown} relabel(s) as accepted").wait_for()
+        expect(dialog).to_have_count(0, timeout=30_000)
+        assert reader.reviews()["decision"].eq("accept").sum() == shown
