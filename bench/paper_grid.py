@@ -16,11 +16,15 @@ face's ambiguity (scn.synth.noise.ambiguity), expression intensity, blur and occ
 
 Runs go seed by seed, so a grid cut short (--deadline-s: no run starts after it) has whole seeds;
 the JSON is rewritten after every run, and finished runs in --runs-dir are reused on a rerun.
+--merge takes earlier results files of this bench (other seeds, trained on another machine): their
+runs go into the table as they are, each with the device it trained on, and are not trained again.
 
     python -m bench.paper_grid --workers 8 --threads 2      # on a GPU machine with 16 cores
     python -m bench.paper_grid --train 40 --test 14 --image-size 112 --epochs 1 --relabel-epoch 1 \\
         --seeds 0 --settings symmetric:0.3 --runs-dir /tmp/grid --json /tmp/grid.json   # a toy run
+    python -m bench.paper_grid --seeds 1 2 --merge bench/results/paper_grid.json   # seed 0 from a GPU machine
 """
+import json
 import argparse
 import subprocess
 import threading
@@ -46,6 +50,15 @@ GRID_ARMS = ("baseline", "wce_rr_relabel")
 PRESET = "demo"
 # What the paper sets differently from the demo preset, apart from the batch.
 PAPER_METHOD = {"margin_1": PRESETS["paper"]["margin_1"], "relabel_scope": PRESETS["paper"]["relabel_scope"]}
+
+
+def merged_runs(paths) -> list:
+    """The runs of earlier results files, each marked with the device its file was trained on."""
+    runs = []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        runs += [{"device": data["device"]} | run for run in data["runs"]]
+    return runs
 
 
 def parse_setting(text: str) -> tuple:
@@ -142,15 +155,20 @@ def main(argv=None) -> None:
     parser.add_argument("--deadline-s", type=float, help="start no run after this many seconds")
     parser.add_argument("--runs-dir", default="bench/out/paper_grid")
     parser.add_argument("--json", default="bench/results/paper_grid.json")
+    parser.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                        help="earlier results files of this bench whose runs are kept, not trained again")
     args = parser.parse_args(argv)
     started = time.time()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    for setting in args.settings:
+    results, skipped, failed, lock = merged_runs(args.merge), [], [], threading.Lock()
+    done = {(r["setting"], r["arm"], r["seed"]) for r in results}
+    pending = [job for job in jobs(args.settings, args.seeds) if job not in done]
+    for setting in dict.fromkeys(setting for setting, _, _ in pending):
         ablation.prepare(arm_args(setting, args))
-    results, skipped, failed, lock = [], [], [], threading.Lock()
 
     def save():
-        report = {"settings": vars(args), "device": device, "preset": PRESET, "paper_method": PAPER_METHOD,
+        report = {"settings": vars(args), "device": device, "devices": sorted({r["device"] for r in results}),
+                  "preset": PRESET, "paper_method": PAPER_METHOD,
                   "wall_seconds": time.time() - started, "spread": ablation.SPREAD, "runs": results,
                   "not_started": skipped, "failed": failed, "table": setting_table(results)}
         write_results(args.json, report, module="bench.paper_grid", argv=argv)
@@ -162,7 +180,7 @@ def main(argv=None) -> None:
                 skipped.append({"setting": setting, "arm": arm, "seed": seed})
             return
         try:
-            result = {"setting": setting} | ablation.run_arm(arm, seed, arm_args(setting, args))
+            result = {"setting": setting, "device": device} | ablation.run_arm(arm, seed, arm_args(setting, args))
         except subprocess.CalledProcessError as error:
             with lock:
                 failed.append({"setting": setting, "arm": arm, "seed": seed, "exit": error.returncode})
@@ -174,7 +192,7 @@ def main(argv=None) -> None:
             save()
 
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        list(pool.map(run, jobs(args.settings, args.seeds)))
+        list(pool.map(run, pending))
     save()
     print(markdown(setting_table(results)))
 

@@ -243,26 +243,42 @@ def paper_grid() -> str:
                   if setting.startswith(model + ":")]
         return " to ".join(dict.fromkeys(signed(v, 2) for v in (min(values), max(values))))
 
-    rows, ahead_last, ahead_selected = [], [], []
+    effects = {row["setting"]: {e["part"]: e for e in row["effects"]} for row in data["table"]}
+
+    def paired(effect, key):
+        """A part's effect in points, paired by seed: mean ± sample SD."""
+        figure = effect[key]
+        return signed(100 * figure["mean"]) + ("" if figure["sd"] is None else f" ± {100 * figure['sd']:.1f}")
+
+    def seeds_on(device):
+        listed = sorted({run["seed"] for run in data["runs"] if run.get("device", data["device"]) == device})
+        return f"seed{'s' if len(listed) > 1 else ''} {' and '.join(map(str, listed))} on " + \
+            ("the CPU" if device == "cpu" else f"one {device}")
+
+    rows, ahead_last, ahead_selected, every_seed = [], [], [], []
     for setting, arms in by_setting.items():
         base, scn = arms["baseline"], arms["wce_rr_relabel"]
-        last = 100 * (mean_of(scn, "last_test_accuracy") - mean_of(base, "last_test_accuracy"))
-        selected = 100 * (mean_of(scn, "best_val_test_accuracy") - mean_of(base, "best_val_test_accuracy"))
+        whole = effects[setting]["SCN as a whole"]
+        last, selected = whole["last_test_accuracy"]["mean"], whole["best_val_test_accuracy"]["mean"]
         ahead_last.append(last >= 0)
         ahead_selected.append(selected >= 0)
+        every_seed.append(min(whole["last_test_accuracy"]["differences"]) >= 0)
         shares = [statistics.mean(v for v in r["rr_active_share_by_epoch"] if v is not None) for r in scn]
         auroc = mean_of(scn, "alpha_auroc_wrong_now_last")
         rows.append([noise_label(setting), pct(mean_of(base, "last_test_accuracy")),
-                     pct(mean_of(scn, "last_test_accuracy")), signed(last),
+                     pct(mean_of(scn, "last_test_accuracy")), paired(whole, "last_test_accuracy"),
                      pct(mean_of(base, "best_val_test_accuracy")), pct(mean_of(scn, "best_val_test_accuracy")),
-                     signed(selected), "–" if auroc is None else f"{auroc:.2f}",
+                     paired(whole, "best_val_test_accuracy"), "–" if auroc is None else f"{auroc:.2f}",
                      pct(mean_of(scn, "relabel_precision")), pct(statistics.mean(shares)),
                      rho(scn, "ambiguity"), rho(scn, "intensity")])
     ablation_setting = next(setting for setting, arms in by_setting.items() if len(arms) > 2)
     arm_names = {"baseline": "baseline", "wce": "attention-weighted CE", "wce_rr": "+ rank regularisation",
                  "wce_rr_relabel": "+ relabelling (SCN)"}
+    part_added = {e["with"]: e for e in effects[ablation_setting].values() if e["part"] != "SCN as a whole"}
     arm_rows = [[arm_names[arm], pct(mean_of(runs, "last_test_accuracy")),
                  pct(mean_of(runs, "best_val_test_accuracy")),
+                 *([paired(part_added[arm], key) for key in ("last_test_accuracy", "best_val_test_accuracy")]
+                   if arm in part_added else ["–", "–"]),
                  "–" if arm == "baseline" else f"{mean_of(runs, 'alpha_auroc_wrong_now_last'):.2f}",
                  rho(runs, "ambiguity")]
                 for arm, runs in sorted(by_setting[ablation_setting].items(), key=lambda item: list(arm_names).index(item[0]))]
@@ -281,9 +297,9 @@ faces a panel of simulated annotators misreads), from dlib-face, at the demo's s
 training images, a tenth held out for validation, {count(settings['test'])} clean test images, 150 px, 6 epochs,
 relabelling from epoch 3, the backbone at 0.01 × the rate) with the paper's method settings: margin_1
 {preset['margin_1']:g} and relabelling the {preset['relabel_scope']}-importance group. The paper's batch of 1,024
-would leave three steps an epoch at this scale, so the batch is 64. Trained on one {data['device']} in
-bfloat16, {len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}); with one seed a
-difference of a point or two is within what another seed moves.
+would leave three steps an epoch at this scale, so the batch is 64. {len(seeds)} seed{'s' if len(seeds) > 1 else ''}:
+{', '.join(seeds_on(device) for device in data.get('devices', [data['device']]))}, in bfloat16. SCN − baseline is
+paired by seed{'' if len(seeds) > 1 else '; with one seed a difference of a point or two is within what another seed moves'}{'; ' + SD_NOTE if len(seeds) > 1 else ''}.
 
 {table(["noise", "baseline, last", "SCN, last", "SCN − baseline", "baseline, val-selected", "SCN, val-selected",
         "SCN − baseline", "alpha AUROC, wrong labels (last epoch)", "relabel precision",
@@ -294,8 +310,9 @@ chance that the benchmark's reference annotator misreads it) and with its expres
 premise is a negative ρ with ambiguity and a positive one with intensity. ρ with ambiguity is
 {rho_span("symmetric")} under symmetric noise and {rho_span("annotators")} under the annotators model.
 
-SCN is at or above the baseline in {sum(ahead_last)} of {len(rows)} settings at the last epoch and in
-{sum(ahead_selected)} of {len(rows)} at the validation-selected epoch. Alpha's AUROC against the wrong labels
+On the mean over seeds SCN is at or above the baseline in {sum(ahead_last)} of {len(rows)} settings at the last
+epoch (in {sum(every_seed)} of them with every seed) and in {sum(ahead_selected)} of {len(rows)} at the
+validation-selected epoch. Alpha's AUROC against the wrong labels
 is {span(aurocs)} at the last epoch (0.5 is chance). Alpha is computed from the image alone: under
 symmetric noise the flipped labels fall on faces at random, so an attention head over nearly frozen
 features has nothing in a face to tell them by (at 20% and 30% its AUROC peaks at
@@ -304,10 +321,11 @@ that are hard to read, which alpha can learn (peak {peaks['annotators']:.2f}). A
 rank-regularisation hinge is open on {pct(min(shares))}–{pct(max(shares))} of steps (mean over epochs); at
 {noise_label(ablation_setting)} alpha's AUROC is {partial['wce']:.2f} without it and {partial['wce_rr']:.2f} with it.
 
-Each part added in turn at {noise_label(ablation_setting)} (same seed, data and start):
+Each part added in turn at {noise_label(ablation_setting)} (same seeds, data and start); a part's effect is
+the arm minus the arm above it, paired by seed:
 
-{table(["arms", "test acc., last", "test acc., val-selected", "alpha AUROC, wrong labels", "ρ(alpha, ambiguity)"],
-       arm_rows)}
+{table(["arms", "test acc., last", "test acc., val-selected", "effect of the part, last (points)",
+        "effect, val-selected (points)", "alpha AUROC, wrong labels", "ρ(alpha, ambiguity)"], arm_rows)}
 """
     return section("SCN and the baseline under each kind of noise, with the paper's method settings",
                    start=DLIB_FACE, command=recorded(data, ""), body=body)

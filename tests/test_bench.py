@@ -115,6 +115,14 @@ def test_paper_grid_pairs_scn_with_the_baseline_and_correlates_alpha_with_ambigu
     late = json.loads((tmp_path / "late.json").read_text())
     assert late["runs"] == [] and len(late["not_started"]) == 2
 
+    paper_grid.main([*TOY, "--seeds", "0", "--pretrained", "none", "--settings", "annotators:0.2",
+                     "--merge", str(tmp_path / "grid.json"), "--runs-dir", str(tmp_path / "elsewhere"),
+                     "--json", str(tmp_path / "merged.json")])
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert not (tmp_path / "elsewhere").exists()  # the merged seed is not trained again
+    assert merged["runs"] == [{"device": "cpu"} | run for run in report["runs"]] and merged["devices"] == ["cpu"]
+    assert merged["table"] == report["table"]
+
 
 def test_spearman_of_ranks_with_ties_and_constants():
     import pandas as pd
