@@ -8,7 +8,7 @@ import torch
 from studio import ui
 from scn import comparison, runs, starts
 from scn.classes import CLASS_NAMES
-from scn.config import PRESETS, START_NAMES, option_argv, option_specs
+from scn.config import PRESETS, START_NAMES, make_config, option_argv, option_specs
 from scn.data import check_dataset
 from scn.lock import RunLockedError
 from scn.model import PretrainedWeightsError
@@ -42,7 +42,8 @@ def preset_value(name: str) -> str:
 
 def start(*, label: str, options: dict) -> None:
     try:
-        option_argv(options)  # an out-of-range value is refused before a run folder exists
+        option_argv(options)  # an out-of-range value is refused before a run folder exists,
+        make_config(**options)  # and so is a combination the trainer refuses (dlib-face under 112 px)
     except ValueError as exc:
         ui.flash(f"Not started: {exc}", kind="error")
         return
@@ -118,18 +119,21 @@ def pretrained_problem(text: str, *, load: bool = False) -> str | None:
 # The run's reported accuracy: the test split scores the checkpoint the validation split chose,
 # never a maximum over test epochs (that would choose the model on the test set).
 SELECTED_COLUMN = "test acc. (val-selected)"
+PERCENT = "%.1f%%"
 SELECTED_HELP = ("Test accuracy of the epoch with the highest validation accuracy (the best "
                  "checkpoint); the last epoch's for a run without a validation split (--val-fraction 0)")
 
 
 def runs_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Numbers first and the long descriptions last, so accuracy is on screen on a laptop."""
+    """Numbers first and the long descriptions last, so accuracy is on screen on a laptop.
+    Accuracies are in percent, shown at one decimal: Streamlit's "percent" format gives a progress
+    column one decimal and a number column two."""
     return pd.DataFrame({
         "run": table["name"],
         "status": table["status"],
         "epoch": [f"{e} of {t}" if t else str(e) for e, t in zip(table["epoch"], table["total_epochs"])],
-        SELECTED_COLUMN: table["selected_test_accuracy"].astype(float),
-        "last test acc.": table["last_test_accuracy"].astype(float),
+        SELECTED_COLUMN: 100 * table["selected_test_accuracy"].astype(float),
+        "last test acc.": 100 * table["last_test_accuracy"].astype(float),
         "method": table["method"].fillna(""),
         "tags": table["tags"],
         "note": [note.splitlines()[0] if note else "" for note in table["note"]],
@@ -162,8 +166,8 @@ def runs_overview() -> None:
                                              placeholder="all runs (choose tags to narrow)"))
     st.dataframe(runs_table(table), hide_index=True, width="stretch",
                  column_config={SELECTED_COLUMN: st.column_config.ProgressColumn(
-                     format="percent", min_value=0.0, max_value=1.0, help=SELECTED_HELP),
-                     "last test acc.": st.column_config.NumberColumn(format="percent"),
+                     format=PERCENT, min_value=0.0, max_value=100.0, help=SELECTED_HELP),
+                     "last test acc.": st.column_config.NumberColumn(format=PERCENT),
                      "tags": st.column_config.ListColumn(),
                      "note": st.column_config.TextColumn(width="medium"),
                      "dataset": st.column_config.TextColumn(width="medium")})

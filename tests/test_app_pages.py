@@ -80,7 +80,8 @@ def test_home_lists_runs_with_status_and_progress(finished_runs):
     assert columns.index("last test acc.") < columns.index("method") < columns.index("dataset")
     epochs = RunReader(finished_runs["scn_dir"]).epoch_metrics()
     chosen = epochs.loc[epochs["val_accuracy"].idxmax(), "test_accuracy"]
-    assert table["test acc. (val-selected)"].iloc[0] == pytest.approx(chosen)
+    assert table["test acc. (val-selected)"].iloc[0] == pytest.approx(100 * chosen)
+    assert table["last test acc."].iloc[0] == pytest.approx(100 * epochs["test_accuracy"].iloc[-1])
     assert "best test acc." not in columns
     assert not table.isin(["None"]).any().any()
     assert "finished" in texts(at.markdown)
@@ -134,6 +135,14 @@ def test_home_form_refuses_a_weights_file_it_cannot_load(empty_root, tmp_path):
     at.text_input(key="pretrained").input(str(weights)).run()
     at.button(key="start_run").click().run()
     assert f"Not started: {weights} is not a readable PyTorch weights file" in texts(at.error)
+    assert list(empty_root.iterdir()) == []
+
+
+def test_home_form_refuses_an_image_size_the_start_cannot_take(empty_root):
+    at = render()
+    at.number_input(key="image_size").set_value(64).run()
+    at.button(key="start_run").click().run()
+    assert "Not started: the dlib-face start needs --image-size 112 or more" in texts(at.error)
     assert list(empty_root.iterdir()) == []
 
 
