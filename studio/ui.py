@@ -260,6 +260,9 @@ def status_panel(reader: RunReader) -> dict:
     state = status["state"]
     if state == "finished" and status["finished"]:
         detail = f"finished {started_label(status['finished'])}"
+    elif not status["alive"] and state not in STARTING:
+        # The recorded pid may belong to another process by now.
+        detail = f"trainer not running · last heartbeat {age(status['heartbeat_age'])}"
     else:
         pid = f"pid {status['pid']}" if status["pid"] else "no pid"
         # A starting trainer beats only once it trains: before that the heartbeat is when it began.

@@ -482,6 +482,7 @@ def test_interrupted_and_failed_runs_explain_themselves(empty_root):
     at = render("pages/1_Training.py")
     assert "died" in texts(at.warning)
     assert "Killed" in texts(at.code)
+    assert "trainer not running" in texts(at.markdown) and "pid 999999" not in texts(at.markdown)
     writer = RunWriter(empty_root / "crashed")
     writer.write_config({"epochs": 3})
     writer.set_status("failed", started=2.0, message="Traceback ...\nValueError: bad image")
